@@ -1,0 +1,3 @@
+from odoo_dr.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `odoo-dr` command line: thin commands over the engine."""

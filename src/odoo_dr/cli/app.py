@@ -1,0 +1,83 @@
+"""The `odoo-dr` application: commands, logging, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from odoo_dr import __version__
+from odoo_dr.cli import backup, demo, drill, repository, restore
+from odoo_dr.cli.output import errors
+from odoo_dr.errors import ExitCode, OdooDrError
+
+app = typer.Typer(
+    name="odoo-dr",
+    help="Back up, restore and drill Odoo databases with their filestore.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("init")(repository.init)
+app.command("backup")(backup.backup)
+app.command("snapshots")(repository.snapshots)
+app.command("restore")(restore.restore)
+app.command("drill")(drill.drill)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"odoo-dr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def configure(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every step and object.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Back up, restore and drill Odoo databases with their filestore."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("odoo-dr: %(levelname)s %(message)s"))
+    root = logging.getLogger("odoo_dr")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main() -> None:
+    """Run the command line and exit with the documented exit code."""
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        sys.exit(ExitCode.REJECTED)
+    except click.exceptions.Abort:
+        errors.print("odoo-dr: aborted")
+        sys.exit(130)
+    except OdooDrError as exc:
+        logging.getLogger("odoo_dr").debug("error details", exc_info=True)
+        errors.print(f"odoo-dr: error: {exc.message}")
+        if exc.hint:
+            errors.print(f"odoo-dr: hint: {exc.hint}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        errors.print("odoo-dr: interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -1,0 +1,74 @@
+"""`odoo-dr backup`: take a snapshot of one Odoo database and its filestore."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from odoo_dr.cli import options as opt
+from odoo_dr.cli.output import console, errors, print_json, size
+from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.errors import ExitCode
+
+
+def backup(
+    database: Annotated[
+        str, typer.Argument(help="Name of the Odoo database (the tenant).")
+    ],
+    filestore_root: opt.FilestoreRootOption = None,
+    odoo_config: opt.OdooConfigOption = None,
+    repo: opt.RepoOption = None,
+    dsn: opt.DsnOption = None,
+    jobs: opt.JobsOption = opt.default_jobs(),
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Fail when referenced files are missing or damaged."
+        ),
+    ] = False,
+    read_all: Annotated[
+        bool,
+        typer.Option(
+            "--read-all",
+            help="Read and check every file, also those unchanged since the last "
+            "snapshot.",
+        ),
+    ] = False,
+    temp_dir: opt.TempDirOption = None,
+    as_json: opt.JsonOption = False,
+) -> None:
+    """Back up DATABASE and its filestore; print the new snapshot id."""
+    config = opt.load_odoo_config(odoo_config)
+    repository = opt.open_repository(repo)
+    manifest = run_backup(
+        repository,
+        opt.pg_settings(dsn, config),
+        BackupOptions(
+            tenant=database,
+            filestore_root=opt.filestore_root(filestore_root, config),
+            jobs=jobs,
+            strict=strict,
+            read_all=read_all,
+            temp_dir=temp_dir,
+        ),
+    )
+
+    if as_json:
+        print_json(manifest.model_dump(mode="json", exclude={"dump"}))
+    else:
+        stats = manifest.stats
+        files = manifest.filestore
+        errors.print(
+            f"snapshot {manifest.id} of {manifest.tenant!r}: "
+            f"dump {size(stats.dump_bytes)}, {files.referenced_files:,} files "
+            f"({size(files.referenced_bytes)}) + {files.extra_files:,} unreferenced, "
+            f"{files.attachments_in_database:,} attachments in the database; "
+            f"added {size(stats.new_bytes)} in {stats.new_objects:,} objects "
+            f"in {stats.seconds:.1f}s"
+        )
+        for warning in manifest.warnings:
+            errors.print(f"warning: {warning}")
+        console.out(manifest.id)
+    if manifest.warnings:
+        raise typer.Exit(ExitCode.WARNINGS)

@@ -1,0 +1,101 @@
+"""Options shared by several commands, and how they resolve to settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from odoo_dr.odoo.config import OdooConfig, default_data_dir, read_odoo_config
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.store import Repository, resolve_location
+
+FILESTORE_VARIABLE = "ODOO_DR_FILESTORE_ROOT"
+
+RepoOption = Annotated[
+    str | None,
+    typer.Option(
+        "--repo",
+        help="Repository path. Default: $ODOO_DR_REPO, else ./odoo-dr-repo.",
+        show_default=False,
+    ),
+]
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        help="libpq connection string or URI of the server (no database name needed). "
+        "Default: libpq's PG* variables.",
+        show_default=False,
+    ),
+]
+OdooConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--odoo-config",
+        help="Odoo configuration file to read db_host, db_port, db_user, db_password "
+        "and data_dir from.",
+        show_default=False,
+    ),
+]
+FilestoreRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--filestore-root",
+        help="Folder that holds one filestore folder per database (Odoo's "
+        "<data_dir>/filestore).",
+        show_default=False,
+    ),
+]
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        max=64,
+        help="Parallel pg_dump/pg_restore jobs and file workers.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+TempDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--temp-dir",
+        help="Folder for the uncompressed database dump while it is being moved.",
+        show_default=False,
+    ),
+]
+
+
+def default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def open_repository(repo: str | None) -> Repository:
+    return Repository.open(resolve_location(repo))
+
+
+def load_odoo_config(path: Path | None) -> OdooConfig | None:
+    return read_odoo_config(path) if path is not None else None
+
+
+def pg_settings(dsn: str | None, odoo_config: OdooConfig | None) -> PgSettings:
+    return PgSettings.from_options(dsn=dsn, odoo_config=odoo_config)
+
+
+def filestore_root(explicit: Path | None, odoo_config: OdooConfig | None) -> Path:
+    """Return the filestore root: the option, else odoo.conf, else the environment.
+
+    The last fallbacks are $ODOO_DR_FILESTORE_ROOT and Odoo's default location.
+    """
+    if explicit is not None:
+        return explicit.expanduser().absolute()
+    if odoo_config is not None:
+        return odoo_config.filestore_root
+    from_environment = os.environ.get(FILESTORE_VARIABLE)
+    if from_environment:
+        return Path(from_environment).expanduser().absolute()
+    return default_data_dir() / "filestore"

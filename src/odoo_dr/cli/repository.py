@@ -1,0 +1,75 @@
+"""`odoo-dr init` and `odoo-dr snapshots`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from odoo_dr.cli import options as opt
+from odoo_dr.cli.output import age, console, local_time, print_json, size
+from odoo_dr.repository.store import Repository, resolve_location
+
+
+def init(repo: opt.RepoOption = None) -> None:
+    """Create an empty repository."""
+    repository = Repository.init(resolve_location(repo))
+    console.out(f"created repository {repository.location} (id {repository.config.id})")
+
+
+def snapshots(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only snapshots of this database.")
+    ] = None,
+    repo: opt.RepoOption = None,
+    as_json: opt.JsonOption = False,
+) -> None:
+    """List snapshots with their time, sizes, file counts and what each added."""
+    repository = opt.open_repository(repo)
+    manifests = repository.list_snapshots(tenant)
+    if as_json:
+        print_json(
+            [
+                manifest.model_dump(
+                    mode="json", exclude={"dump": True, "odoo": {"modules"}}
+                )
+                for manifest in manifests
+            ]
+        )
+        return
+    if not manifests:
+        console.out(f"no snapshots in {repository.location}")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        "id",
+        "tenant",
+        "taken",
+        "age",
+        "dump",
+        "files",
+        "file bytes",
+        "new",
+        "problems",
+    ):
+        justify = (
+            "right"
+            if column in {"dump", "files", "file bytes", "new", "problems"}
+            else "left"
+        )
+        table.add_column(column, justify=justify)
+    for manifest in manifests:
+        files = manifest.filestore
+        table.add_row(
+            manifest.id,
+            manifest.tenant,
+            local_time(manifest.snapshot_time),
+            age(manifest.snapshot_time),
+            size(manifest.stats.dump_bytes),
+            f"{files.referenced_files + files.extra_files:,}",
+            size(files.referenced_bytes + files.extra_bytes),
+            size(manifest.stats.new_bytes),
+            str(len(files.problems)),
+        )
+    console.print(table)

@@ -1,0 +1,145 @@
+"""`odoo-dr restore`: restore a snapshot as a copy or a move."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+import typer
+
+from odoo_dr.cli import options as opt
+from odoo_dr.cli.output import console, duration, print_json, size
+from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
+from odoo_dr.errors import RejectedError
+
+
+def fingerprint(secret: str | None) -> str:
+    """Return a short fingerprint that tells two secrets apart without showing them."""
+    if not secret:
+        return "(none)"
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:12]
+
+
+def restore(
+    snapshot: Annotated[
+        str, typer.Argument(help="Snapshot id, or a unique prefix of it.")
+    ],
+    target: Annotated[
+        str, typer.Option("--target", help="Name of the database to create.")
+    ],
+    copy: Annotated[
+        bool,
+        typer.Option(
+            "--copy", help="A copy: new database.uuid, secret and creation date."
+        ),
+    ] = False,
+    move: Annotated[
+        bool,
+        typer.Option("--move", help="A move (failover): keep the original identity."),
+    ] = False,
+    filestore_root: opt.FilestoreRootOption = None,
+    odoo_config: opt.OdooConfigOption = None,
+    neutralize: Annotated[
+        bool,
+        typer.Option(
+            "--neutralize",
+            help="Deactivate mail servers, scheduled actions, payments and carriers.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace an existing target database and folder."),
+    ] = False,
+    repo: opt.RepoOption = None,
+    dsn: opt.DsnOption = None,
+    jobs: opt.JobsOption = opt.default_jobs(),
+    temp_dir: opt.TempDirOption = None,
+    as_json: opt.JsonOption = False,
+) -> None:
+    """Restore SNAPSHOT into a new database and filestore folder."""
+    if copy == move:
+        raise RejectedError(
+            "choose --copy or --move" + (", not both" if copy else ""),
+            hint="--copy gives the restored database a new identity (a second "
+            "instance); --move keeps it (failover, the original is gone)",
+        )
+    if filestore_root is None and odoo_config is None:
+        raise RejectedError(
+            "--filestore-root or --odoo-config is required",
+            hint="give the folder that holds the Odoo filestores of the target server",
+        )
+    config = opt.load_odoo_config(odoo_config)
+    repository = opt.open_repository(repo)
+    manifest = repository.find_snapshot(snapshot)
+    result = run_restore(
+        repository,
+        opt.pg_settings(dsn, config),
+        manifest,
+        RestoreOptions(
+            target=target,
+            filestore_root=opt.filestore_root(filestore_root, config),
+            mode="copy" if copy else "move",
+            neutralize=neutralize,
+            force=force,
+            jobs=jobs,
+            temp_dir=temp_dir,
+        ),
+    )
+    if as_json:
+        print_json(result_json(result))
+    else:
+        print_result(result)
+
+
+def _identity_rows(result: RestoreResult) -> list[tuple[str, str, str]]:
+    before, after = result.identity.before, result.identity.after
+    rows = []
+    for key in ("database.uuid", "database.secret", "database.create_date"):
+        old, new = before.get(key), after.get(key)
+        if key == "database.secret":
+            old, new = fingerprint(old), fingerprint(new)
+        rows.append((key, old or "(none)", new or "(none)"))
+    return rows
+
+
+def result_json(result: RestoreResult) -> dict:
+    return {
+        "snapshot": result.snapshot_id,
+        "tenant": result.tenant,
+        "target": result.target,
+        "filestore": str(result.filestore),
+        "mode": result.mode,
+        "identity": {
+            key: {"before": old, "after": new}
+            for key, old, new in _identity_rows(result)
+        },
+        "neutralized": result.neutralized,
+        "tolerated_errors": result.tolerated_errors,
+        "files": result.files,
+        "file_bytes": result.file_bytes,
+        "replaced_existing": result.replaced_existing,
+        "steps": result.steps,
+    }
+
+
+def print_result(result: RestoreResult) -> None:
+    console.out(
+        f"restored snapshot {result.snapshot_id} of {result.tenant!r} "
+        f"as {result.target!r} "
+        f"({result.mode}) with {result.files:,} files ({size(result.file_bytes)}) "
+        f"in {result.filestore}"
+    )
+    verb = "new" if result.mode == "copy" else "kept"
+    for key, old, new in _identity_rows(result):
+        if result.mode == "copy":
+            console.out(f"  {key}: {old} -> {new} ({verb})")
+        else:
+            console.out(f"  {key}: {new} ({verb})")
+    for line in result.neutralized:
+        console.out(f"  neutralized: {line}")
+    for line in result.tolerated_errors:
+        console.out(f"  tolerated: {line}")
+    steps = ", ".join(
+        f"{name} {duration(seconds)}" for name, seconds in result.steps.items()
+    )
+    console.out(f"  steps: {steps}")

@@ -1,0 +1,1 @@
+"""A sample Odoo-shaped logistics database for the demo, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Backup, restore and drill: moving data between servers and the repository."""

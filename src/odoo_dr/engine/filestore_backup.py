@@ -1,0 +1,190 @@
+"""Store a tenant's filestore files, checked against what the snapshot references."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odoo_dr.errors import BackupFailed
+from odoo_dr.odoo import filestore
+from odoo_dr.odoo.inspect import AttachmentRef
+from odoo_dr.repository.manifest import FileProblem, FilestoreEntry
+from odoo_dr.repository.store import Repository, WriteStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FilestoreResult:
+    entries: list[FilestoreEntry] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
+    stats: WriteStats = field(default_factory=WriteStats)
+    files_read: int = 0
+    files_reused: int = 0
+    bytes_read: int = 0
+    checklist_markers: int = 0
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    path: str
+    attachments: tuple[AttachmentRef, ...]
+
+    @property
+    def referenced(self) -> bool:
+        return bool(self.attachments)
+
+
+def _group_references(
+    refs: Iterable[AttachmentRef],
+) -> tuple[dict[str, list[AttachmentRef]], list[FileProblem]]:
+    grouped: dict[str, list[AttachmentRef]] = defaultdict(list)
+    invalid: list[FileProblem] = []
+    for ref in refs:
+        path = filestore.normalize_store_fname(ref.store_fname)
+        if path is None:
+            invalid.append(
+                FileProblem(
+                    store_fname=ref.store_fname,
+                    reason="invalid path",
+                    checksum=ref.checksum,
+                    file_size=ref.file_size,
+                    attachments=[ref.describe()],
+                )
+            )
+            continue
+        grouped[path].append(ref)
+    return grouped, invalid
+
+
+class FilestoreBackup:
+    """Copies one tenant's files into the repository, in parallel threads.
+
+    A file whose size and modification time equal those recorded by the tenant's
+    previous snapshot is not read again: Odoo never rewrites a filestore file in
+    place, and `read_all` turns this shortcut off.
+    """
+
+    def __init__(
+        self,
+        repository: Repository,
+        folder: Path,
+        previous: dict[str, FilestoreEntry],
+        jobs: int,
+        read_all: bool,
+    ) -> None:
+        self.repository = repository
+        self.folder = folder
+        self.previous = previous
+        self.jobs = jobs
+        self.read_all = read_all
+
+    def run(self, refs: list[AttachmentRef]) -> FilestoreResult:
+        result = FilestoreResult()
+        grouped, invalid = _group_references(refs)
+        result.problems.extend(invalid)
+
+        wanted = [
+            _Wanted(path, tuple(group)) for path, group in sorted(grouped.items())
+        ]
+        for path, _stat in filestore.walk(self.folder):
+            if path not in grouped:
+                wanted.append(_Wanted(path, ()))
+        result.checklist_markers = filestore.count_checklist_markers(self.folder)
+
+        with ThreadPoolExecutor(
+            max_workers=self.jobs, thread_name_prefix="files"
+        ) as pool:
+            for outcome in pool.map(self._store_one, wanted):
+                entry, problem, reused, stats = outcome
+                if entry is not None:
+                    result.entries.append(entry)
+                    if reused:
+                        result.files_reused += 1
+                    else:
+                        result.files_read += 1
+                        result.bytes_read += entry.size
+                if problem is not None:
+                    result.problems.append(problem)
+                result.stats.add(stats)
+        result.entries.sort(key=lambda entry: entry.path)
+        return result
+
+    def _store_one(
+        self, wanted: _Wanted
+    ) -> tuple[FilestoreEntry | None, FileProblem | None, bool, WriteStats]:
+        full_path = self.folder / wanted.path
+        first = wanted.attachments[0] if wanted.attachments else None
+        try:
+            entry, reused, stats = self._reuse_or_store(wanted, full_path)
+        except FileNotFoundError:
+            if first is None:
+                # An unreferenced file that vanished, e.g. removed by Odoo's garbage
+                # collector after the walk: nothing was lost.
+                return None, None, False, WriteStats()
+            problem = FileProblem(
+                store_fname=first.store_fname,
+                reason="missing",
+                checksum=first.checksum,
+                file_size=first.file_size,
+                attachments=[ref.describe() for ref in wanted.attachments],
+            )
+            return None, problem, False, WriteStats()
+        except PermissionError as exc:
+            raise BackupFailed(
+                f"cannot read filestore file {full_path}: {exc.strerror}",
+                hint="run odoo-dr as a user that can read the Odoo filestore",
+            ) from None
+        problem = self._check(entry, wanted) if first is not None else None
+        return entry, problem, reused, stats
+
+    def _reuse_or_store(
+        self, wanted: _Wanted, full_path: Path
+    ) -> tuple[FilestoreEntry, bool, WriteStats]:
+        stat = os.stat(full_path)
+        previous = self.previous.get(wanted.path)
+        if (
+            not self.read_all
+            and previous is not None
+            and previous.size == stat.st_size
+            and previous.mtime_ns == stat.st_mtime_ns
+            and all(self.repository.has_object(oid) for oid in previous.chunks)
+        ):
+            entry = previous.model_copy(update={"referenced": wanted.referenced})
+            return entry, True, WriteStats()
+        blob, sha1, stats = self.repository.store_file(full_path)
+        entry = FilestoreEntry(
+            path=wanted.path,
+            sha1=sha1,
+            size=blob.size,
+            chunks=blob.chunks,
+            referenced=wanted.referenced,
+            mtime_ns=stat.st_mtime_ns,
+        )
+        log.debug("stored file %s bytes=%d", wanted.path, blob.size)
+        return entry, False, stats
+
+    @staticmethod
+    def _check(entry: FilestoreEntry, wanted: _Wanted) -> FileProblem | None:
+        first = wanted.attachments[0]
+        reason = None
+        if first.checksum and first.checksum != entry.sha1:
+            reason = "checksum mismatch"
+        elif first.file_size is not None and first.file_size != entry.size:
+            reason = "size mismatch"
+        if reason is None:
+            return None
+        return FileProblem(
+            store_fname=first.store_fname,
+            reason=reason,
+            checksum=first.checksum,
+            file_size=first.file_size,
+            found_sha1=entry.sha1,
+            found_size=entry.size,
+            attachments=[ref.describe() for ref in wanted.attachments],
+        )

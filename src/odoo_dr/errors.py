@@ -1,0 +1,71 @@
+"""Exception tree and process exit codes.
+
+Every error that odoo-dr raises on purpose derives from `OdooDrError` and carries
+the exit code the command line returns for it. The table in the README lists the
+same codes, and a test asserts each one.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    WARNINGS = 1
+    REJECTED = 2
+    BACKUP_FAILED = 3
+    RESTORE_FAILED = 4
+    VERIFICATION_FAILED = 5
+
+
+class OdooDrError(Exception):
+    """Root of odoo-dr's errors. The optional `hint` names the user's next step."""
+
+    exit_code: ExitCode = ExitCode.REJECTED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class RejectedError(OdooDrError):
+    """Bad input or a failed pre-check, raised before anything was changed."""
+
+    exit_code = ExitCode.REJECTED
+
+
+class BackupFailed(OdooDrError):
+    """A backup failed and published no snapshot."""
+
+    exit_code = ExitCode.BACKUP_FAILED
+
+
+class RestoreFailed(OdooDrError):
+    """A restore failed. Its target was removed and the backup is unchanged."""
+
+    exit_code = ExitCode.RESTORE_FAILED
+
+
+class VerificationFailed(OdooDrError):
+    """The data was restored, but its checks found problems."""
+
+    exit_code = ExitCode.VERIFICATION_FAILED
+
+
+class RepositoryError(RejectedError):
+    """The repository is missing, of an unknown format, or damaged."""
+
+
+class CorruptObject(RepositoryError):
+    """An object's content does not match its name."""
+
+
+class LockHeld(RejectedError):
+    """Another process holds the lock this operation needs."""

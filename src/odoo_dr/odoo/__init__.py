@@ -1,0 +1,1 @@
+"""Knowledge of Odoo: configuration files, the filestore and its tables."""

@@ -1,0 +1,76 @@
+"""Paths in Odoo's filestore: `<root>/<database>/<xx>/<sha1>`.
+
+Odoo keeps empty marker files under `<database>/checklist/` for its garbage
+collector; they are not attachments and odoo-dr neither stores nor restores them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from odoo_dr.errors import RepositoryError
+
+CHECKLIST = "checklist"
+_DOTS = re.compile(r"[.]")
+
+
+def normalize_store_fname(store_fname: str) -> str | None:
+    """Return the path Odoo would read for `store_fname`, or None if it has none.
+
+    Odoo's `ir.attachment._full_path` removes every dot and strips leading and
+    trailing slashes, so odoo-dr reads exactly the file Odoo would, and never a file
+    outside the tenant's folder.
+    """
+    cleaned = _DOTS.sub("", store_fname).strip("/\\")
+    return cleaned or None
+
+
+def safe_relative(path: str) -> PurePosixPath:
+    """Return `path` as a relative path that stays below its base folder.
+
+    Paths come from manifests, which a damaged or hostile repository could fill with
+    absolute paths or `..`.
+    """
+    relative = PurePosixPath(path)
+    if (
+        not path
+        or relative.is_absolute()
+        or "\\" in path
+        or any(part in {"", ".", ".."} for part in relative.parts)
+    ):
+        raise RepositoryError(
+            f"invalid filestore path {path!r} in the snapshot manifest",
+            hint="the manifest is damaged; run 'odoo-dr verify'",
+        )
+    return relative
+
+
+def walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield `(relative path, stat)` for every regular file below `folder`.
+
+    The `checklist/` folder of the garbage collector is skipped.
+    """
+    stack = [(folder, "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                if not (prefix == "" and entry.name == CHECKLIST):
+                    stack.append((Path(entry.path), relative + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                yield relative, entry.stat(follow_symlinks=False)
+
+
+def count_checklist_markers(folder: Path) -> int:
+    checklist = folder / CHECKLIST
+    if not checklist.is_dir():
+        return 0
+    return sum(len(files) for _root, _dirs, files in os.walk(checklist))

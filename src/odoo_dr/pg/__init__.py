@@ -1,0 +1,1 @@
+"""PostgreSQL access: connection settings, client binaries and identifiers."""

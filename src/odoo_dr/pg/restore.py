@@ -1,0 +1,128 @@
+"""Run pg_restore and judge its errors against an explicit list of harmless ones.
+
+pg_restore goes on after a failed statement and reports each one. A restore by a role
+that is not a superuser, into a server that lacks the dump's roles, meets a few
+errors that change nothing in the restored data; every other error fails the restore
+with PostgreSQL's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from odoo_dr.pg.binaries import PgTools
+from odoo_dr.pg.connection import PgSettings
+
+log = logging.getLogger(__name__)
+
+_TOC_ENTRY = re.compile(r"^pg_restore: from TOC entry \d+; \d+ \d+ (?P<what>.*)$")
+_QUERY_ERROR = re.compile(
+    r"^pg_restore: error: could not execute query: (?P<message>.*)$"
+)
+_OTHER_ERROR = re.compile(r"^pg_restore: (?:error|fatal): (?P<message>.*)$")
+
+
+@dataclass(frozen=True)
+class HarmlessError:
+    """A TOC entry kind and a PostgreSQL message that together change nothing."""
+
+    entry: str
+    message: re.Pattern[str]
+    reason: str
+
+
+# The explicit list of errors a restore tolerates. Each is harmless because the
+# statement only sets a comment or creates something that already exists.
+HARMLESS_ERRORS = (
+    HarmlessError(
+        "COMMENT EXTENSION",
+        re.compile(r"must be owner of extension"),
+        "a comment on an extension that the restoring role does not own",
+    ),
+    HarmlessError(
+        "COMMENT SCHEMA",
+        re.compile(r"must be owner of schema public"),
+        "a comment on schema public, which the restoring role does not own",
+    ),
+    HarmlessError(
+        "SCHEMA",
+        re.compile(r'schema "public" already exists'),
+        "schema public exists in every new database",
+    ),
+    HarmlessError(
+        "EXTENSION",
+        re.compile(r'extension "plpgsql" already exists'),
+        "plpgsql is installed in every new database",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RestoreError:
+    entry: str
+    message: str
+    command: str = ""
+
+    def harmless_reason(self) -> str | None:
+        for known in HARMLESS_ERRORS:
+            if self.entry.startswith(known.entry) and known.message.search(
+                self.message
+            ):
+                return known.reason
+        return None
+
+
+def parse_errors(stderr: str) -> list[RestoreError]:
+    """Return the failed statements (and other errors) that pg_restore reported."""
+    errors: list[RestoreError] = []
+    entry = ""
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        toc = _TOC_ENTRY.match(line)
+        if toc:
+            entry = toc.group("what").strip()
+            continue
+        query = _QUERY_ERROR.match(line)
+        if query:
+            command = ""
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            if following.startswith("Command was: "):
+                command = following.removeprefix("Command was: ")
+            message = re.sub(r"^ERROR:\s+", "", query.group("message").strip())
+            errors.append(RestoreError(entry, message, command))
+            entry = ""
+            continue
+        other = _OTHER_ERROR.match(line)
+        if other:
+            errors.append(RestoreError("", other.group("message").strip()))
+    return errors
+
+
+def run_restore(
+    tools: PgTools, settings: PgSettings, dbname: str, folder: Path, jobs: int
+) -> tuple[int, str]:
+    """Run pg_restore of the directory-format dump in `folder` into `dbname`."""
+    command = [
+        tools.pg_restore,
+        "--format=directory",
+        f"--jobs={jobs}",
+        "--no-owner",
+        "--no-privileges",
+        f"--dbname={settings.conninfo(dbname)}",
+        str(folder),
+    ]
+    log.debug("running %s", " ".join(command[:5]))
+    result = subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env=settings.subprocess_env(),
+        check=False,
+    )
+    return result.returncode, result.stderr

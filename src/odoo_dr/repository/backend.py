@@ -1,0 +1,65 @@
+"""The storage interface that every repository backend implements."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+from odoo_dr.errors import RepositoryError
+
+
+class ObjectNotFound(RepositoryError):
+    """A key that should exist in the repository does not."""
+
+
+class Backend(Protocol):
+    """Key-value storage with atomic writes; keys are `/`-separated relative paths."""
+
+    def describe(self) -> str:
+        """Return the location for messages."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def read(self, key: str) -> bytes:
+        """Return the whole value of `key`, or raise `ObjectNotFound`."""
+        ...
+
+    def write(self, key: str, data: bytes, *, sync: bool = False) -> None:
+        """Store `data` under `key` atomically: readers see all of it or nothing.
+
+        With `sync`, the value is durable when the call returns.
+        """
+        ...
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key` only if `key` is absent; return whether it did."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Yield the keys under `prefix` (a folder such as `snapshots/`)."""
+        ...
+
+    def flush(self) -> None:
+        """Make every write so far durable before the next one (a snapshot manifest)."""
+        ...
+
+    def cleanup_stale_writes(self) -> int:
+        """Remove leftovers of writes by processes that died; return how many."""
+        ...
+
+
+def process_alive(pid: int) -> bool:
+    """Return whether process `pid` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

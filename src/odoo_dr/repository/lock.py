@@ -1,0 +1,130 @@
+"""Per-tenant locks, so two backups of one tenant never run at once.
+
+A lock is a small JSON file created only if absent. Its holder rewrites it every
+minute. A lock counts as stale when its process is gone from this host, or when
+nobody rewrote it for ten minutes (a holder on another host that died).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from odoo_dr.errors import LockHeld
+from odoo_dr.repository.backend import Backend, ObjectNotFound, process_alive
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 60
+STALE_AFTER = timedelta(minutes=10)
+
+
+class TenantLock:
+    def __init__(self, backend: Backend, tenant: str, operation: str) -> None:
+        self.backend = backend
+        self.tenant = tenant
+        self.operation = operation
+        digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
+        self.key = f"locks/tenant-{digest}.json"
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._created_at = datetime.now(UTC)
+
+    def _payload(self) -> bytes:
+        return json.dumps(
+            {
+                "tenant": self.tenant,
+                "operation": self.operation,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "created_at": self._created_at.isoformat(),
+                "refreshed_at": datetime.now(UTC).isoformat(),
+                "token": self.token,
+            },
+            indent=1,
+        ).encode("utf-8")
+
+    def _read(self) -> dict | None:
+        try:
+            return json.loads(self.backend.read(self.key))
+        except ObjectNotFound:
+            return None
+        except ValueError:
+            # A lock file that is not JSON was cut short by a crash: treat it as stale.
+            return {}
+
+    def _is_stale(self, holder: dict) -> bool:
+        try:
+            refreshed = datetime.fromisoformat(holder["refreshed_at"])
+            host = holder["host"]
+            pid = int(holder["pid"])
+        except (KeyError, TypeError, ValueError):
+            return True
+        if host == socket.gethostname() and not process_alive(pid):
+            return True
+        return datetime.now(UTC) - refreshed > STALE_AFTER
+
+    def acquire(self) -> None:
+        for _attempt in range(2):
+            if self.backend.create_exclusive(self.key, self._payload()):
+                self._start_refresh()
+                log.debug("locked tenant=%s operation=%s", self.tenant, self.operation)
+                return
+            holder = self._read()
+            if holder is None:
+                continue
+            if not self._is_stale(holder):
+                raise LockHeld(
+                    f"tenant {self.tenant!r} is locked: {holder.get('operation')} by "
+                    f"pid {holder.get('pid')} on host {holder.get('host')} since "
+                    f"{holder.get('created_at')}",
+                    hint="wait for that run to finish; if its process is gone, "
+                    f"remove {self.backend.describe()}/{self.key}",
+                )
+            log.warning(
+                "removing stale lock of tenant %r left by pid %s on host %s",
+                self.tenant,
+                holder.get("pid"),
+                holder.get("host"),
+            )
+            self.backend.delete(self.key)
+        raise LockHeld(
+            f"cannot lock tenant {self.tenant!r}: another run took the lock first",
+            hint="run the command again once the other run has finished",
+        )
+
+    def _start_refresh(self) -> None:
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name="odoo-dr-lock", daemon=True
+        )
+        self._thread.start()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(REFRESH_SECONDS):
+            holder = self._read()
+            if not holder or holder.get("token") != self.token:
+                log.error("lost the lock of tenant %r to another run", self.tenant)
+                return
+            self.backend.write(self.key, self._payload())
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        holder = self._read()
+        if holder and holder.get("token") == self.token:
+            self.backend.delete(self.key)
+
+    def __enter__(self) -> TenantLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()

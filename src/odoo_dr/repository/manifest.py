@@ -1,0 +1,137 @@
+"""Pydantic models of what the repository stores as JSON: snapshots and drills."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+MANIFEST_VERSION = 1
+
+
+class StoredBlob(BaseModel):
+    """A byte stream stored as a list of content-addressed objects, in order."""
+
+    size: int
+    chunks: list[str]
+
+
+class DumpFile(StoredBlob):
+    """One file of pg_dump's directory-format output (`toc.dat` or `<id>.dat`)."""
+
+    name: str
+
+
+class FilestoreEntry(StoredBlob):
+    """One file of the tenant's filestore folder."""
+
+    path: str = Field(description="path below the tenant's folder, e.g. 'ab/ab12...'")
+    sha1: str
+    referenced: bool = Field(description="an attachment of the snapshot refers to it")
+    mtime_ns: int = 0
+
+
+class FileProblem(BaseModel):
+    """An attachment whose file was missing or damaged when the backup read it."""
+
+    store_fname: str
+    reason: Literal["missing", "checksum mismatch", "size mismatch", "invalid path"]
+    checksum: str | None = None
+    file_size: int | None = None
+    found_sha1: str | None = None
+    found_size: int | None = None
+    attachments: list[str] = Field(
+        default_factory=list, description="'ir.attachment,<id> <res_model>,<res_id>'"
+    )
+
+
+class FilestoreSummary(BaseModel):
+    index: StoredBlob
+    referenced_files: int = 0
+    referenced_bytes: int = 0
+    extra_files: int = 0
+    extra_bytes: int = 0
+    attachments_in_database: int = 0
+    checklist_markers: int = 0
+    problems: list[FileProblem] = Field(default_factory=list)
+
+
+class DatabaseInfo(BaseModel):
+    name: str
+    encoding: str
+    collate: str
+    ctype: str
+    size_bytes: int
+
+
+class PostgresInfo(BaseModel):
+    server_version: str
+    server_major: int
+    pg_dump_version: str
+    pg_dump_major: int
+
+
+class OdooInfo(BaseModel):
+    version: str | None
+    uuid: str | None
+    modules: dict[str, str | None]
+
+
+class BackupStats(BaseModel):
+    seconds: float
+    dump_bytes: int
+    files_read: int
+    files_reused: int
+    bytes_read: int
+    new_objects: int
+    new_bytes: int = Field(description="compressed bytes this backup added")
+
+
+class SnapshotManifest(BaseModel):
+    format: Literal["odoo-dr-snapshot"] = "odoo-dr-snapshot"
+    version: int = MANIFEST_VERSION
+    id: str
+    tenant: str
+    started_at: datetime
+    snapshot_time: datetime = Field(description="time of the database snapshot")
+    finished_at: datetime
+    lsn: str | None
+    database: DatabaseInfo
+    postgres: PostgresInfo
+    odoo: OdooInfo
+    row_counts: dict[str, int]
+    dump_format: Literal["directory"] = "directory"
+    dump: list[DumpFile]
+    filestore: FilestoreSummary
+    stats: BackupStats
+    warnings: list[str] = Field(default_factory=list)
+    tool_version: str
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    summary: str
+    problems: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class DrillRecord(BaseModel):
+    format: Literal["odoo-dr-drill"] = "odoo-dr-drill"
+    version: int = MANIFEST_VERSION
+    id: str
+    snapshot_id: str
+    tenant: str
+    started_at: datetime
+    finished_at: datetime
+    scratch_database: str
+    scratch_filestore: str
+    kept: bool
+    passed: bool
+    error: str | None = None
+    rto_seconds: float = Field(description="restore plus checks, wall time")
+    rpo_seconds: float = Field(description="age of the snapshot when the drill began")
+    steps: dict[str, float] = Field(description="seconds per step")
+    checks: list[CheckResult]
+    tool_version: str

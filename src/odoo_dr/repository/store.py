@@ -1,0 +1,345 @@
+"""The repository: configuration, objects, snapshot manifests and drill records.
+
+Layout below the repository root (see README.md in a repository for reading it by
+hand):
+
+    config.json               format, version and id
+    objects/<2 hex>/<sha256>  zstd frames of content chunks
+    snapshots/<id>.json       one manifest per complete snapshot, written last
+    drills/<id>.json          one record per drill
+    locks/                    one lock file per tenant being backed up
+    tmp/                      writes in progress
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import zstandard
+from pydantic import BaseModel, ValidationError
+
+from odoo_dr import __version__
+from odoo_dr.errors import CorruptObject, RejectedError, RepositoryError
+from odoo_dr.repository import objects
+from odoo_dr.repository.backend import Backend, ObjectNotFound
+from odoo_dr.repository.local import DIR_MODE, LocalBackend
+from odoo_dr.repository.lock import TenantLock
+from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest, StoredBlob
+from odoo_dr.repository.readme import REPOSITORY_README
+
+log = logging.getLogger(__name__)
+
+REPOSITORY_VARIABLE = "ODOO_DR_REPO"
+DEFAULT_LOCATION = "./odoo-dr-repo"
+FORMAT = "odoo-dr-repository"
+FORMAT_VERSION = 1
+
+
+class RepositoryConfig(BaseModel):
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+    id: str
+    created_at: datetime
+    created_by: str
+    object_hash: str = "sha256"
+    compression: str = "zstd"
+    chunking: dict[str, int | str]
+    encryption: str = "none"
+
+
+@dataclass
+class WriteStats:
+    """Objects and compressed bytes that writes added to the repository."""
+
+    new_objects: int = 0
+    new_bytes: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        self.new_objects += other.new_objects
+        self.new_bytes += other.new_bytes
+
+
+def resolve_location(value: str | None) -> str:
+    """Return the repository location from `--repo`, `ODOO_DR_REPO` or the default."""
+    return value or os.environ.get(REPOSITORY_VARIABLE) or DEFAULT_LOCATION
+
+
+def _backend_for(location: str) -> Backend:
+    if "://" in location:
+        raise RejectedError(
+            f"unsupported repository location {location!r}",
+            hint="give the path of a local or mounted folder",
+        )
+    return LocalBackend(Path(location).expanduser().absolute())
+
+
+class Repository:
+    def __init__(self, backend: Backend, config: RepositoryConfig) -> None:
+        self.backend = backend
+        self.config = config
+
+    @property
+    def location(self) -> str:
+        return self.backend.describe()
+
+    # -- creating and opening
+
+    @classmethod
+    def init(cls, location: str) -> Repository:
+        """Create an empty repository at `location`."""
+        backend = _backend_for(location)
+        if isinstance(backend, LocalBackend):
+            root = backend.root
+            if root.exists() and not root.is_dir():
+                raise RejectedError(
+                    f"repository path {root} exists and is not a folder"
+                )
+            if (root / "config.json").exists():
+                raise RejectedError(
+                    f"a repository already exists at {root}",
+                    hint="use it as it is, or choose another path with --repo",
+                )
+            if root.is_dir() and any(root.iterdir()):
+                raise RejectedError(
+                    f"folder {root} is not empty",
+                    hint="give an empty or new folder for the repository",
+                )
+            root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            for folder in ("objects", "snapshots", "drills", "locks", "tmp"):
+                (root / folder).mkdir(mode=DIR_MODE, exist_ok=True)
+        config = RepositoryConfig(
+            id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            created_by=f"odoo-dr {__version__}",
+            chunking={
+                "algorithm": "fastcdc",
+                "min_size": objects.CHUNK_MIN,
+                "avg_size": objects.CHUNK_AVG,
+                "max_size": objects.CHUNK_MAX,
+            },
+        )
+        backend.write("README.md", REPOSITORY_README.encode("utf-8"))
+        if not backend.create_exclusive(
+            "config.json", config.model_dump_json(indent=2).encode("utf-8")
+        ):
+            raise RejectedError(f"a repository already exists at {backend.describe()}")
+        log.info("created repository %s id=%s", backend.describe(), config.id)
+        return cls(backend, config)
+
+    @classmethod
+    def open(cls, location: str) -> Repository:
+        """Open the repository at `location`, checking its format."""
+        backend = _backend_for(location)
+        try:
+            raw = backend.read("config.json")
+        except ObjectNotFound:
+            raise RepositoryError(
+                f"no odoo-dr repository at {backend.describe()}",
+                hint=f"create one with: odoo-dr init --repo {location}",
+            ) from None
+        try:
+            config = RepositoryConfig.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RepositoryError(
+                f"invalid repository configuration {backend.describe()}/config.json: "
+                f"{exc.errors()[0]['msg']}",
+            ) from None
+        if config.format != FORMAT or config.version > FORMAT_VERSION:
+            raise RepositoryError(
+                f"repository {backend.describe()} has format {config.format} "
+                f"version {config.version}, this odoo-dr reads {FORMAT} up to "
+                f"version {FORMAT_VERSION}",
+                hint="upgrade odoo-dr",
+            )
+        return cls(backend, config)
+
+    # -- objects
+
+    def has_object(self, oid: str) -> bool:
+        return self.backend.exists(objects.object_key(oid))
+
+    def put_object(self, data: bytes | memoryview) -> tuple[str, WriteStats]:
+        """Store one chunk unless an object of the same content exists."""
+        oid = objects.object_id(data)
+        key = objects.object_key(oid)
+        if self.backend.exists(key):
+            return oid, WriteStats()
+        encoded = objects.encode(data)
+        self.backend.write(key, encoded)
+        log.debug("stored object %s bytes=%d stored=%d", oid, len(data), len(encoded))
+        return oid, WriteStats(new_objects=1, new_bytes=len(encoded))
+
+    def get_object(self, oid: str) -> bytes:
+        """Return the content of object `oid`, checked against its name."""
+        stored = self.backend.read(objects.object_key(oid))
+        try:
+            data = objects.decode(stored)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(
+                f"object {oid} in {self.location} is damaged: {exc}",
+                hint="run 'odoo-dr verify' to find the snapshots it breaks",
+            ) from None
+        if objects.object_id(data) != oid:
+            raise CorruptObject(
+                f"object {oid} in {self.location} is damaged: its content does not "
+                "match its checksum",
+                hint="run 'odoo-dr verify' to find the snapshots it breaks",
+            )
+        return data
+
+    def store_chunks(
+        self, chunks: Iterable[bytes | memoryview]
+    ) -> tuple[StoredBlob, WriteStats]:
+        stats = WriteStats()
+        ids: list[str] = []
+        size = 0
+        for chunk in chunks:
+            oid, added = self.put_object(chunk)
+            ids.append(oid)
+            size += len(chunk)
+            stats.add(added)
+        return StoredBlob(size=size, chunks=ids), stats
+
+    def store_file(self, path: Path) -> tuple[StoredBlob, str, WriteStats]:
+        """Store the file at `path`; return its blob, its SHA-1 and what was added."""
+        sha1 = hashlib.sha1()
+        stats = WriteStats()
+        ids: list[str] = []
+        size = 0
+        for chunk in objects.split_file(path):
+            sha1.update(chunk)
+            oid, added = self.put_object(chunk)
+            ids.append(oid)
+            size += len(chunk)
+            stats.add(added)
+        return StoredBlob(size=size, chunks=ids), sha1.hexdigest(), stats
+
+    def iter_blob(self, blob: StoredBlob) -> Iterator[bytes]:
+        for oid in blob.chunks:
+            yield self.get_object(oid)
+
+    def read_blob(self, blob: StoredBlob) -> bytes:
+        return b"".join(self.iter_blob(blob))
+
+    def missing_objects(self, blobs: Iterable[StoredBlob]) -> list[str]:
+        seen: set[str] = set()
+        missing: list[str] = []
+        for blob in blobs:
+            for oid in blob.chunks:
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                if not self.has_object(oid):
+                    missing.append(oid)
+        return missing
+
+    # -- snapshots and drills
+
+    def save_snapshot(self, manifest: SnapshotManifest) -> None:
+        """Publish a snapshot: its objects are made durable first, then the manifest."""
+        self.backend.flush()
+        self.backend.write(
+            f"snapshots/{manifest.id}.json",
+            manifest.model_dump_json(indent=1).encode("utf-8"),
+            sync=True,
+        )
+        log.info("published snapshot %s tenant=%s", manifest.id, manifest.tenant)
+
+    def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
+        raw = self.backend.read(f"snapshots/{snapshot_id}.json")
+        try:
+            return SnapshotManifest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RepositoryError(
+                f"snapshot manifest {snapshot_id} in {self.location} is damaged: "
+                f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+                hint="run 'odoo-dr verify'; other snapshots are not affected",
+            ) from None
+
+    def snapshot_ids(self) -> list[str]:
+        ids = [
+            Path(key).stem
+            for key in self.backend.list("snapshots/")
+            if key.endswith(".json")
+        ]
+        return sorted(ids)
+
+    def list_snapshots(self, tenant: str | None = None) -> list[SnapshotManifest]:
+        manifests = []
+        for snapshot_id in self.snapshot_ids():
+            manifest = self.load_snapshot(snapshot_id)
+            if tenant is None or manifest.tenant == tenant:
+                manifests.append(manifest)
+        manifests.sort(key=lambda manifest: manifest.snapshot_time)
+        return manifests
+
+    def find_snapshot(self, reference: str) -> SnapshotManifest:
+        """Return the snapshot whose id is or starts with `reference`."""
+        ids = self.snapshot_ids()
+        if reference in ids:
+            return self.load_snapshot(reference)
+        matches = [
+            snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
+        ]
+        if len(matches) == 1:
+            return self.load_snapshot(matches[0])
+        if matches:
+            raise RejectedError(
+                f"snapshot id prefix {reference!r} is ambiguous: it matches "
+                f"{', '.join(matches[:5])}",
+                hint="give more characters of the id",
+            )
+        raise RejectedError(
+            f"snapshot {reference!r} not found in repository {self.location}",
+            hint="list snapshots with: odoo-dr snapshots",
+        )
+
+    def latest_snapshot(self, tenant: str) -> SnapshotManifest | None:
+        manifests = self.list_snapshots(tenant)
+        return manifests[-1] if manifests else None
+
+    def save_drill(self, record: DrillRecord) -> None:
+        self.backend.write(
+            f"drills/{record.id}.json",
+            record.model_dump_json(indent=1).encode("utf-8"),
+            sync=True,
+        )
+
+    def list_drills(self, tenant: str | None = None) -> list[DrillRecord]:
+        records = []
+        for key in sorted(self.backend.list("drills/")):
+            if not key.endswith(".json"):
+                continue
+            record = DrillRecord.model_validate_json(self.backend.read(key))
+            if tenant is None or record.tenant == tenant:
+                records.append(record)
+        return records
+
+    # -- housekeeping
+
+    def lock_tenant(self, tenant: str, operation: str) -> TenantLock:
+        return TenantLock(self.backend, tenant, operation)
+
+    def cleanup(self) -> None:
+        removed = self.backend.cleanup_stale_writes()
+        if removed:
+            log.info(
+                "removed %d leftover temporary files from %s", removed, self.location
+            )
+
+
+def new_id(moment: datetime) -> str:
+    """Return a snapshot or drill id: sortable by time, unique by its random tail."""
+    return f"{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def dump_json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")

@@ -1,0 +1,145 @@
+"""Fixtures over the machine's real PostgreSQL, filestore folders and repositories.
+
+Tests reach PostgreSQL through libpq's variables; unset ones default to the local
+server on 127.0.0.1:5432 as `postgres`. Every database and role a test creates is
+dropped when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from odoo_dr.demo import builder
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.store import Repository
+
+os.environ.setdefault("PGHOST", "127.0.0.1")
+os.environ.setdefault("PGPORT", "5432")
+os.environ.setdefault("PGUSER", "postgres")
+
+SMALL = builder.DemoScale(
+    partners=60, products=30, sale_orders=120, purchase_orders=30, messages=200
+)
+
+
+@pytest.fixture(scope="session")
+def settings() -> PgSettings:
+    return PgSettings.from_options()
+
+
+def admin_connection() -> psycopg.Connection:
+    return psycopg.connect(dbname="postgres", autocommit=True)
+
+
+def drop_leftovers(names: list[str]) -> None:
+    with admin_connection() as connection:
+        for name in names:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)
+                )
+            )
+
+
+@pytest.fixture
+def database_names() -> Iterator[list[str]]:
+    """Names of databases to drop after the test, whatever it created under them."""
+    names: list[str] = []
+    yield names
+    drop_leftovers(names)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def filestore_root(tmp_path: Path) -> Path:
+    root = tmp_path / "filestore"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Repository:
+    return Repository.init(str(tmp_path / "repo"))
+
+
+@pytest.fixture
+def odoo_database(
+    settings: PgSettings, filestore_root: Path, database_names: list[str], unique: str
+) -> Callable[..., builder.DemoSummary]:
+    """Build an Odoo-shaped database; returns a factory taking the name and scale."""
+
+    def build(
+        name: str | None = None, scale: builder.DemoScale = SMALL
+    ) -> builder.DemoSummary:
+        name = name or f"odoo_dr_test_{unique}"
+        database_names.append(name)
+        return builder.build(settings, name, filestore_root, scale, replace=True)
+
+    return build
+
+
+@pytest.fixture
+def scratch_databases() -> Iterator[None]:
+    """Fail the test if it leaves a temporary restore or drill database behind."""
+    before = _scratch_names()
+    yield
+    leftovers = _scratch_names() - before
+    drop_leftovers(sorted(leftovers))
+    assert not leftovers, f"temporary databases left behind: {sorted(leftovers)}"
+
+
+def _scratch_names() -> set[str]:
+    with admin_connection() as connection:
+        rows = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'odoo-dr-%'"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """Run `odoo-dr` in a child process, as a user would, and return its result."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "odoo_dr", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess]:
+    return run_cli
+
+
+def query(dbname: str, statement: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(dbname=dbname, autocommit=True) as connection:
+        cursor = connection.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def tree_digest(folder: Path) -> dict[str, tuple[int, int]]:
+    """Return path -> (size, mtime_ns) of every file below `folder`."""
+    digest = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
+    return digest
