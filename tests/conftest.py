@@ -91,14 +91,40 @@ def odoo_database(
     return build
 
 
-@pytest.fixture
-def scratch_databases() -> Iterator[None]:
-    """Fail the test if it leaves a temporary restore or drill database behind."""
-    before = _scratch_names()
-    yield
-    leftovers = _scratch_names() - before
-    drop_leftovers(sorted(leftovers))
-    assert not leftovers, f"temporary databases left behind: {sorted(leftovers)}"
+_PREEXISTING_SCRATCH: set[str] = set()
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    """Return whether this process is pytest itself, not a pytest-xdist worker."""
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_controller(session.config):
+        _PREEXISTING_SCRATCH.update(_scratch_names())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any test left a temporary restore or drill database behind.
+
+    This runs once all workers have finished, because a per-test check would see the
+    temporary databases of tests running at the same time in other workers.
+    """
+    if not _is_controller(session.config):
+        return
+    leftovers = sorted(_scratch_names() - _PREEXISTING_SCRATCH)
+    if leftovers:
+        drop_leftovers(leftovers)
+        print(f"\ntemporary databases left behind by the tests: {leftovers}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def database_exists(name: str) -> bool:
+    with admin_connection() as connection:
+        row = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+    return row is not None
 
 
 def _scratch_names() -> set[str]:

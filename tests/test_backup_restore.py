@@ -6,13 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-
 from conftest import query, tree_digest
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.repository.store import Repository
-
-pytestmark = pytest.mark.usefixtures("scratch_databases")
 
 
 def backup(cli, repository: Repository, name: str, root: Path, *extra: str):
