@@ -79,14 +79,14 @@ class _SnapshotFacts:
     attachments_in_database: int
 
 
-def _temp_parent(repository: Repository, options: BackupOptions) -> Path:
+def _work_folder(repository: Repository, options: BackupOptions) -> Path:
     if options.temp_dir is not None:
-        return options.temp_dir
+        return Path(tempfile.mkdtemp(prefix="odoo-dr-dump-", dir=options.temp_dir))
     if isinstance(repository.backend, LocalBackend):
-        # The repository's own disk: a dump never fills /tmp while the repository
-        # has room.
-        return repository.backend.root / "tmp"
-    return Path(tempfile.gettempdir())
+        # The repository's own disk, so a dump never fills /tmp while the repository
+        # has room; the next run removes it if this process dies.
+        return repository.backend.temporary_folder("dump")
+    return Path(tempfile.mkdtemp(prefix="odoo-dr-dump-"))
 
 
 def _lock_against_garbage_collector(
@@ -224,9 +224,7 @@ def _backup_locked(
 ) -> SnapshotManifest:
     tenant = options.tenant
     warnings: list[str] = []
-    work = Path(
-        tempfile.mkdtemp(prefix="odoo-dr-dump-", dir=_temp_parent(repository, options))
-    )
+    work = _work_folder(repository, options)
     dump_folder = work / "dump"
     stderr_path = work / "pg_dump.stderr"
     process = None

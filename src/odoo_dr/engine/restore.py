@@ -233,20 +233,16 @@ def _run_pg_restore(settings: PgSettings, plan: _Plan, folder: Path) -> list[str
     for error in errors:
         reason = error.harmless_reason()
         if reason is None:
-            detail = f"\n{error.command}" if error.command else ""
+            detail = "".join(
+                f"\n{text}" for text in (error.hint, error.command) if text
+            )
             raise RestoreFailed(
-                f"pg_restore failed on {error.entry or 'the archive'}: "
-                f"{error.message}{detail}",
+                f"pg_restore failed: {error.message}{detail}",
                 hint="the target was removed; fix the cause on the server (a missing "
                 "extension or role, for example) and restore again",
             )
-        log.info(
-            "tolerated pg_restore error on %s: %s (%s)",
-            error.entry,
-            error.message,
-            reason,
-        )
-        tolerated.append(f"{error.entry}: {error.message}")
+        log.info("tolerated pg_restore error: %s (%s)", error.message, reason)
+        tolerated.append(f"{error.message} ({reason})")
     if returncode != 0 and not errors:
         raise RestoreFailed(
             f"pg_restore failed with exit code {returncode}: {stderr.strip()[-2000:]}"

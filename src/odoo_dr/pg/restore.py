@@ -19,57 +19,51 @@ from odoo_dr.pg.connection import PgSettings
 
 log = logging.getLogger(__name__)
 
-_TOC_ENTRY = re.compile(r"^pg_restore: from TOC entry \d+; \d+ \d+ (?P<what>.*)$")
 _QUERY_ERROR = re.compile(
-    r"^pg_restore: error: could not execute query: (?P<message>.*)$"
+    r"^pg_restore: error: could not execute query: (?:ERROR|FATAL):\s+(?P<message>.*)$"
 )
 _OTHER_ERROR = re.compile(r"^pg_restore: (?:error|fatal): (?P<message>.*)$")
 
 
 @dataclass(frozen=True)
 class HarmlessError:
-    """A TOC entry kind and a PostgreSQL message that together change nothing."""
+    """A statement and a PostgreSQL message that together change nothing."""
 
-    entry: str
+    command: re.Pattern[str]
     message: re.Pattern[str]
     reason: str
 
 
 # The explicit list of errors a restore tolerates. Each is harmless because the
-# statement only sets a comment or creates something that already exists.
+# statement only sets a comment, or creates something every new database has.
 HARMLESS_ERRORS = (
     HarmlessError(
-        "COMMENT EXTENSION",
-        re.compile(r"must be owner of extension"),
+        re.compile(r"^COMMENT ON EXTENSION "),
+        re.compile(r"^must be owner of extension "),
         "a comment on an extension that the restoring role does not own",
     ),
     HarmlessError(
-        "COMMENT SCHEMA",
-        re.compile(r"must be owner of schema public"),
+        re.compile(r"^COMMENT ON SCHEMA public "),
+        re.compile(r"^must be owner of schema public$"),
         "a comment on schema public, which the restoring role does not own",
     ),
     HarmlessError(
-        "SCHEMA",
-        re.compile(r'schema "public" already exists'),
+        re.compile(r"^CREATE SCHEMA public;"),
+        re.compile(r'^schema "public" already exists$'),
         "schema public exists in every new database",
-    ),
-    HarmlessError(
-        "EXTENSION",
-        re.compile(r'extension "plpgsql" already exists'),
-        "plpgsql is installed in every new database",
     ),
 )
 
 
 @dataclass(frozen=True)
 class RestoreError:
-    entry: str
     message: str
     command: str = ""
+    hint: str = ""
 
     def harmless_reason(self) -> str | None:
         for known in HARMLESS_ERRORS:
-            if self.entry.startswith(known.entry) and known.message.search(
+            if known.command.search(self.command) and known.message.search(
                 self.message
             ):
                 return known.reason
@@ -77,28 +71,36 @@ class RestoreError:
 
 
 def parse_errors(stderr: str) -> list[RestoreError]:
-    """Return the failed statements (and other errors) that pg_restore reported."""
+    """Return the failed statements (and other errors) that pg_restore reported.
+
+    pg_restore prints each failed statement as `could not execute query: ERROR: ...`,
+    then PostgreSQL's DETAIL and HINT lines, then `Command was: <statement>`.
+    """
     errors: list[RestoreError] = []
-    entry = ""
     lines = stderr.splitlines()
-    for index, line in enumerate(lines):
-        toc = _TOC_ENTRY.match(line)
-        if toc:
-            entry = toc.group("what").strip()
-            continue
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
         query = _QUERY_ERROR.match(line)
-        if query:
-            command = ""
-            following = lines[index + 1] if index + 1 < len(lines) else ""
-            if following.startswith("Command was: "):
-                command = following.removeprefix("Command was: ")
-            message = re.sub(r"^ERROR:\s+", "", query.group("message").strip())
-            errors.append(RestoreError(entry, message, command))
-            entry = ""
+        if query is None:
+            other = _OTHER_ERROR.match(line)
+            if other:
+                errors.append(RestoreError(other.group("message").strip()))
             continue
-        other = _OTHER_ERROR.match(line)
-        if other:
-            errors.append(RestoreError("", other.group("message").strip()))
+        hints: list[str] = []
+        command = ""
+        while index < len(lines) and not lines[index].startswith("pg_restore: "):
+            following = lines[index]
+            index += 1
+            if following.startswith("Command was: "):
+                command = following.removeprefix("Command was: ").strip()
+                break
+            if following.startswith(("HINT:", "DETAIL:")):
+                hints.append(following.strip())
+        errors.append(
+            RestoreError(query.group("message").strip(), command, " ".join(hints))
+        )
     return errors
 
 

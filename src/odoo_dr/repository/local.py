@@ -12,6 +12,8 @@ import ctypes
 import errno
 import logging
 import os
+import re
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,14 @@ log = logging.getLogger(__name__)
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _HOST = socket.gethostname()
+# <host>-<pid>-<purpose><random hex>; the host part may itself contain dashes.
+_TEMPORARY_NAME = re.compile(
+    r"^(?P<host>.+)-(?P<pid>\d+)-(?P<rest>[a-z]*[0-9a-f]{32})$"
+)
+
+
+def temporary_name(purpose: str = "") -> str:
+    return f"{_HOST}-{os.getpid()}-{purpose}{uuid.uuid4().hex}"
 
 
 class LocalBackend:
@@ -52,8 +62,13 @@ class LocalBackend:
             ) from None
 
     def _temporary_path(self) -> Path:
-        name = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
-        return self.root / "tmp" / name
+        return self.root / "tmp" / temporary_name()
+
+    def temporary_folder(self, purpose: str) -> Path:
+        """Create a folder under `tmp/` that the next run removes if this process dies."""
+        folder = self.root / "tmp" / temporary_name(purpose)
+        folder.mkdir(mode=DIR_MODE, parents=True)
+        return folder
 
     def _write_temporary(self, data: bytes, *, sync: bool) -> Path:
         temporary = self._temporary_path()
@@ -146,13 +161,15 @@ class LocalBackend:
             return 0
         removed = 0
         for entry in folder.iterdir():
-            parts = entry.name.split("-")
-            if len(parts) < 3:
+            match = _TEMPORARY_NAME.match(entry.name)
+            if match is None or match["host"] != _HOST:
                 continue
-            host, pid_text = "-".join(parts[:-2]), parts[-2]
-            if host != _HOST or not pid_text.isdigit() or process_alive(int(pid_text)):
+            if process_alive(int(match["pid"])):
                 continue
-            log.debug("removing leftover temporary file %s", entry)
-            entry.unlink(missing_ok=True)
+            log.debug("removing leftover temporary path %s", entry)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed += 1
         return removed
