@@ -20,6 +20,7 @@ from psycopg import sql
 
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.server import stale_temporary_databases
 from odoo_dr.repository.store import Repository
 
 os.environ.setdefault("PGHOST", "127.0.0.1")
@@ -128,11 +129,20 @@ def database_exists(name: str) -> bool:
 
 
 def _scratch_names() -> set[str]:
+    """Return temporary databases not in use by a live odoo-dr process."""
     with admin_connection() as connection:
         rows = connection.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'odoo-dr-%'"
         ).fetchall()
-    return {row[0] for row in rows}
+        stale = set(stale_temporary_databases(connection))
+        marked = {
+            row[0]
+            for row in connection.execute(
+                "SELECT datname FROM pg_database WHERE"
+                " shobj_description(oid, 'pg_database') LIKE 'odoo-dr temporary %'"
+            )
+        }
+    return {row[0] for row in rows if row[0] not in marked or row[0] in stale}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from conftest import admin_connection, database_exists, query, tree_digest
 from odoo_dr.demo.builder import DemoScale
 from odoo_dr.pg.connection import PgSettings
 
+HOST = socket.gethostname()
 MEDIUM = DemoScale(
     partners=60,
     products=30,
@@ -652,3 +654,44 @@ def test_invalid_name_rejected(cli, repository, filestore_root, name, reason):
     result = cli(*backup_args(repository, name, filestore_root))
     assert result.returncode == 2
     assert reason in result.stderr
+
+
+def test_killed_restore_cleaned_by_next(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    summary = odoo_database(scale=MEDIUM)
+    snapshot = cli(
+        *backup_args(repository, summary.database, filestore_root)
+    ).stdout.strip()
+    target = summary.database + "_killed"
+    database_names.append(target)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odoo_dr",
+         *restore_args(repository, snapshot, target, out, "--copy")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    temporary = None
+    deadline = time.monotonic() + 60
+    while temporary is None and time.monotonic() < deadline:
+        rows = query(
+            "postgres",
+            "SELECT datname FROM pg_database"
+            " WHERE shobj_description(oid, 'pg_database') = %s",
+            (f"odoo-dr temporary database of pid {process.pid} on host {HOST}",),
+        )
+        temporary = rows[0][0] if rows else None
+        time.sleep(0.005)
+    assert temporary is not None, "the restore never created its temporary database"
+    database_names.append(temporary)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert database_exists(temporary)
+    assert not database_exists(target)
+
+    again = cli(*restore_args(repository, snapshot, target, out, "--copy"))
+    assert again.returncode == 0, again.stderr
+    assert f"dropping temporary database '{temporary}'" in again.stderr
+    assert not database_exists(temporary)
+    assert sorted(p.name for p in out.iterdir()) == [target]

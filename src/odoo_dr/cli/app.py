@@ -6,13 +6,12 @@ import logging
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from odoo_dr import __version__
 from odoo_dr.cli import backup, demo, drill, repository, restore
 from odoo_dr.cli.output import errors
-from odoo_dr.errors import ExitCode, OdooDrError
+from odoo_dr.errors import OdooDrError
 
 app = typer.Typer(
     name="odoo-dr",
@@ -62,15 +61,12 @@ def configure(
 
 
 def main() -> None:
-    """Run the command line and exit with the documented exit code."""
+    """Run the command line and exit with the documented exit code.
+
+    Typer (in standalone mode) reports usage errors itself, with exit code 2.
+    """
     try:
-        code = app(standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        sys.exit(ExitCode.REJECTED)
-    except click.exceptions.Abort:
-        errors.print("odoo-dr: aborted")
-        sys.exit(130)
+        app()
     except OdooDrError as exc:
         logging.getLogger("odoo_dr").debug("error details", exc_info=True)
         errors.print(f"odoo-dr: error: {exc.message}")
@@ -80,4 +76,3 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("odoo-dr: interrupted")
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -31,7 +31,13 @@ from odoo_dr.pg import restore as pg_restore
 from odoo_dr.pg.binaries import PgTools, find_tools
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.pg.names import validate_database_name
-from odoo_dr.pg.server import drop_database, server_version
+from odoo_dr.pg.server import (
+    clear_temporary_mark,
+    drop_database,
+    mark_temporary,
+    server_version,
+    stale_temporary_databases,
+)
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest
 from odoo_dr.repository.store import Repository
 from odoo_dr.timing import StepTimer
@@ -212,8 +218,10 @@ def _create_database(settings: PgSettings, plan: _Plan) -> None:
             collate=sql.Literal(info.collate),
             ctype=sql.Literal(info.ctype),
         )
+        _drop_stale_temporaries(connection, plan.options.filestore_root)
         try:
             connection.execute(statement)
+            mark_temporary(connection, plan.temporary)
         except psycopg.Error as exc:
             raise RejectedError(
                 f"cannot create database {plan.temporary!r} with encoding "
@@ -271,6 +279,20 @@ def _finish_database(
     return row_counts, change, done
 
 
+def _drop_stale_temporaries(
+    connection: psycopg.Connection, filestore_root: Path
+) -> None:
+    """Drop temporary databases (and folders) of restores whose process was killed."""
+    for name in stale_temporary_databases(connection):
+        log.warning("dropping temporary database %r left by a killed odoo-dr", name)
+        try:
+            drop_database(connection, name)
+        except psycopg.Error as exc:
+            log.warning("could not drop %r: %s", name, str(exc).strip())
+            continue
+        shutil.rmtree(filestore_root / name, ignore_errors=True)
+
+
 def _swap_into_place(settings: PgSettings, plan: _Plan) -> None:
     target = plan.options.target
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
@@ -289,6 +311,7 @@ def _swap_into_place(settings: PgSettings, plan: _Plan) -> None:
                 sql.Identifier(plan.temporary), sql.Identifier(target)
             )
         )
+        clear_temporary_mark(connection, target)
     plan.temporary_folder.rename(plan.target_folder)
     if old_folder is not None:
         shutil.rmtree(old_folder, ignore_errors=True)

@@ -65,7 +65,7 @@ class LocalBackend:
         return self.root / "tmp" / temporary_name()
 
     def temporary_folder(self, purpose: str) -> Path:
-        """Create a folder under `tmp/` that the next run removes if this process dies."""
+        """Create a folder in `tmp/`, removed by the next run if this process dies."""
         folder = self.root / "tmp" / temporary_name(purpose)
         folder.mkdir(mode=DIR_MODE, parents=True)
         return folder

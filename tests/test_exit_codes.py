@@ -1,0 +1,143 @@
+"""Every exit code of the README's table, each from a real run."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import query
+from odoo_dr.errors import ExitCode
+
+
+def test_exit_code_values():
+    assert [code.value for code in ExitCode] == [0, 1, 2, 3, 4, 5]
+
+
+def test_exit_0_success(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    result = cli("backup", summary.database, "--repo", repository.location,
+                 "--filestore-root", str(filestore_root))  # fmt: skip
+    assert result.returncode == ExitCode.OK
+
+
+def test_exit_1_warnings(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    (store_fname,) = query(
+        summary.database,
+        "SELECT store_fname FROM ir_attachment WHERE store_fname IS NOT NULL LIMIT 1",
+    )[0]
+    (filestore_root / summary.database / store_fname).unlink()
+    result = cli("backup", summary.database, "--repo", repository.location,
+                 "--filestore-root", str(filestore_root))  # fmt: skip
+    assert result.returncode == ExitCode.WARNINGS
+    assert "warning:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["backup"], "Missing argument"),
+        (["backup", "x", "--no-such-option"], "No such option"),
+        (["snapshots", "--repo", "/nonexistent/odoo-dr"], "no odoo-dr repository"),
+        (["backup", "no_such_database_here"], "not found"),
+        (
+            ["restore", "zz", "--target", "t", "--copy", "--filestore-root", "/tmp"],
+            "not found",
+        ),
+    ],
+)
+def test_exit_2_rejected(cli, repository, args, message):
+    if "--repo" not in args:
+        args = [*args, "--repo", repository.location]
+    result = cli(*args)
+    assert result.returncode == ExitCode.REJECTED
+    assert message in result.stderr
+
+
+def test_exit_2_not_odoo(cli, repository, database_names, unique):
+    name = f"plain_{unique}"
+    database_names.append(name)
+    query("postgres", f'CREATE DATABASE "{name}"')
+    result = cli("backup", name, "--repo", repository.location)
+    assert result.returncode == ExitCode.REJECTED
+    assert "is not an Odoo database" in result.stderr
+
+
+def test_exit_3_backup_failed(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    (store_fname,) = query(
+        summary.database,
+        "SELECT store_fname FROM ir_attachment WHERE store_fname IS NOT NULL LIMIT 1",
+    )[0]
+    (filestore_root / summary.database / store_fname).unlink()
+    result = cli("backup", summary.database, "--strict", "--repo", repository.location,
+                 "--filestore-root", str(filestore_root))  # fmt: skip
+    assert result.returncode == ExitCode.BACKUP_FAILED
+    assert repository.snapshot_ids() == []
+
+
+def test_exit_3_pg_dump_failed(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    # A pg_dump that reports the right version but fails when it runs.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    real = "/usr/lib/postgresql"
+    for name in ("pg_restore", "psql"):
+        (bindir / name).symlink_to(
+            next(p for p in __import__("pathlib").Path(real).glob(f"*/bin/{name}"))
+        )
+    server = query("postgres", "SHOW server_version")[0][0].split()[0]
+    script = bindir / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && echo "pg_dump (PostgreSQL) {server}" && exit 0\n'
+        'echo "pg_dump: error: simulated failure" >&2\nexit 1\n'
+    )
+    script.chmod(0o755)
+    result = cli("backup", summary.database, "--repo", repository.location,
+                 "--filestore-root", str(filestore_root),
+                 env={"ODOO_DR_PG_BINDIR": str(bindir)})  # fmt: skip
+    assert result.returncode == ExitCode.BACKUP_FAILED
+    assert "simulated failure" in result.stderr
+    assert repository.snapshot_ids() == []
+    assert not list((repository.backend.root / "tmp").iterdir())
+    assert not list((repository.backend.root / "locks").iterdir())
+
+
+def test_exit_4_restore_failed(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    snapshot = cli("backup", summary.database, "--repo", repository.location,
+                   "--filestore-root", str(filestore_root)).stdout.strip()  # fmt: skip
+    manifest = repository.find_snapshot(snapshot)
+    # Damage the content of the largest table file: the object is still there, so the
+    # pre-checks pass, and the restore finds the damage while reading it.
+    largest = max(manifest.dump, key=lambda item: item.size)
+    path = (
+        repository.backend.root / "objects" / largest.chunks[0][:2] / largest.chunks[0]
+    )
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    target = summary.database + "_broken"
+    result = cli("restore", snapshot, "--target", target, "--copy",
+                 "--filestore-root", str(tmp_path / "out"),
+                 "--repo", repository.location)  # fmt: skip
+    assert result.returncode == ExitCode.RESTORE_FAILED
+    assert "damaged" in result.stderr
+    assert largest.chunks[0] in result.stderr
+    assert query(
+        "postgres", "SELECT count(*) FROM pg_database WHERE datname = %s", (target,)
+    ) == [(0,)]
+
+
+def test_exit_5_verification_failed(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    query(summary.database, "SELECT setval('sale_order_id_seq', 1)")
+    snapshot = cli("backup", summary.database, "--repo", repository.location,
+                   "--filestore-root", str(filestore_root)).stdout.strip()  # fmt: skip
+    result = cli("drill", snapshot, "--repo", repository.location)
+    assert result.returncode == ExitCode.VERIFICATION_FAILED
+    assert "FAILED" in result.stdout
