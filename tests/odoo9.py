@@ -1,12 +1,12 @@
 """Load the complete part of the truncated Odoo 9 dump in `data/` into PostgreSQL.
 
 The dump (see `data/README.md`) ends inside a `COPY` block. `complete_part` keeps the
-text before that block and removes two kinds of statements, always outside `COPY`
-data:
+text before that block and removes two kinds of statements (three on request, see
+`keep_setval`), always outside `COPY` data:
 
-- `SET default_with_oids = false;`. PostgreSQL 12 removed tables with OIDs; it still
-  accepts the value `false` (PostgreSQL 15 does) and rejects only `true`, so the line
-  is dropped to keep the load independent of that leniency.
+- `SET default_with_oids = false;`. PostgreSQL 12 removed tables with OIDs, but
+  PostgreSQL 15 still accepts this setting with the value `false` and rejects only
+  `true`. The line is dropped so the load does not depend on that leniency.
 - `ALTER ... OWNER TO odoouser;`, because the role `odoouser` does not exist here.
   Creating it would leave a cluster-wide role behind, shared by parallel tests, so
   the objects stay owned by the loading role instead.
@@ -51,12 +51,12 @@ class CompletePart:
 def complete_part(path: Path = DUMP, keep_setval: bool = True) -> CompletePart:
     """Return the statements of `path` that a complete load can run.
 
-    A `COPY` block runs from its `COPY ... FROM stdin;` line to a line `\\.`; a block
-    that the file cuts off is left out with its header. `keep_setval=False` also
-    removes the `setval` calls, which leaves every sequence at its start value.
+    A `COPY` block runs from its `COPY ... FROM stdin;` line to a line `\\.`, and a
+    block that the file cuts off is left out with its header. `keep_setval=False`
+    also removes the `setval` calls, which leaves every sequence at its start value.
     """
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept: list[str] = []
+    loadable: list[str] = []
     part = CompletePart(text="")
     removed = {"default_with_oids": 0, "owner": 0, "setval": 0}
     block_start: int | None = None
@@ -64,16 +64,16 @@ def complete_part(path: Path = DUMP, keep_setval: bool = True) -> CompletePart:
     for line in lines:
         statement = line.rstrip("\n")
         if block_start is not None:
-            kept.append(line)
+            loadable.append(line)
             if statement == _END_OF_COPY:
                 part.copied_tables.append(block_table)
                 block_start = None
             continue
         match = _COPY.match(statement)
         if match:
-            block_start = len(kept)
+            block_start = len(loadable)
             block_table = match.group(1)
-            kept.append(line)
+            loadable.append(line)
         elif statement == _OIDS:
             removed["default_with_oids"] += 1
         elif _OWNER.match(statement):
@@ -81,11 +81,11 @@ def complete_part(path: Path = DUMP, keep_setval: bool = True) -> CompletePart:
         elif not keep_setval and statement.startswith(_SETVAL):
             removed["setval"] += 1
         else:
-            kept.append(line)
+            loadable.append(line)
     if block_start is not None:
-        del kept[block_start:]
+        del loadable[block_start:]
         part.incomplete_table = block_table
-    part.text = "".join(kept)
+    part.text = "".join(loadable)
     part.removed = removed
     return part
 

@@ -89,6 +89,17 @@ def _work_folder(repository: Repository, options: BackupOptions) -> Path:
     return Path(tempfile.mkdtemp(prefix="odoo-dr-dump-"))
 
 
+def _begin_snapshot(connection: psycopg.Connection, warnings: list[str]) -> str:
+    """Open the snapshot transaction, hold off the garbage collector, export it."""
+    connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    # The transaction stays idle while files are copied; a server-wide idle timeout
+    # must not end it, since it holds the lock against the garbage collector.
+    connection.execute("SET idle_in_transaction_session_timeout = 0")
+    connection.execute("SET statement_timeout = 0")
+    _lock_against_garbage_collector(connection, warnings)
+    return connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+
 def _lock_against_garbage_collector(
     connection: psycopg.Connection, warnings: list[str]
 ) -> None:
@@ -188,10 +199,6 @@ def run_backup(
             inspect.require_odoo_database(cursor, tenant)
     tools = find_tools(major, f"backing up PostgreSQL {version_text}")
     folder = options.filestore_root / tenant
-    if not folder.is_dir():
-        log.warning(
-            "filestore folder %s not found; referenced files will be missing", folder
-        )
 
     with repository.lock_tenant(tenant, "backup"):
         repository.cleanup()
@@ -230,9 +237,7 @@ def _backup_locked(
     process = None
     try:
         with settings.connect(tenant) as connection:
-            connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            _lock_against_garbage_collector(connection, warnings)
-            snapshot = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            snapshot = _begin_snapshot(connection, warnings)
             process = dump.start_dump(
                 tools,
                 settings,
@@ -243,6 +248,8 @@ def _backup_locked(
                 stderr_path,
             )
             facts = _read_facts(connection, tenant)
+            if facts.attachments and not folder.is_dir():
+                log.warning("filestore folder %s not found", folder)
             log.info(
                 "snapshot taken tenant=%s lsn=%s attachments=%d",
                 tenant,

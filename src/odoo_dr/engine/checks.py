@@ -165,11 +165,46 @@ def check_modules(
     )
 
 
+# Rows that would let a copy act on the outside world, by table and column, with a
+# description. A table or column that does not exist is skipped.
+_LIVE_ROWS = (
+    ("payment_provider", "state", "state = 'enabled'", "payment provider"),
+    ("payment_provider", "is_live", "is_live", "live payment provider"),
+    ("payment_acquirer", "state", "state = 'enabled'", "payment acquirer"),
+    (
+        "payment_acquirer",
+        "environment",
+        "environment = 'prod'",
+        "live payment acquirer",
+    ),
+    (
+        "delivery_carrier",
+        "prod_environment",
+        "prod_environment",
+        "carrier in production",
+    ),
+)
+
+
+def _live_rows(cursor: psycopg.Cursor) -> list[str]:
+    problems = []
+    for table, column, condition, label in _LIVE_ROWS:
+        if column not in inspect.table_columns(cursor, table):
+            continue
+        cursor.execute(
+            sql.SQL("SELECT id FROM {} WHERE {} ORDER BY id").format(
+                sql.Identifier(table), sql.SQL(condition)
+            )
+        )
+        problems.extend(f"{label} {table},{row[0]} is active" for row in cursor)
+    return problems
+
+
 def check_neutralized(
     connection: psycopg.Connection,
     cron_allow_list: tuple[str, ...] = DEFAULT_CRON_ALLOW_LIST,
 ) -> CheckResult:
-    """Check that no mail server and no scheduled action outside the allow-list runs."""
+    """Check that nothing in the copy can send mail, run jobs, charge or ship."""
     problems = []
     with connection.cursor() as cursor:
         for table, label in (
@@ -196,6 +231,7 @@ def check_neutralized(
                 if xml_id not in cron_allow_list:
                     label = xml_id or f"ir.cron,{cron_id}"
                     problems.append(f"scheduled action {label} is active")
+        problems.extend(_live_rows(cursor))
         parameters = inspect.read_parameters(cursor, ("database.is_neutralized",))
         if inspect.table_columns(cursor, "ir_config_parameter") and (
             parameters.get("database.is_neutralized", "").lower() not in {"true", "1"}
@@ -204,7 +240,8 @@ def check_neutralized(
     return _result(
         "neutralized",
         problems,
-        "no active mail server, no active scheduled action outside the allow-list",
+        "no active mail server, scheduled action outside the allow-list, live payment "
+        "or carrier",
         f"{len(problems)} ways the copy could still act on the outside world",
     )
 

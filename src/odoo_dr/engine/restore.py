@@ -153,6 +153,7 @@ def plan_restore(
 
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         version_text, major = server_version(connection)
+        _check_privileges(connection, target, options.force)
         target_exists = (
             connection.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (target,)
@@ -190,6 +191,32 @@ def plan_restore(
         options.filestore_root, file_bytes, "the filestore", "--filestore-root"
     )
     return _Plan(manifest, options, tools, index, target_exists, folder_exists)
+
+
+def _check_privileges(connection: psycopg.Connection, target: str, force: bool) -> None:
+    """Check that the role may create databases and, with --force, drop the target."""
+    can_create, user = connection.execute(
+        "SELECT rolcreatedb OR rolsuper, rolname FROM pg_roles"
+        " WHERE rolname = current_user"
+    ).fetchone()
+    if not can_create:
+        raise RejectedError(
+            f"role {user!r} may not create databases",
+            hint=f"run ALTER ROLE {user} CREATEDB, or connect as another role",
+        )
+    if not force:
+        return
+    row = connection.execute(
+        "SELECT pg_has_role(current_user, datdba, 'MEMBER')"
+        " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+        " FROM pg_database WHERE datname = %s",
+        (target,),
+    ).fetchone()
+    if row is not None and not row[0]:
+        raise RejectedError(
+            f"role {user!r} may not drop the existing database {target!r}",
+            hint="restore as its owner or a superuser, or choose another --target",
+        )
 
 
 def _dump_parent(options: RestoreOptions) -> Path:
@@ -294,24 +321,26 @@ def _drop_stale_temporaries(
 
 
 def _swap_into_place(settings: PgSettings, plan: _Plan) -> None:
+    """Replace the target by the restored database and folder, database first."""
     target = plan.options.target
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         if plan.target_exists:
             log.warning("dropping existing database %r (--force)", target)
             drop_database(connection, target)
-        old_folder = None
-        if plan.folder_exists:
-            old_folder = plan.options.filestore_root / f"{plan.temporary}-replaced"
-            log.warning(
-                "replacing existing filestore folder %s (--force)", plan.target_folder
-            )
-            plan.target_folder.rename(old_folder)
         connection.execute(
             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                 sql.Identifier(plan.temporary), sql.Identifier(target)
             )
         )
         clear_temporary_mark(connection, target)
+
+    old_folder = None
+    if plan.folder_exists:
+        old_folder = plan.options.filestore_root / f"{plan.temporary}-replaced"
+        log.warning(
+            "replacing existing filestore folder %s (--force)", plan.target_folder
+        )
+        plan.target_folder.rename(old_folder)
     plan.temporary_folder.rename(plan.target_folder)
     if old_folder is not None:
         shutil.rmtree(old_folder, ignore_errors=True)

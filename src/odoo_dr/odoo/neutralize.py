@@ -4,7 +4,9 @@ The statements follow what Odoo 16 and later run for a neutralized database (eac
 module's `data/neutralize.sql`): mail servers, incoming mail servers and scheduled
 actions off (except the autovacuum job), payment providers disabled, carriers in test
 mode, and `database.is_neutralized` set. odoo-dr also points webhook URLs of server
-actions at an address that cannot resolve. A step whose table or column does not
+actions at an address that cannot resolve. Odoo 9 to 12 mark a live payment acquirer
+with `environment = 'prod'` instead of a state, so both forms are handled. A step
+whose table or column does not
 exist (module not installed, older Odoo) is skipped, so the same code neutralizes
 Odoo 9 to Odoo 18 databases.
 """
@@ -66,6 +68,12 @@ _STEPS = (
         "UPDATE payment_acquirer SET state = 'disabled'"
         " WHERE state NOT IN ('test', 'disabled')",
         "payment acquirers disabled",
+    ),
+    _Step(
+        "payment_acquirer",
+        "environment",
+        "UPDATE payment_acquirer SET environment = 'test' WHERE environment = 'prod'",
+        "payment acquirers switched to test mode",
     ),
     _Step(
         "delivery_carrier",
