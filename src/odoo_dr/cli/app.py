@@ -51,7 +51,11 @@ def configure(
     ] = False,
 ) -> None:
     """Back up, restore and drill Odoo databases with their filestore."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("odoo-dr: %(levelname)s %(message)s"))
     root = logging.getLogger("odoo_dr")

@@ -14,7 +14,7 @@ from odoo_dr.errors import RejectedError
 
 
 def fingerprint(secret: str | None) -> str:
-    """Return a short fingerprint that tells two secrets apart without showing them."""
+    """Return a short fingerprint that distinguishes secrets without showing them."""
     if not secret:
         return "(none)"
     return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:12]

@@ -1,4 +1,4 @@
-"""What odoo-dr reads from an Odoo database, inside the backup's snapshot."""
+"""Queries of an Odoo database: attachments, modules, parameters, row counts."""
 
 from __future__ import annotations
 

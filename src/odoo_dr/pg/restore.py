@@ -2,7 +2,7 @@
 
 pg_restore goes on after a failed statement and reports each one. A restore by a role
 that is not a superuser, into a server that lacks the dump's roles, meets a few
-errors that change nothing in the restored data; every other error fails the restore
+errors that change nothing in the restored data. Every other error fails the restore
 with PostgreSQL's own message.
 """
 

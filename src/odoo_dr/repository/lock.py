@@ -1,8 +1,8 @@
 """Per-tenant locks, so two backups of one tenant never run at once.
 
 A lock is a small JSON file created only if absent. Its holder rewrites it every
-minute. A lock counts as stale when its process is gone from this host, or when
-nobody rewrote it for ten minutes (a holder on another host that died).
+minute. A lock counts as stale when its process is gone from this host, or when it
+was not rewritten for ten minutes (a holder on another host that died).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Object encoding: zstd frames named by the SHA-256 of their uncompressed content.
 
-An object can be read by hand with `zstd -d`; its name is its checksum, and the zstd
+An object can be read by hand with `zstd -d`. Its name is its checksum, and the zstd
 frame carries a content checksum of its own, so damage shows up either way.
 """
 
@@ -76,7 +76,7 @@ def _boundaries(data: bytes | memoryview | mmap.mmap) -> Iterator[tuple[int, int
 def split_file(path: Path) -> Iterator[bytes]:
     """Yield the chunks of the file at `path`, reading it once.
 
-    Files up to CHUNK_MAX bytes are one chunk; larger ones are mapped into memory and
+    Files up to CHUNK_MAX bytes are one chunk. Larger ones are mapped into memory and
     cut by content, so no more than one chunk is copied at a time.
     """
     with open(path, "rb") as handle:
