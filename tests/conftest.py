@@ -19,8 +19,8 @@ import pytest
 from psycopg import sql
 
 from odoo_dr.demo import builder
+from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import PgSettings
-from odoo_dr.pg.server import stale_temporary_databases
 from odoo_dr.repository.store import Repository
 
 os.environ.setdefault("PGHOST", "127.0.0.1")
@@ -115,7 +115,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     leftovers = sorted(_scratch_names() - _PREEXISTING_SCRATCH)
     if leftovers:
-        drop_leftovers(leftovers)
+        with admin_connection() as connection:
+            for name in leftovers:
+                temporary.drop(connection, name)
         print(f"\ntemporary databases left behind by the tests: {leftovers}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -132,17 +134,10 @@ def _scratch_names() -> set[str]:
     """Return temporary databases not in use by a live odoo-dr process."""
     with admin_connection() as connection:
         rows = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'odoo-dr-%'"
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname LIKE 'odoo-dr-%'"
         ).fetchall()
-        stale = set(stale_temporary_databases(connection))
-        marked = {
-            row[0]
-            for row in connection.execute(
-                "SELECT datname FROM pg_database WHERE"
-                " shobj_description(oid, 'pg_database') LIKE 'odoo-dr temporary %'"
-            )
-        }
-    return {row[0] for row in rows if row[0] not in marked or row[0] in stale}
+    return {name for name, comment in rows if not temporary.in_use(comment)}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):

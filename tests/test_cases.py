@@ -390,7 +390,7 @@ def test_existing_target_rejected(
         )
     )
     assert forced.returncode == 0, forced.stderr
-    assert f"dropping existing database '{target}' (--force)" in forced.stderr
+    assert f"replacing existing database '{target}' (--force)" in forced.stderr
     assert query(target, "SELECT to_regclass('keep_me') IS NULL") == [(True,)]
 
 
@@ -692,6 +692,6 @@ def test_killed_restore_cleaned_by_next(
 
     again = cli(*restore_args(repository, snapshot, target, out, "--copy"))
     assert again.returncode == 0, again.stderr
-    assert f"dropping temporary database '{temporary}'" in again.stderr
+    assert f"leftover of a killed odoo-dr: dropped '{temporary}'" in again.stderr
     assert not database_exists(temporary)
     assert sorted(p.name for p in out.iterdir()) == [target]

@@ -37,7 +37,7 @@ def test_read_options(tmp_path):
     assert config.db_port == 5432
     assert config.db_user == "postgres"
     assert config.db_password == "s3cr3t-pass"
-    assert config.filestore_root == Path("/var/lib/odoo/filestore")
+    assert config.data_dir == Path("/var/lib/odoo")
     assert "s3cr3t-pass" not in repr(config)
 
 
@@ -48,7 +48,6 @@ def test_false_means_unset(tmp_path):
     assert config.db_port is None
     assert config.db_password is None
     assert config.data_dir is None
-    assert config.filestore_root.name == "filestore"
 
 
 @pytest.mark.parametrize(

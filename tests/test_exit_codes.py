@@ -41,7 +41,7 @@ def test_exit_1_warnings(cli, repository, odoo_database, filestore_root):
         (["backup", "no_such_database_here"], "not found"),
         (
             ["restore", "zz", "--target", "t", "--copy", "--filestore-root", "/tmp"],
-            "not found",
+            "no snapshot or tenant named 'zz'",
         ),
     ],
 )

@@ -186,17 +186,29 @@ def test_truncated_lock_is_stale(repository):
         pass
 
 
-def test_damaged_manifest_named(cli, repository, odoo_database, filestore_root):
+def test_damaged_manifest_isolated(cli, repository, odoo_database, filestore_root):
     summary = odoo_database()
-    result = cli("backup", summary.database, "--repo", repository.location,
-                 "--filestore-root", str(filestore_root))  # fmt: skip
-    snapshot = result.stdout.strip()
-    path = Path(repository.location) / "snapshots" / f"{snapshot}.json"
+    backup = ["backup", summary.database, "--repo", repository.location,
+              "--filestore-root", str(filestore_root)]  # fmt: skip
+    damaged = cli(*backup).stdout.strip()
+    healthy = cli(*backup, "--tenant", "other tenant").stdout.strip()
+    path = Path(repository.location) / "snapshots" / f"{damaged}.json"
     path.write_bytes(path.read_bytes()[:200])
+
     listed = cli("snapshots", "--repo", repository.location)
-    assert listed.returncode == 2
-    assert f"snapshot manifest {snapshot}" in listed.stderr
+    assert listed.returncode == 1
+    assert f"snapshot {damaged} is unreadable" in listed.stderr
     assert "damaged" in listed.stderr
+    assert healthy in listed.stdout
+
+    # Backups and drills of everything else go on.
+    again = cli(*backup)
+    assert again.returncode == 0, again.stderr
+    drill = cli("drill", healthy, "--repo", repository.location)
+    assert drill.returncode == 0, drill.stderr
+    restore = cli("drill", damaged, "--repo", repository.location)
+    assert restore.returncode == 2
+    assert f"snapshot manifest {damaged}" in restore.stderr
 
 
 def test_missing_object_rejects_restore(
@@ -235,7 +247,7 @@ def test_manifest_path_traversal_rejected(
     result = cli("restore", snapshot, "--target", target, "--copy",
                  "--filestore-root", str(tmp_path / "root" / "fs"),
                  "--repo", repository.location)  # fmt: skip
-    assert result.returncode == 4
+    assert result.returncode == 2
     assert "invalid filestore path '../../escaped'" in result.stderr
     assert not (tmp_path / "root" / "escaped").exists()
     assert not (tmp_path / "escaped").exists()

@@ -53,6 +53,10 @@ class RestoreFailed(OdooDrError):
     exit_code = ExitCode.RESTORE_FAILED
 
 
+class DamagedDataFound(RestoreFailed):
+    """A restore stopped on damaged repository data and removed what it created."""
+
+
 class VerificationFailed(OdooDrError):
     """The data was restored, but its checks found problems."""
 
@@ -63,7 +67,11 @@ class RepositoryError(RejectedError):
     """The repository is missing, of an unknown format, or damaged."""
 
 
-class CorruptObject(RepositoryError):
+class SnapshotDamaged(RepositoryError):
+    """An object or manifest that a snapshot needs is missing or damaged."""
+
+
+class CorruptObject(SnapshotDamaged):
     """An object's content does not match its name."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Annotated
 
@@ -11,7 +12,7 @@ import typer
 from odoo_dr import __version__
 from odoo_dr.cli import backup, demo, drill, repository, restore
 from odoo_dr.cli.output import errors
-from odoo_dr.errors import OdooDrError
+from odoo_dr.errors import ExitCode, OdooDrError
 
 app = typer.Typer(
     name="odoo-dr",
@@ -64,11 +65,18 @@ def configure(
     root.propagate = False
 
 
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # systemd, Kubernetes and timeout(1) stop a process with SIGTERM: unwind like
+    # Ctrl-C, so every cleanup step of a backup, restore or drill runs.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Run the command line and exit with the documented exit code.
 
     Typer (in standalone mode) reports usage errors itself, with exit code 2.
     """
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         app()
     except OdooDrError as exc:
@@ -78,5 +86,12 @@ def main() -> None:
             errors.print(f"odoo-dr: hint: {exc.hint}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        errors.print("odoo-dr: interrupted")
+        errors.print("odoo-dr: interrupted; nothing was published or left behind")
         sys.exit(130)
+    except Exception as exc:
+        # Engine commands turn their failures into OdooDrError; reaching this is a
+        # bug, reported in one line (the traceback with -v).
+        logging.getLogger("odoo_dr").debug("error details", exc_info=True)
+        errors.print(f"odoo-dr: error: unexpected {type(exc).__name__}: {exc}")
+        errors.print("odoo-dr: hint: run again with -v for the traceback and report it")
+        sys.exit(ExitCode.REJECTED)

@@ -13,9 +13,16 @@ from odoo_dr.errors import ExitCode
 
 
 def backup(
-    database: Annotated[
-        str, typer.Argument(help="Name of the Odoo database (the tenant).")
-    ],
+    database: Annotated[str, typer.Argument(help="Name of the Odoo database.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Name to file the snapshots under, when databases of several servers "
+            "share a name. Default: the database name.",
+            show_default=False,
+        ),
+    ] = None,
     filestore_root: opt.FilestoreRootOption = None,
     odoo_config: opt.OdooConfigOption = None,
     repo: opt.RepoOption = None,
@@ -45,7 +52,8 @@ def backup(
         repository,
         opt.pg_settings(dsn, config),
         BackupOptions(
-            tenant=database,
+            database=database,
+            tenant=tenant,
             filestore_root=opt.filestore_root(filestore_root, config),
             jobs=jobs,
             strict=strict,
@@ -63,7 +71,8 @@ def backup(
             f"snapshot {manifest.id} of {manifest.tenant!r}: "
             f"dump {size(stats.dump_bytes)}, {files.referenced_files:,} files "
             f"({size(files.referenced_bytes)}) + {files.extra_files:,} unreferenced, "
-            f"{files.attachments_in_database:,} attachments in the database; "
+            f"{files.attachments_in_database:,} attachment(s) stored in the database "
+            "itself; "
             f"added {size(stats.new_bytes)} in {stats.new_objects:,} objects "
             f"in {stats.seconds:.1f}s"
         )

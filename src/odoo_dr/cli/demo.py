@@ -72,7 +72,7 @@ def demo(
     manifest = run_backup(
         repository,
         settings,
-        BackupOptions(tenant=database, filestore_root=root, jobs=jobs),
+        BackupOptions(database=database, filestore_root=root, jobs=jobs),
     )
     console.out(
         f"    snapshot {manifest.id}: dump {size(manifest.stats.dump_bytes)}, "

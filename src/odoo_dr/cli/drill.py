@@ -47,8 +47,8 @@ def drill(
         list[str] | None,
         typer.Option(
             "--allow-cron",
-            help="XML id of a scheduled action that may stay active (repeatable). "
-            "Default: base.autovacuum_job.",
+            help="XML id of a scheduled action that may stay active, besides "
+            "base.autovacuum_job (repeatable).",
             show_default=False,
         ),
     ] = None,
@@ -61,7 +61,8 @@ def drill(
 ) -> None:
     """Restore a snapshot as a neutralized scratch copy and check it.
 
-    Exit 0 when every check passed, 5 when one did not.
+    Exit 0 when every check passed, 5 when one did not or the snapshot's data is
+    damaged, 4 when the restore failed for another reason.
     """
     config = opt.load_odoo_config(odoo_config)
     repository = opt.open_repository(repo)
@@ -74,9 +75,7 @@ def drill(
             keep=keep,
             jobs=jobs,
             temp_dir=temp_dir,
-            cron_allow_list=tuple(allow_cron)
-            if allow_cron
-            else DEFAULT_CRON_ALLOW_LIST,
+            cron_allow_list=(*DEFAULT_CRON_ALLOW_LIST, *(allow_cron or ())),
         ),
     )
     if as_json:
@@ -105,7 +104,12 @@ def print_record(record: DrillRecord) -> None:
             duration(check.seconds),
             check.summary,
         )
-    console.print(table)
+    if record.checks:
+        console.print(table)
+    if record.error:
+        console.out(f"  error: {record.error}")
+    for warning in record.warnings:
+        console.out(f"  warning: {warning}")
     for check in record.checks:
         for problem in check.problems:
             console.out(f"  {check.name}: {problem}")

@@ -35,6 +35,8 @@ OdooConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--odoo-config",
+        exists=True,
+        dir_okay=False,
         help="Odoo configuration file to read db_host, db_port, db_user, db_password "
         "and data_dir from.",
         show_default=False,
@@ -64,7 +66,10 @@ TempDirOption = Annotated[
     Path | None,
     typer.Option(
         "--temp-dir",
-        help="Folder for the uncompressed database dump while it is being moved.",
+        exists=True,
+        file_okay=False,
+        help="Folder for temporary files: the uncompressed dump, and a drill's "
+        "scratch filestore.",
         show_default=False,
     ),
 ]
@@ -93,8 +98,8 @@ def filestore_root(explicit: Path | None, odoo_config: OdooConfig | None) -> Pat
     """
     if explicit is not None:
         return explicit.expanduser().absolute()
-    if odoo_config is not None:
-        return odoo_config.filestore_root
+    if odoo_config is not None and odoo_config.data_dir is not None:
+        return odoo_config.data_dir / "filestore"
     from_environment = os.environ.get(FILESTORE_VARIABLE)
     if from_environment:
         return Path(from_environment).expanduser().absolute()

@@ -9,10 +9,14 @@ from pydantic import BaseModel
 from rich.console import Console
 
 # Output to a pipe or file is not wrapped at 80 columns, so tables stay one row a line.
-console = Console(highlight=False, soft_wrap=True)
+# Names and messages are printed as they are: Rich markup such as "[red]" in a
+# database name must neither be interpreted nor crash the output.
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 if not console.is_terminal:
     console.width = 200
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+errors = Console(
+    stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False
+)
 
 
 def print_json(value: object) -> None:

@@ -8,7 +8,9 @@ import typer
 from rich.table import Table
 
 from odoo_dr.cli import options as opt
-from odoo_dr.cli.output import age, console, local_time, print_json, size
+from odoo_dr.cli.output import age, console, errors, local_time, print_json, size
+from odoo_dr.errors import ExitCode
+from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository, resolve_location
 
 
@@ -27,7 +29,17 @@ def snapshots(
 ) -> None:
     """List snapshots with their time, sizes, file counts and what each added."""
     repository = opt.open_repository(repo)
-    manifests = repository.list_snapshots(tenant)
+    manifests, damaged = repository.scan_snapshots(tenant)
+    for snapshot_id, message in damaged.items():
+        errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
+    _print_snapshots(repository, manifests, as_json)
+    if damaged:
+        raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _print_snapshots(
+    repository: Repository, manifests: list[SnapshotManifest], as_json: bool
+) -> None:
     if as_json:
         print_json(
             [

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from odoo_dr.cli import options as opt
-from odoo_dr.cli.output import console, duration, print_json, size
+from odoo_dr.cli.drill import resolve_target
+from odoo_dr.cli.output import console, duration, errors, print_json, size
 from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
-from odoo_dr.errors import RejectedError
+from odoo_dr.errors import ExitCode, RejectedError
 
 
 def fingerprint(secret: str | None) -> str:
@@ -22,7 +23,12 @@ def fingerprint(secret: str | None) -> str:
 
 def restore(
     snapshot: Annotated[
-        str, typer.Argument(help="Snapshot id, or a unique prefix of it.")
+        str,
+        typer.Argument(
+            metavar="SNAPSHOT|TENANT",
+            help="Snapshot id (or a unique prefix), or a tenant for its latest "
+            "snapshot.",
+        ),
     ],
     target: Annotated[
         str, typer.Option("--target", help="Name of the database to create.")
@@ -70,7 +76,7 @@ def restore(
         )
     config = opt.load_odoo_config(odoo_config)
     repository = opt.open_repository(repo)
-    manifest = repository.find_snapshot(snapshot)
+    manifest = resolve_target(repository, snapshot)
     result = run_restore(
         repository,
         opt.pg_settings(dsn, config),
@@ -89,6 +95,10 @@ def restore(
         print_json(result_json(result))
     else:
         print_result(result)
+        for warning in result.warnings:
+            errors.print(f"warning: {warning}")
+    if result.warnings:
+        raise typer.Exit(ExitCode.WARNINGS)
 
 
 def _identity_rows(result: RestoreResult) -> list[tuple[str, str, str]]:
@@ -118,6 +128,7 @@ def result_json(result: RestoreResult) -> dict:
         "files": result.files,
         "file_bytes": result.file_bytes,
         "replaced_existing": result.replaced_existing,
+        "warnings": result.warnings,
         "steps": result.steps,
     }
 

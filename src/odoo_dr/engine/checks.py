@@ -183,6 +183,12 @@ _LIVE_ROWS = (
         "prod_environment",
         "carrier in production",
     ),
+    (
+        "iap_account",
+        "account_token",
+        "account_token NOT LIKE '%+disabled'",
+        "in-app purchase account",
+    ),
 )
 
 

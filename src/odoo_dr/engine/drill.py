@@ -2,27 +2,34 @@
 
 A drill measures the recovery time objective it achieved (restore plus checks, wall
 time, per step) and the recovery point of the snapshot (its age when the drill
-began), and records both in the repository.
+began), and records both in the repository. A snapshot whose data is missing or
+damaged fails its drill like one that fails a check.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from odoo_dr import __version__
+import psycopg
+
+from odoo_dr import __version__, tempfiles
 from odoo_dr.engine.checks import run_checks
-from odoo_dr.engine.restore import RestoreOptions, execute_restore, plan_restore
-from odoo_dr.errors import OdooDrError, RestoreFailed
+from odoo_dr.engine.restore import (
+    RestoreOptions,
+    clean_leftovers,
+    execute_restore,
+    plan_restore,
+)
+from odoo_dr.errors import DamagedDataFound, OdooDrError, RestoreFailed, SnapshotDamaged
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
+from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
-from odoo_dr.pg.server import drop_database
-from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
+from odoo_dr.repository.manifest import CheckResult, DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository, new_id
 from odoo_dr.timing import StepTimer
 
@@ -43,6 +50,24 @@ def scratch_name(manifest: SnapshotManifest) -> str:
     return f"{SCRATCH_PREFIX}{manifest.id}-{uuid.uuid4().hex[:4]}"
 
 
+def _unknown_allowed_crons(
+    connection: psycopg.Connection, allow_list: tuple[str, ...]
+) -> list[str]:
+    unknown = []
+    for xml_id in allow_list:
+        module, _, name = xml_id.partition(".")
+        row = connection.execute(
+            "SELECT 1 FROM ir_model_data WHERE model = 'ir.cron'"
+            " AND module = %s AND name = %s",
+            (module, name),
+        ).fetchone()
+        if row is None:
+            unknown.append(
+                f"--allow-cron {xml_id}: no scheduled action with this XML id"
+            )
+    return unknown
+
+
 def run_drill(
     repository: Repository,
     settings: PgSettings,
@@ -51,34 +76,42 @@ def run_drill(
 ) -> DrillRecord:
     """Drill `manifest` and return the record saved in the repository.
 
-    Raises `RejectedError` when a pre-check fails and `RestoreFailed` when the restore
-    itself fails; the drill record is saved in both the passed and failed cases.
+    Raises `RejectedError` when the drill cannot start (the server or disk, not the
+    snapshot, is at fault) and `RestoreFailed` when the restore fails for a reason
+    other than damaged data; the record is saved in that case too.
     """
     started_at = datetime.now(UTC)
     target = scratch_name(manifest)
-    scratch_root = Path(tempfile.mkdtemp(prefix="odoo-dr-drill-", dir=options.temp_dir))
+    clean_leftovers(settings, None)
+    tempfiles.remove_stale(options.temp_dir)
+    scratch_root = tempfiles.make_folder(options.temp_dir, "drill")
     restore_options = RestoreOptions(
         target=target,
         filestore_root=scratch_root,
         mode="copy",
         neutralize=True,
-        force=False,
         jobs=options.jobs,
         temp_dir=options.temp_dir,
         cron_allow_list=options.cron_allow_list,
     )
     timer = StepTimer()
-    checks = []
+    checks: list[CheckResult] = []
+    warnings: list[str] = []
     error = None
+    failure: RestoreFailed | None = None
     restored = False
     try:
-        plan = plan_restore(repository, settings, manifest, restore_options)
         try:
+            plan = plan_restore(repository, settings, manifest, restore_options)
             result = execute_restore(repository, settings, plan, timer)
             restored = True
+        except (SnapshotDamaged, DamagedDataFound) as exc:
+            error = str(exc)
         except RestoreFailed as exc:
             error = str(exc)
+            failure = exc
         if restored:
+            _mark_scratch(settings, target)
             with timer.step("checks"), settings.connect(target) as connection:
                 checks = run_checks(
                     connection,
@@ -88,7 +121,10 @@ def run_drill(
                     options.jobs,
                     options.cron_allow_list,
                 )
+                warnings = _unknown_allowed_crons(connection, options.cron_allow_list)
                 connection.rollback()
+            if options.keep:
+                _unmark_scratch(settings, target)
     finally:
         if not (options.keep and restored):
             _drop_scratch(settings, target, scratch_root)
@@ -104,6 +140,7 @@ def run_drill(
         kept=options.keep and restored,
         passed=restored and all(check.passed for check in checks),
         error=error,
+        warnings=warnings,
         rto_seconds=timer.total,
         rpo_seconds=round((started_at - manifest.snapshot_time).total_seconds(), 3),
         steps=timer.steps,
@@ -119,17 +156,28 @@ def run_drill(
         record.rto_seconds,
         record.rpo_seconds,
     )
-    if error is not None:
+    if failure is not None:
         raise RestoreFailed(
-            f"drill {record.id} of snapshot {manifest.id} failed: {error}"
+            f"drill {record.id} of snapshot {manifest.id}: {failure.message}",
+            failure.hint,
         )
     return record
+
+
+def _mark_scratch(settings: PgSettings, target: str) -> None:
+    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
+        temporary.mark_drill(connection, target)
+
+
+def _unmark_scratch(settings: PgSettings, target: str) -> None:
+    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
+        temporary.clear_mark(connection, target)
 
 
 def _drop_scratch(settings: PgSettings, target: str, scratch_root: Path) -> None:
     try:
         with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-            drop_database(connection, target)
-    except OdooDrError as exc:
+            temporary.drop(connection, target)
+    except (OdooDrError, psycopg.Error) as exc:
         log.error("could not drop scratch database %r: %s", target, exc)
     shutil.rmtree(scratch_root, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections import defaultdict
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from odoo_dr.errors import BackupFailed
 from odoo_dr.odoo import filestore
@@ -28,6 +30,10 @@ class FilestoreResult:
     files_reused: int = 0
     bytes_read: int = 0
     checklist_markers: int = 0
+
+
+class _NotRegular(Exception):
+    """A filestore path that is a symbolic link, a folder or a device."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,17 @@ class FilestoreBackup:
         first = wanted.attachments[0] if wanted.attachments else None
         try:
             entry, reused, stats = self._reuse_or_store(wanted, full_path)
+        except _NotRegular:
+            if first is None:
+                return None, None, False, WriteStats()
+            problem = FileProblem(
+                store_fname=first.store_fname,
+                reason="not a regular file",
+                checksum=first.checksum,
+                file_size=first.file_size,
+                attachments=[ref.describe() for ref in wanted.attachments],
+            )
+            return None, problem, False, WriteStats()
         except FileNotFoundError:
             if first is None:
                 # An unreferenced file that vanished, e.g. removed by Odoo's garbage
@@ -146,7 +163,9 @@ class FilestoreBackup:
     def _reuse_or_store(
         self, wanted: _Wanted, full_path: Path
     ) -> tuple[FilestoreEntry, bool, WriteStats]:
-        stat = os.stat(full_path)
+        stat = os.lstat(full_path)
+        if not S_ISREG(stat.st_mode):
+            raise _NotRegular(full_path)
         previous = self.previous.get(wanted.path)
         if (
             not self.read_all
@@ -157,7 +176,12 @@ class FilestoreBackup:
         ):
             entry = previous.model_copy(update={"referenced": wanted.referenced})
             return entry, True, WriteStats()
-        blob, sha1, stats = self.repository.store_file(full_path)
+        try:
+            blob, sha1, stats = self.repository.store_file(full_path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _NotRegular(full_path) from None
+            raise
         entry = FilestoreEntry(
             path=wanted.path,
             sha1=sha1,

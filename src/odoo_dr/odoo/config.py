@@ -25,11 +25,6 @@ class OdooConfig:
     db_sslmode: str | None = None
     data_dir: Path | None = None
 
-    @property
-    def filestore_root(self) -> Path:
-        """Return `<data_dir>/filestore`, with Odoo's default data_dir when unset."""
-        return (self.data_dir or default_data_dir()) / "filestore"
-
 
 def default_data_dir() -> Path:
     """Return Odoo's default data_dir, `~/.local/share/Odoo` on Linux."""

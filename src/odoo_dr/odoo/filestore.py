@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from odoo_dr.errors import RepositoryError
-
 CHECKLIST = "checklist"
 _DOTS = re.compile(r"[.]")
 
@@ -32,19 +30,16 @@ def safe_relative(path: str) -> PurePosixPath:
     """Return `path` as a relative path that stays below its base folder.
 
     Paths come from manifests, which a damaged or hostile repository could fill with
-    absolute paths or `..`.
+    absolute paths or `..`. Any other file name is valid, backslashes included.
     """
     relative = PurePosixPath(path)
     if (
         not path
+        or "\x00" in path
         or relative.is_absolute()
-        or "\\" in path
-        or any(part in {"", ".", ".."} for part in relative.parts)
+        or any(part in {"", ".", ".."} for part in path.split("/"))
     ):
-        raise RepositoryError(
-            f"invalid filestore path {path!r} in the snapshot manifest",
-            hint="the manifest is damaged; run 'odoo-dr verify'",
-        )
+        raise ValueError(f"invalid filestore path {path!r}: not a relative path")
     return relative
 
 

@@ -3,12 +3,13 @@
 The statements follow what Odoo 16 and later run for a neutralized database (each
 module's `data/neutralize.sql`): mail servers, incoming mail servers and scheduled
 actions off (except the autovacuum job), payment providers disabled, carriers in test
-mode, and `database.is_neutralized` set. odoo-dr also points webhook URLs of server
-actions at an address that cannot resolve. Odoo 9 to 12 mark a live payment acquirer
-with `environment = 'prod'` instead of a state, so both forms are handled. A step
-whose table or column does not
-exist (module not installed, older Odoo) is skipped, so the same code neutralizes
-Odoo 9 to Odoo 18 databases.
+mode, in-app purchase accounts disabled, and `database.is_neutralized` set. odoo-dr
+also points webhook URLs of server actions at an address that cannot resolve.
+
+Odoo 9 to 12 mark a live payment acquirer with `environment = 'prod'` instead of a
+state, so both forms are handled. A step whose table or column does not exist (module
+not installed, older Odoo) is skipped, so the same code neutralizes Odoo 9 to Odoo 18
+databases.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ _STEPS = (
         "prod_environment",
         "UPDATE delivery_carrier SET prod_environment = false WHERE prod_environment",
         "carrier integrations switched to test mode",
+    ),
+    _Step(
+        "iap_account",
+        "account_token",
+        "UPDATE iap_account"
+        " SET account_token = regexp_replace(account_token, '(\\+.*)?$', '+disabled')"
+        " WHERE account_token NOT LIKE '%+disabled'",
+        "in-app purchase accounts disabled",
     ),
     _Step(
         "ir_act_server",

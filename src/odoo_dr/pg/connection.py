@@ -57,6 +57,13 @@ class PgSettings:
                     "'postgresql://user@host:port/'",
                 ) from exc
             parsed.pop("dbname", None)
+            if "sslpassword" in parsed:
+                raise RejectedError(
+                    "--dsn must not contain sslpassword: pg_dump and pg_restore would "
+                    "show it in the process list",
+                    hint="put the connection settings in a libpq service file "
+                    "(~/.pg_service.conf) and pass --dsn 'service=NAME'",
+                )
             dsn_password = parsed.pop("password", None)
             params.update({key: str(value) for key, value in parsed.items()})
             if dsn_password is not None:
@@ -77,6 +84,12 @@ class PgSettings:
                 application_name="odoo-dr",
                 **extra,
             )
+        except psycopg.ProgrammingError as exc:
+            raise RejectedError(
+                f"invalid connection settings for {self.describe()}: "
+                f"{_first_line(str(exc))}",
+                hint="check the keywords of --dsn against libpq's documentation",
+            ) from None
         except psycopg.OperationalError as exc:
             message = _first_line(str(exc))
             if "does not exist" in message and "database" in message:

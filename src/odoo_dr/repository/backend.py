@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -52,14 +51,3 @@ class Backend(Protocol):
     def cleanup_stale_writes(self) -> int:
         """Remove leftovers of writes by processes that died; return how many."""
         ...
-
-
-def process_alive(pid: int) -> bool:
-    """Return whether process `pid` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,29 +12,17 @@ import ctypes
 import errno
 import logging
 import os
-import re
-import shutil
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from odoo_dr import tempfiles
 from odoo_dr.errors import RepositoryError
-from odoo_dr.repository.backend import ObjectNotFound, process_alive
+from odoo_dr.repository.backend import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-_HOST = socket.gethostname()
-# <host>-<pid>-<purpose><random hex>; the host part may itself contain dashes.
-_TEMPORARY_NAME = re.compile(
-    r"^(?P<host>.+)-(?P<pid>\d+)-(?P<rest>[a-z]*[0-9a-f]{32})$"
-)
-
-
-def temporary_name(purpose: str = "") -> str:
-    return f"{_HOST}-{os.getpid()}-{purpose}{uuid.uuid4().hex}"
 
 
 class LocalBackend:
@@ -62,11 +50,11 @@ class LocalBackend:
             ) from None
 
     def _temporary_path(self) -> Path:
-        return self.root / "tmp" / temporary_name()
+        return self.root / "tmp" / tempfiles.temporary_name()
 
     def temporary_folder(self, purpose: str) -> Path:
         """Create a folder in `tmp/`, removed by the next run if this process dies."""
-        folder = self.root / "tmp" / temporary_name(purpose)
+        folder = self.root / "tmp" / tempfiles.temporary_name(purpose)
         folder.mkdir(mode=DIR_MODE, parents=True)
         return folder
 
@@ -156,20 +144,4 @@ class LocalBackend:
             os.close(fd)
 
     def cleanup_stale_writes(self) -> int:
-        folder = self.root / "tmp"
-        if not folder.is_dir():
-            return 0
-        removed = 0
-        for entry in folder.iterdir():
-            match = _TEMPORARY_NAME.match(entry.name)
-            if match is None or match["host"] != _HOST:
-                continue
-            if process_alive(int(match["pid"])):
-                continue
-            log.debug("removing leftover temporary path %s", entry)
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return tempfiles.remove_stale(self.root / "tmp")

@@ -17,7 +17,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from odoo_dr.errors import LockHeld
-from odoo_dr.repository.backend import Backend, ObjectNotFound, process_alive
+from odoo_dr.processes import process_alive
+from odoo_dr.repository.backend import Backend, ObjectNotFound
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from odoo_dr.odoo.filestore import safe_relative
 
 MANIFEST_VERSION = 1
+
+# pg_dump's directory format names its files toc.dat, <id>.dat, blobs.toc and
+# blob_<oid>.dat; a manifest naming anything else is damaged or hostile.
+_DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 class StoredBlob(BaseModel):
@@ -22,6 +29,13 @@ class DumpFile(StoredBlob):
 
     name: str
 
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if not _DUMP_FILE_NAME.match(value):
+            raise ValueError(f"invalid dump file name {value!r}")
+        return value
+
 
 class FilestoreEntry(StoredBlob):
     """One file of the tenant's filestore folder."""
@@ -31,12 +45,24 @@ class FilestoreEntry(StoredBlob):
     referenced: bool = Field(description="an attachment of the snapshot refers to it")
     mtime_ns: int = 0
 
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        safe_relative(value)
+        return value
+
 
 class FileProblem(BaseModel):
     """An attachment whose file was missing or damaged when the backup read it."""
 
     store_fname: str
-    reason: Literal["missing", "checksum mismatch", "size mismatch", "invalid path"]
+    reason: Literal[
+        "missing",
+        "checksum mismatch",
+        "size mismatch",
+        "invalid path",
+        "not a regular file",
+    ]
     checksum: str | None = None
     file_size: int | None = None
     found_sha1: str | None = None
@@ -130,6 +156,7 @@ class DrillRecord(BaseModel):
     kept: bool
     passed: bool
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
     rto_seconds: float = Field(description="restore plus checks, wall time")
     rpo_seconds: float = Field(description="age of the snapshot when the drill began")
     steps: dict[str, float] = Field(description="seconds per step")

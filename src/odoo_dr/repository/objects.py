@@ -79,7 +79,10 @@ def split_file(path: Path) -> Iterator[bytes]:
     Files up to CHUNK_MAX bytes are one chunk. Larger ones are mapped into memory and
     cut by content, so no more than one chunk is copied at a time.
     """
-    with open(path, "rb") as handle:
+    # O_NOFOLLOW: a symbolic link planted in a filestore must not make the backup
+    # read (and a restore write out) a file from elsewhere on the host.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with open(fd, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size <= CHUNK_MAX:
             yield handle.read()

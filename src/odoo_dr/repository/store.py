@@ -27,12 +27,22 @@ import zstandard
 from pydantic import BaseModel, ValidationError
 
 from odoo_dr import __version__
-from odoo_dr.errors import CorruptObject, RejectedError, RepositoryError
+from odoo_dr.errors import (
+    CorruptObject,
+    RejectedError,
+    RepositoryError,
+    SnapshotDamaged,
+)
 from odoo_dr.repository import objects
 from odoo_dr.repository.backend import Backend, ObjectNotFound
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
 from odoo_dr.repository.lock import TenantLock
-from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest, StoredBlob
+from odoo_dr.repository.manifest import (
+    MANIFEST_VERSION,
+    DrillRecord,
+    SnapshotManifest,
+    StoredBlob,
+)
 from odoo_dr.repository.readme import REPOSITORY_README
 
 log = logging.getLogger(__name__)
@@ -141,6 +151,13 @@ class Repository:
         try:
             raw = backend.read("config.json")
         except ObjectNotFound:
+            if backend.exists("snapshots") or backend.exists("objects"):
+                raise RepositoryError(
+                    f"{backend.describe()} looks like an odoo-dr repository but its "
+                    "config.json is missing",
+                    hint="put back config.json from a copy of the repository; every "
+                    "repository's config.json has the same format apart from its id",
+                ) from None
             raise RepositoryError(
                 f"no odoo-dr repository at {backend.describe()}",
                 hint=f"create one with: odoo-dr init --repo {location}",
@@ -152,6 +169,18 @@ class Repository:
                 f"invalid repository configuration {backend.describe()}/config.json: "
                 f"{exc.errors()[0]['msg']}",
             ) from None
+        unsupported = {
+            "object_hash": (config.object_hash, "sha256"),
+            "compression": (config.compression, "zstd"),
+            "encryption": (config.encryption, "none"),
+        }
+        for name, (value, known) in unsupported.items():
+            if value != known:
+                raise RepositoryError(
+                    f"repository {backend.describe()} uses {name} {value!r}, which "
+                    f"this odoo-dr does not support (it supports {known!r})",
+                    hint="upgrade odoo-dr",
+                )
         if config.format != FORMAT or config.version > FORMAT_VERSION:
             raise RepositoryError(
                 f"repository {backend.describe()} has format {config.format} "
@@ -166,12 +195,30 @@ class Repository:
     def has_object(self, oid: str) -> bool:
         return self.backend.exists(objects.object_key(oid))
 
+    def _intact(self, oid: str) -> bool:
+        try:
+            self.get_object(oid)
+        except CorruptObject:
+            return False
+        except ObjectNotFound:
+            return False
+        return True
+
     def put_object(self, data: bytes | memoryview) -> tuple[str, WriteStats]:
-        """Store one chunk unless an object of the same content exists."""
+        """Store one chunk unless an intact object of the same content exists.
+
+        An existing object is read back and checked before it is trusted, so a
+        damaged object is rewritten from the fresh data instead of being referenced
+        by one more snapshot.
+        """
         oid = objects.object_id(data)
         key = objects.object_key(oid)
         if self.backend.exists(key):
-            return oid, WriteStats()
+            if self._intact(oid):
+                return oid, WriteStats()
+            log.warning(
+                "object %s is damaged; rewriting it from the backup's data", oid
+            )
         encoded = objects.encode(data)
         self.backend.write(key, encoded)
         log.debug("stored object %s bytes=%d stored=%d", oid, len(data), len(encoded))
@@ -256,13 +303,22 @@ class Repository:
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
         raw = self.backend.read(f"snapshots/{snapshot_id}.json")
         try:
-            return SnapshotManifest.model_validate_json(raw)
+            manifest = SnapshotManifest.model_validate_json(raw)
         except ValidationError as exc:
-            raise RepositoryError(
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise SnapshotDamaged(
                 f"snapshot manifest {snapshot_id} in {self.location} is damaged: "
-                f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
-                hint="run 'odoo-dr verify'; other snapshots are not affected",
+                f"{error['msg']}" + (f" at {where}" if where else ""),
+                hint="restore another snapshot; run 'odoo-dr verify' for the others",
             ) from None
+        if manifest.version > MANIFEST_VERSION:
+            raise RepositoryError(
+                f"snapshot {snapshot_id} has manifest version {manifest.version}, this "
+                f"odoo-dr reads up to version {MANIFEST_VERSION}",
+                hint="upgrade odoo-dr",
+            )
+        return manifest
 
     def snapshot_ids(self) -> list[str]:
         ids = [
@@ -272,13 +328,32 @@ class Repository:
         ]
         return sorted(ids)
 
-    def list_snapshots(self, tenant: str | None = None) -> list[SnapshotManifest]:
+    def scan_snapshots(
+        self, tenant: str | None = None
+    ) -> tuple[list[SnapshotManifest], dict[str, str]]:
+        """Return readable snapshots (oldest first) and, by id, why others are not.
+
+        One damaged manifest must not stop the backups or drills of other snapshots,
+        so it is reported rather than raised.
+        """
         manifests = []
+        damaged: dict[str, str] = {}
         for snapshot_id in self.snapshot_ids():
-            manifest = self.load_snapshot(snapshot_id)
+            try:
+                manifest = self.load_snapshot(snapshot_id)
+            except RepositoryError as exc:
+                damaged[snapshot_id] = exc.message
+                continue
             if tenant is None or manifest.tenant == tenant:
                 manifests.append(manifest)
         manifests.sort(key=lambda manifest: manifest.snapshot_time)
+        return manifests, damaged
+
+    def list_snapshots(self, tenant: str | None = None) -> list[SnapshotManifest]:
+        """Return the readable snapshots, oldest first, logging the damaged ones."""
+        manifests, damaged = self.scan_snapshots(tenant)
+        for snapshot_id, message in damaged.items():
+            log.warning("skipping snapshot %s: %s", snapshot_id, message)
         return manifests
 
     def find_snapshot(self, reference: str) -> SnapshotManifest:
