@@ -162,7 +162,7 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
 
 def query(dbname: str, statement: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(dbname=dbname, autocommit=True) as connection:
-        cursor = connection.execute(statement, params)
+        cursor = connection.execute(statement, params or None)
         return cursor.fetchall() if cursor.description else []
 
 
