@@ -428,3 +428,62 @@ def test_iap_accounts_neutralized(
         ("tok-456+disabled",),
     ]
     assert os.environ.get("PGHOST")
+
+
+def test_owner_of_restored_files(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    import pwd
+
+    summary = odoo_database()
+    snapshot_id = backup(
+        cli, repository, summary.database, filestore_root
+    ).stdout.strip()
+    target = summary.database + "_owned"
+    database_names.append(target)
+    nobody = pwd.getpwnam("nobody")
+    result = restore(cli, repository, snapshot_id, target, tmp_path / "out", "--copy",
+                     "--owner", "nobody")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "out" / target
+    for path in [folder, *folder.rglob("*")]:
+        assert path.stat().st_uid == nobody.pw_uid, path
+    wrong = restore(cli, repository, snapshot_id, target + "x", tmp_path / "out",
+                    "--copy", "--owner", "no_such_user_here")  # fmt: skip
+    assert wrong.returncode == 2
+    assert "no such user" in wrong.stderr
+
+
+def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    first = backup(cli, repository, summary.database, filestore_root).stdout.strip()
+    second = backup(cli, repository, summary.database, filestore_root).stdout.strip()
+    clean = cli("verify", "--read-data", "--repo", repository.location)
+    assert clean.returncode == 0, clean.stdout
+    assert "every snapshot can be restored" in clean.stdout
+
+    manifest = repository.find_snapshot(first)
+    index = json.loads(repository.read_blob(manifest.filestore.index))
+    shared = index[0]
+    path = Path(repository.location) / objects.object_key(shared["chunks"][0])
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    structure = cli("verify", "--repo", repository.location)
+    assert structure.returncode == 0, structure.stdout
+    result = cli("verify", "--read-data", "--json", "--repo", repository.location)
+    assert result.returncode == 5
+    report = json.loads(result.stdout)
+    broken = {item["id"]: item["problems"] for item in report["snapshots"]}
+    assert set(broken) == {first, second}
+    for snapshot_id in (first, second):
+        assert broken[snapshot_id] == [
+            f"filestore file {shared['path']}: object {shared['chunks'][0]} damaged "
+            "(decompression error: Restored data doesn't match checksum)"
+        ]
+
+    path.unlink()
+    missing = cli("verify", "--repo", repository.location)
+    assert missing.returncode == 5
+    assert f"object {shared['chunks'][0]} missing" in missing.stdout

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from odoo_dr import __version__
-from odoo_dr.cli import backup, demo, drill, repository, restore
+from odoo_dr.cli import backup, demo, drill, repository, restore, verify
 from odoo_dr.cli.output import errors
 from odoo_dr.errors import ExitCode, OdooDrError
 
@@ -27,6 +27,7 @@ app.command("backup")(backup.backup)
 app.command("snapshots")(repository.snapshots)
 app.command("restore")(restore.restore)
 app.command("drill")(drill.drill)
+app.command("verify")(verify.verify_command)
 app.command("demo")(demo.demo)
 
 

@@ -56,6 +56,15 @@ def restore(
         bool,
         typer.Option("--force", help="Replace an existing target database and folder."),
     ] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="USER[:GROUP] to own the restored filestore files, such as odoo "
+            "(the user the Odoo server runs as). Default: the user running odoo-dr.",
+            show_default=False,
+        ),
+    ] = None,
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
     jobs: opt.JobsOption = opt.default_jobs(),
@@ -89,6 +98,7 @@ def restore(
             force=force,
             jobs=jobs,
             temp_dir=temp_dir,
+            owner=owner,
         ),
     )
     if as_json:

@@ -33,12 +33,23 @@ def _write_one(repository: Repository, entry: FilestoreEntry, folder: Path) -> i
 
 
 def restore_files(
-    repository: Repository, entries: list[FilestoreEntry], folder: Path, jobs: int
+    repository: Repository,
+    entries: list[FilestoreEntry],
+    folder: Path,
+    jobs: int,
+    owner: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
-    """Write every entry below `folder`; return the number of files and bytes."""
+    """Write every entry below `folder`; return the number of files and bytes.
+
+    With `owner` (uid, gid), every file and folder written is given to that user,
+    so the Odoo server can add attachments next to them.
+    """
     os.makedirs(folder, exist_ok=True)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="files") as pool:
         sizes = list(
             pool.map(lambda entry: _write_one(repository, entry, folder), entries)
         )
+    if owner is not None:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, *owner, follow_symlinks=False)
     return len(sizes), sum(sizes)

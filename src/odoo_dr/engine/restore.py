@@ -302,7 +302,11 @@ def _restore_in_parallel(
         database = pool.submit(_run_pg_restore, settings, plan, dump_folder)
         try:
             files = restore_files(
-                repository, plan.index, plan.temporary_folder, plan.options.jobs
+                repository,
+                plan.index,
+                plan.temporary_folder,
+                plan.options.jobs,
+                plan.owner,
             )
         except BaseException:
             wait([database])

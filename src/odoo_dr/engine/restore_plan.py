@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -35,6 +37,21 @@ class RestoreOptions:
     jobs: int = 2
     temp_dir: Path | None = None
     cron_allow_list: tuple[str, ...] = DEFAULT_CRON_ALLOW_LIST
+    owner: str | None = None
+
+
+def parse_owner(owner: str) -> tuple[int, int]:
+    """Return the uid and gid of `USER[:GROUP]`; the group defaults to the user's."""
+    user, _, group = owner.partition(":")
+    try:
+        entry = pwd.getpwnam(user)
+        gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
+    except KeyError:
+        raise RejectedError(
+            f"invalid --owner {owner!r}: no such user or group on this host",
+            hint="give the user Odoo runs as, such as odoo or odoo:odoo",
+        ) from None
+    return entry.pw_uid, gid
 
 
 @dataclass
@@ -47,6 +64,7 @@ class RestorePlan:
     index: list[FilestoreEntry]
     target_exists: bool
     folder_exists: bool
+    owner: tuple[int, int] | None = None
     temporary: str = field(default_factory=new_temporary_name)
 
     @property
@@ -148,6 +166,7 @@ def plan_restore(
         )
     if options.filestore_root.exists() and not options.filestore_root.is_dir():
         raise RejectedError(f"filestore root {options.filestore_root} is not a folder")
+    owner = parse_owner(options.owner) if options.owner else None
     index = _check_objects(repository, manifest)
 
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
@@ -181,7 +200,9 @@ def plan_restore(
             hint="choose another --target, or pass --force to replace it",
         )
 
-    plan = RestorePlan(manifest, options, tools, index, target_exists, folder_exists)
+    plan = RestorePlan(
+        manifest, options, tools, index, target_exists, folder_exists, owner
+    )
     dump_bytes = sum(item.size for item in manifest.dump)
     file_bytes = sum(entry.size for entry in index)
     _check_space(plan.dump_parent, dump_bytes, "the database dump", "--temp-dir")
