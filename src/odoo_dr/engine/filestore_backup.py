@@ -172,7 +172,7 @@ class FilestoreBackup:
             and previous is not None
             and previous.size == stat.st_size
             and previous.mtime_ns == stat.st_mtime_ns
-            and all(self.repository.has_object(oid) for oid in previous.chunks)
+            and all(oid in self.repository.known_objects() for oid in previous.chunks)
         ):
             entry = previous.model_copy(update={"referenced": wanted.referenced})
             return entry, True, WriteStats()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,8 +250,6 @@ def execute_restore(
         with timer.step("create database"):
             _create_database(settings, plan)
             created = True
-        with timer.step("write dump"):
-            _write_dump(repository, plan.manifest, work / "dump")
         with timer.step("restore database and files"):
             tolerated, (files, file_bytes) = _restore_in_parallel(
                 repository, settings, plan, work / "dump"
@@ -297,22 +296,26 @@ def execute_restore(
 def _restore_in_parallel(
     repository: Repository, settings: PgSettings, plan: RestorePlan, dump_folder: Path
 ) -> tuple[list[str], tuple[int, int]]:
-    """Run pg_restore while the filestore files are written, and wait for both."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg_restore") as pool:
-        database = pool.submit(_run_pg_restore, settings, plan, dump_folder)
+    """Write the filestore files while the dump is written and pg_restore runs."""
+    cancelled = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="filestore") as pool:
+        files = pool.submit(
+            restore_files,
+            repository,
+            plan.index,
+            plan.temporary_folder,
+            plan.options.jobs,
+            plan.owner,
+            cancelled,
+        )
         try:
-            files = restore_files(
-                repository,
-                plan.index,
-                plan.temporary_folder,
-                plan.options.jobs,
-                plan.owner,
-            )
+            _write_dump(repository, plan.manifest, dump_folder)
+            tolerated = _run_pg_restore(settings, plan, dump_folder)
         except BaseException:
-            wait([database])
+            cancelled.set()
+            wait([files])
             raise
-        tolerated = database.result()
-    return tolerated, files
+        return tolerated, files.result()
 
 
 def run_restore(

@@ -95,6 +95,7 @@ class Repository:
     def __init__(self, backend: Backend, config: RepositoryConfig) -> None:
         self.backend = backend
         self.config = config
+        self._known: set[str] | None = None
 
     @property
     def location(self) -> str:
@@ -195,6 +196,19 @@ class Repository:
     def has_object(self, oid: str) -> bool:
         return self.backend.exists(objects.object_key(oid))
 
+    def known_objects(self) -> set[str]:
+        """Return the ids of the objects present, listed once and kept up to date.
+
+        One listing costs far less than a stat of every object a snapshot names. The
+        set includes what this process wrote since; objects removed by another
+        process after the listing still appear in it.
+        """
+        if self._known is None:
+            self._known = {
+                key.rsplit("/", 1)[-1] for key in self.backend.list("objects/")
+            }
+        return self._known
+
     def _intact(self, oid: str) -> bool:
         try:
             self.get_object(oid)
@@ -221,11 +235,17 @@ class Repository:
             )
         encoded = objects.encode(data)
         self.backend.write(key, encoded)
+        if self._known is not None:
+            self._known.add(oid)
         log.debug("stored object %s bytes=%d stored=%d", oid, len(data), len(encoded))
         return oid, WriteStats(new_objects=1, new_bytes=len(encoded))
 
-    def get_object(self, oid: str) -> bytes:
-        """Return the content of object `oid`, checked against its name."""
+    def get_object(self, oid: str, verify: bool = True) -> bytes:
+        """Return the content of object `oid`, checked against its name.
+
+        Without `verify` only the zstd frame's own checksum is checked, for callers
+        that check the whole file's hash themselves.
+        """
         stored = self.backend.read(objects.object_key(oid))
         try:
             data = objects.decode(stored)
@@ -234,7 +254,7 @@ class Repository:
                 f"object {oid} in {self.location} is damaged: {exc}",
                 hint="run 'odoo-dr verify' to find the snapshots it breaks",
             ) from None
-        if objects.object_id(data) != oid:
+        if verify and objects.object_id(data) != oid:
             raise CorruptObject(
                 f"object {oid} in {self.location} is damaged: its content does not "
                 "match its checksum",
@@ -269,24 +289,19 @@ class Repository:
             stats.add(added)
         return StoredBlob(size=size, chunks=ids), sha1.hexdigest(), stats
 
-    def iter_blob(self, blob: StoredBlob) -> Iterator[bytes]:
+    def iter_blob(self, blob: StoredBlob, verify: bool = True) -> Iterator[bytes]:
         for oid in blob.chunks:
-            yield self.get_object(oid)
+            yield self.get_object(oid, verify)
 
     def read_blob(self, blob: StoredBlob) -> bytes:
         return b"".join(self.iter_blob(blob))
 
     def missing_objects(self, blobs: Iterable[StoredBlob]) -> list[str]:
-        seen: set[str] = set()
+        known = self.known_objects()
         missing: list[str] = []
         for blob in blobs:
-            for oid in blob.chunks:
-                if oid in seen:
-                    continue
-                seen.add(oid)
-                if not self.has_object(oid):
-                    missing.append(oid)
-        return missing
+            missing.extend(oid for oid in blob.chunks if oid not in known)
+        return sorted(set(missing))
 
     # -- snapshots and drills
 
