@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -85,10 +86,12 @@ def demo(
     )
     record = run_drill(repository, settings, manifest, DrillOptions(jobs=jobs))
     print_record(record)
+    repo_arg = shlex.quote(repository.location)
     console.out(
-        f"\nnext: odoo-dr snapshots --repo {repository.location}; "
-        f"odoo-dr restore {manifest.id} --target {database}_copy --copy "
-        f"--filestore-root {root} --repo {repository.location}"
+        f"\nnext: odoo-dr snapshots --repo {repo_arg}\n"
+        f"      odoo-dr restore {manifest.id} --target "
+        f"{shlex.quote(database + '_copy')} --copy "
+        f"--filestore-root {shlex.quote(str(root))} --repo {repo_arg}"
     )
     if not record.passed:
         raise typer.Exit(ExitCode.VERIFICATION_FAILED)

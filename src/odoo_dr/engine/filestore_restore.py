@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from odoo_dr.errors import CorruptObject
+from odoo_dr.errors import CorruptObject, SnapshotDamaged
 from odoo_dr.odoo.filestore import safe_relative
 from odoo_dr.repository.manifest import FilestoreEntry
 from odoo_dr.repository.store import Repository
@@ -33,11 +33,16 @@ def _write_one(
     size = 0
     # The file's SHA-1 from the manifest proves the whole content, so the chunks'
     # own SHA-256 is not computed again (their zstd checksum still is).
-    with open(path, "wb") as handle:
-        for chunk in repository.iter_blob(entry, verify=False):
-            sha1.update(chunk)
-            size += len(chunk)
-            handle.write(chunk)
+    try:
+        with open(path, "wb") as handle:
+            for chunk in repository.iter_blob(entry, verify=False):
+                sha1.update(chunk)
+                size += len(chunk)
+                handle.write(chunk)
+    except SnapshotDamaged as exc:
+        raise SnapshotDamaged(
+            f"{exc.message} (in filestore file {entry.path})", exc.hint
+        ) from None
     if sha1.hexdigest() != entry.sha1 or size != entry.size:
         raise CorruptObject(
             f"filestore file {entry.path} read from repository {repository.location} "
