@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from odoo_dr.demo import builder
 from odoo_dr.pg import temporary
@@ -44,11 +43,7 @@ def admin_connection() -> psycopg.Connection:
 def drop_leftovers(names: list[str]) -> None:
     with admin_connection() as connection:
         for name in names:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)
-                )
-            )
+            temporary.drop(connection, name)
 
 
 @pytest.fixture
@@ -174,3 +169,23 @@ def tree_digest(folder: Path) -> dict[str, tuple[int, int]]:
             stat = path.stat()
             digest[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
     return digest
+
+
+def blob_path(repository: Repository, blob_id: str) -> tuple[Path, int, int]:
+    """Return the pack file, offset and length where `blob_id` is stored."""
+    where = repository.blobs.location(blob_id)
+    path = Path(repository.location) / "packs" / where.pack[:2] / where.pack
+    return path, where.offset, where.length
+
+
+def damage_blob(repository: Repository, blob_id: str, flip: int = 0xFF) -> None:
+    """Flip the bits of one byte in the middle of a blob's stored bytes."""
+    path, offset, length = blob_path(repository, blob_id)
+    data = bytearray(path.read_bytes())
+    data[offset + length // 2] ^= flip
+    path.write_bytes(bytes(data))
+
+
+def delete_pack_of(repository: Repository, blob_id: str) -> None:
+    """Delete the pack that holds `blob_id` (and every other blob in it)."""
+    blob_path(repository, blob_id)[0].unlink()

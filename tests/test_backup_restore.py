@@ -221,4 +221,4 @@ def test_large_file_is_chunked(
         item for item in load_index(repository, manifest) if item.sha1 == checksum
     )
     assert len(entry.chunks) > 1
-    assert repository.read_blob(entry) == content
+    assert repository.blobs.read_blob(entry) == content

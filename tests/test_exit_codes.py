@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import query
+from conftest import damage_blob, query
 from odoo_dr.errors import ExitCode
 
 
@@ -115,12 +115,7 @@ def test_exit_4_restore_failed(
     # Damage the content of the largest table file: the object is still there, so the
     # pre-checks pass, and the restore finds the damage while reading it.
     largest = max(manifest.dump, key=lambda item: item.size)
-    path = (
-        repository.backend.root / "objects" / largest.chunks[0][:2] / largest.chunks[0]
-    )
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    damage_blob(repository, largest.chunks[0])
     target = summary.database + "_broken"
     result = cli("restore", snapshot, "--target", target, "--copy",
                  "--filestore-root", str(tmp_path / "out"),

@@ -15,10 +15,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import admin_connection, database_exists, query
+from conftest import (
+    admin_connection,
+    damage_blob,
+    database_exists,
+    delete_pack_of,
+    query,
+)
 from odoo_dr.engine import snapshot
 from odoo_dr.engine.backup import BackupOptions, run_backup
-from odoo_dr.repository import objects
 
 
 def backup(cli, repository, name: str, root: Path, *extra: str, **kwargs):
@@ -79,10 +84,7 @@ def test_damaged_object_rewritten_by_backup(
     # a table's data file does not.
     tables = [item for item in manifest.dump if item.name != "toc.dat"]
     victim = max(tables, key=lambda item: item.size).chunks[0]
-    path = Path(repository.location) / objects.object_key(victim)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    damage_blob(repository, victim)
     assert cli("drill", first, "--repo", repository.location).returncode == 5
 
     second = backup(cli, repository, summary.database, filestore_root)
@@ -104,12 +106,12 @@ def test_drill_of_damaged_snapshot_recorded(
         cli, repository, summary.database, filestore_root
     ).stdout.strip()
     victim = repository.find_snapshot(snapshot_id).dump[0].chunks[0]
-    (Path(repository.location) / objects.object_key(victim)).unlink()
+    delete_pack_of(repository, victim)
     result = cli("drill", snapshot_id, "--json", "--repo", repository.location)
     assert result.returncode == 5
     record = json.loads(result.stdout)
     assert record["passed"] is False
-    assert victim in record["error"]
+    assert "objects missing" in record["error"]
     assert [drill.passed for drill in repository.list_drills()] == [False]
 
 
@@ -176,10 +178,12 @@ def test_temporary_database_hidden_from_odoo(
     def watch() -> None:
         with admin_connection() as connection:
             while not stop.is_set():
+                # Odoo lists databases that allow connections and are not
+                # templates (odoo.service.db.list_dbs).
                 seen.extend(
                     row[0]
                     for row in connection.execute(
-                        "SELECT datistemplate FROM pg_database"
+                        "SELECT datistemplate OR NOT datallowconn FROM pg_database"
                         " WHERE datname LIKE 'odoo-dr-restore-%'"
                     )
                 )
@@ -463,12 +467,9 @@ def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore
     assert "every snapshot can be restored" in clean.stdout
 
     manifest = repository.find_snapshot(first)
-    index = json.loads(repository.read_blob(manifest.filestore.index))
+    index = json.loads(repository.blobs.read_blob(manifest.filestore.index))
     shared = index[0]
-    path = Path(repository.location) / objects.object_key(shared["chunks"][0])
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    damage_blob(repository, shared["chunks"][0], flip=0x01)
 
     structure = cli("verify", "--repo", repository.location)
     assert structure.returncode == 0, structure.stdout
@@ -483,7 +484,11 @@ def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore
             "(decompression error: Restored data doesn't match checksum)"
         ]
 
-    path.unlink()
-    missing = cli("verify", "--repo", repository.location)
+    delete_pack_of(repository, shared["chunks"][0])
+    missing = cli("verify", "--json", "--repo", repository.location)
     assert missing.returncode == 5
-    assert f"object {shared['chunks'][0]} missing" in missing.stdout
+    problems = json.loads(missing.stdout)["snapshots"][0]["problems"]
+    assert (
+        f"filestore file {shared['path']}: object {shared['chunks'][0]} missing"
+        in problems
+    )

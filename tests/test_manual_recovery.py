@@ -17,7 +17,7 @@ FIRST_LINE = (
 def recipe(readme: str) -> str:
     """Return the indented shell blocks of the repository's README as one script."""
     blocks = re.findall(r"\n((?:    .*\n|\n)+)", readme)
-    shell = [block for block in blocks if "zstd -dc" in block]
+    shell = [block for block in blocks if "$out" in block]
     return "\n".join(
         "\n".join(line[4:] for line in block.splitlines()) for block in shell
     )

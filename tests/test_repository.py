@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import stat
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import zstandard
 
-from odoo_dr.errors import CorruptObject, LockHeld, RejectedError, RepositoryError
+from conftest import blob_path, damage_blob, delete_pack_of
+from odoo_dr.errors import (
+    CorruptObject,
+    LockHeld,
+    RejectedError,
+    RepositoryError,
+    SnapshotDamaged,
+)
 from odoo_dr.repository import objects
 from odoo_dr.repository.lock import TenantLock
+from odoo_dr.repository.manifest import StoredBlob
 from odoo_dr.repository.store import Repository
 
 
@@ -25,7 +34,8 @@ def test_init_writes_config_and_readme(tmp_path):
     assert config["format"] == "odoo-dr-repository"
     assert config["version"] == 1
     assert config["chunking"]["avg_size"] == objects.CHUNK_AVG
-    assert "zstd -d" in (root / "README.md").read_text()
+    assert config["pack_size"] == 16 * 1024 * 1024
+    assert "zstd -dc" in (root / "README.md").read_text()
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     assert stat.S_IMODE((root / "config.json").stat().st_mode) == 0o600
 
@@ -62,40 +72,89 @@ def test_open_damaged_config_rejected(repository):
         Repository.open(repository.location)
 
 
-def test_object_stored_once(repository):
-    oid, first = repository.put_object(b"pallet label" * 1000)
-    again, second = repository.put_object(b"pallet label" * 1000)
-    assert oid == again
+def test_blob_stored_once(repository):
+    blob_id, first = repository.blobs.put(b"pallet label" * 1000)
+    again, second = repository.blobs.put(b"pallet label" * 1000)
+    repository.blobs.flush()
+    assert blob_id == again
     assert first.new_objects == 1
     assert second.new_objects == 0
-    assert repository.get_object(oid) == b"pallet label" * 1000
+    assert repository.blobs.get(blob_id) == b"pallet label" * 1000
+    assert Repository.open(repository.location).blobs.get(blob_id) == (
+        b"pallet label" * 1000
+    )
 
 
-def test_object_readable_with_zstd(repository):
-    oid, _stats = repository.put_object(b"shipping manifest")
-    stored = (Path(repository.location) / objects.object_key(oid)).read_bytes()
-    assert zstandard.ZstdDecompressor().decompress(stored) == b"shipping manifest"
+def test_pack_readable_with_zstd(repository):
+    first, _ = repository.blobs.put(b"shipping manifest ")
+    second, _ = repository.blobs.put(b"delivery note")
+    repository.blobs.flush()
+    path, _offset, _length = blob_path(repository, first)
+    assert blob_path(repository, second)[0] == path
+    # zstd skips the pack's header frame and prints the chunks one after the other.
+    printed = subprocess.run(
+        ["zstd", "-dc", str(path)], capture_output=True, check=True
+    ).stdout
+    assert printed == b"shipping manifest delivery note"
+
+
+def test_pack_named_by_content(repository):
+    blob_id, _ = repository.blobs.put(os.urandom(1000))
+    repository.blobs.flush()
+    path, _offset, _length = blob_path(repository, blob_id)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
 
 
 def test_flipped_byte_detected(repository):
-    oid, _stats = repository.put_object(os.urandom(4096))
-    path = Path(repository.location) / objects.object_key(oid)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    with pytest.raises(CorruptObject, match=oid):
-        repository.get_object(oid)
+    blob_id, _stats = repository.blobs.put(os.urandom(4096))
+    repository.blobs.flush()
+    damage_blob(repository, blob_id, flip=0x01)
+    with pytest.raises(CorruptObject, match=blob_id):
+        Repository.open(repository.location).blobs.get(blob_id)
 
 
-def test_swapped_object_detected(repository):
-    first, _ = repository.put_object(b"first")
-    second, _ = repository.put_object(b"second")
-    root = Path(repository.location)
-    (root / objects.object_key(first)).write_bytes(
-        (root / objects.object_key(second)).read_bytes()
-    )
-    with pytest.raises(CorruptObject, match="does not match its checksum"):
-        repository.get_object(first)
+def test_truncated_pack_detected(repository):
+    blob_id, _stats = repository.blobs.put(os.urandom(4096))
+    repository.blobs.flush()
+    path, _offset, _length = blob_path(repository, blob_id)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CorruptObject, match="truncated"):
+        Repository.open(repository.location).blobs.get(blob_id)
+
+
+def test_missing_pack_named(repository):
+    blob_id, _stats = repository.blobs.put(b"first")
+    repository.blobs.flush()
+    delete_pack_of(repository, blob_id)
+    reopened = Repository.open(repository.location)
+    with pytest.raises(SnapshotDamaged, match="is missing"):
+        reopened.blobs.get(blob_id)
+    assert reopened.blobs.missing([StoredBlob(size=5, chunks=[blob_id])]) == [blob_id]
+
+
+def test_unindexed_pack_reused(repository):
+    """A pack written by a run killed before its index file is found again."""
+    blob_id, _stats = repository.blobs.put(b"written before the kill")
+    for writer in repository.blobs._writers.values():
+        writer.flush()
+    reopened = Repository.open(repository.location)
+    assert blob_id not in reopened.blobs.index
+    reopened.blobs.prepare_to_write()
+    assert blob_id in reopened.blobs.index
+    _same, stats = reopened.blobs.put(b"written before the kill")
+    assert stats.new_objects == 0
+    reopened.blobs.flush()
+    assert len(list((Path(repository.location) / "index").iterdir())) == 1
+
+
+def test_damaged_index_file_recovered(repository):
+    blob_id, _stats = repository.blobs.put(b"indexed twice over")
+    repository.blobs.flush()
+    (index_file,) = (Path(repository.location) / "index").iterdir()
+    index_file.write_text("{not json")
+    reopened = Repository.open(repository.location)
+    reopened.blobs.prepare_to_write()
+    assert reopened.blobs.get(blob_id) == b"indexed twice over"
 
 
 def test_chunking_keeps_unchanged_parts(repository, tmp_path):
@@ -104,18 +163,20 @@ def test_chunking_keeps_unchanged_parts(repository, tmp_path):
     after = tmp_path / "after.dat"
     before.write_bytes(base)
     after.write_bytes(base[:10_000_000] + b"inserted rows" + base[10_000_000:])
-    first, _sha1, _stats = repository.store_file(before)
-    second, _sha1, added = repository.store_file(after)
+    first, _sha1, _stats = repository.blobs.put_file(before)
+    second, _sha1, added = repository.blobs.put_file(after)
+    repository.blobs.flush()
     shared = set(first.chunks) & set(second.chunks)
     assert len(first.chunks) > 10
     assert len(shared) >= len(first.chunks) - 3
     assert added.new_objects <= 3
-    assert repository.read_blob(second) == after.read_bytes()
+    assert repository.blobs.read_blob(second) == after.read_bytes()
 
 
 def test_no_temporary_files_after_writes(repository):
     for index in range(20):
-        repository.put_object(f"object {index}".encode())
+        repository.blobs.put(f"object {index}".encode())
+    repository.blobs.flush()
     assert list((Path(repository.location) / "tmp").iterdir()) == []
 
 
@@ -219,13 +280,13 @@ def test_missing_object_rejects_restore(
                    "--filestore-root", str(filestore_root)).stdout.strip()  # fmt: skip
     manifest = repository.find_snapshot(snapshot)
     victim = manifest.dump[0].chunks[0]
-    (Path(repository.location) / objects.object_key(victim)).unlink()
+    delete_pack_of(repository, victim)
     target = summary.database + "_never"
     result = cli("restore", snapshot, "--target", target, "--copy",
                  "--filestore-root", str(tmp_path),
                  "--repo", repository.location)  # fmt: skip
     assert result.returncode == 2
-    assert victim in result.stderr
+    assert "objects missing" in result.stderr
     assert "odoo-dr verify" in result.stderr
 
 
@@ -236,9 +297,10 @@ def test_manifest_path_traversal_rejected(
     snapshot = cli("backup", summary.database, "--repo", repository.location,
                    "--filestore-root", str(filestore_root)).stdout.strip()  # fmt: skip
     manifest = repository.find_snapshot(snapshot)
-    entries = json.loads(repository.read_blob(manifest.filestore.index))
+    entries = json.loads(repository.blobs.read_blob(manifest.filestore.index))
     entries[0]["path"] = "../../escaped"
-    blob, _stats = repository.store_chunks([json.dumps(entries).encode()])
+    blob, _stats = repository.blobs.put_chunks([json.dumps(entries).encode()])
+    repository.blobs.flush()
     manifest.filestore.index = blob
     repository.backend.write(
         f"snapshots/{manifest.id}.json", manifest.model_dump_json().encode()

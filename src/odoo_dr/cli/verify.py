@@ -83,7 +83,7 @@ def _print_report(report: VerifyReport) -> None:
             console.out(f"  {item.snapshot_id}: and {more:,} more")
     for snapshot_id, message in report.unreadable.items():
         errors.print(f"snapshot {snapshot_id} is unreadable: {message}")
-    checked = "read and checked" if report.read_data else "present"
+    checked = "read and checked" if report.read_data else "looked up"
     console.out(
         f"{report.objects_checked:,} objects {checked}"
         + (f" ({size(report.bytes_read)})" if report.read_data else "")

@@ -36,6 +36,7 @@ from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.dump import DumpProcess
 from odoo_dr.pg.names import validate_database_name
 from odoo_dr.pg.server import server_version
+from odoo_dr.repository.blobs import WriteStats
 from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import (
     BackupStats,
@@ -47,7 +48,7 @@ from odoo_dr.repository.manifest import (
     SnapshotManifest,
 )
 from odoo_dr.repository.objects import split_bytes
-from odoo_dr.repository.store import Repository, WriteStats, dump_json, new_id
+from odoo_dr.repository.store import Repository, dump_json, new_id
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _previous_entries(repository: Repository, tenant: str) -> dict[str, Filestor
     if previous is None:
         return {}
     try:
-        raw = repository.read_blob(previous.filestore.index)
+        raw = repository.blobs.read_blob(previous.filestore.index)
         entries = [FilestoreEntry.model_validate(item) for item in json.loads(raw)]
     except (OdooDrError, ValueError) as exc:
         log.warning("cannot read the file index of snapshot %s: %s", previous.id, exc)
@@ -129,6 +130,7 @@ def run_backup(
 
     with repository.lock_tenant(tenant, "backup"):
         repository.cleanup()
+        repository.blobs.prepare_to_write()
         run = _Backup(repository, settings, options, tools, (version_text, major))
         try:
             return run.execute(folder)
@@ -247,7 +249,7 @@ class _Backup:
         paths = sorted(path for path in folder.iterdir() if path.is_file())
 
         def store(path: Path) -> tuple[DumpFile, WriteStats]:
-            blob, _sha1, stats = self.repository.store_file(path)
+            blob, _sha1, stats = self.repository.blobs.put_file(path)
             return DumpFile(name=path.name, size=blob.size, chunks=blob.chunks), stats
 
         files: list[DumpFile] = []
@@ -265,7 +267,9 @@ class _Backup:
     ) -> SnapshotManifest:
         dump_files, dump_stats = self._store_dump(dump_folder)
         index_data = dump_json([entry.model_dump() for entry in files.entries])
-        index_blob, index_stats = self.repository.store_chunks(split_bytes(index_data))
+        index_blob, index_stats = self.repository.blobs.put_chunks(
+            split_bytes(index_data), meta=True
+        )
         stats = WriteStats()
         for part in (files.stats, dump_stats, index_stats):
             stats.add(part)

@@ -15,8 +15,9 @@ from stat import S_ISREG
 from odoo_dr.errors import BackupFailed
 from odoo_dr.odoo import filestore
 from odoo_dr.odoo.inspect import AttachmentRef
+from odoo_dr.repository.blobs import WriteStats
 from odoo_dr.repository.manifest import FileProblem, FilestoreEntry
-from odoo_dr.repository.store import Repository, WriteStats
+from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +173,12 @@ class FilestoreBackup:
             and previous is not None
             and previous.size == stat.st_size
             and previous.mtime_ns == stat.st_mtime_ns
-            and all(oid in self.repository.known_objects() for oid in previous.chunks)
+            and all(oid in self.repository.blobs.index for oid in previous.chunks)
         ):
             entry = previous.model_copy(update={"referenced": wanted.referenced})
             return entry, True, WriteStats()
         try:
-            blob, sha1, stats = self.repository.store_file(full_path)
+            blob, sha1, stats = self.repository.blobs.put_file(full_path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _NotRegular(full_path) from None

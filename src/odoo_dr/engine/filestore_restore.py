@@ -1,55 +1,88 @@
-"""Write a snapshot's filestore files from the repository into a folder."""
+"""Write a snapshot's filestore files from the repository into a folder.
+
+Most filestore files are one blob. Those are grouped by pack, each pack is read with
+one sequential read of the span they occupy, and every file is written from that
+buffer. Larger files (several blobs) are written one blob after another.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from odoo_dr.errors import CorruptObject, SnapshotDamaged
 from odoo_dr.odoo.filestore import safe_relative
 from odoo_dr.repository.manifest import FilestoreEntry
+from odoo_dr.repository.packs import BlobLocation
 from odoo_dr.repository.store import Repository
 
-# Threads per pg_restore job: reading many small objects from a cold disk waits on
-# I/O far more than on the CPU.
-THREADS_PER_JOB = 4
-MAX_THREADS = 16
+# Packs read at once per pg_restore job: reading waits on the disk more than on
+# the CPU.
+THREADS_PER_JOB = 2
+MAX_THREADS = 8
 
 
-def _write_one(
+def _check(repository: Repository, entry: FilestoreEntry, sha1: str, size: int) -> None:
+    if sha1 != entry.sha1 or size != entry.size:
+        raise CorruptObject(
+            f"filestore file {entry.path} read from repository {repository.location} "
+            f"does not match its manifest (sha1 {sha1}, size {size})",
+            hint="run 'odoo-dr verify --read-data' to find the snapshots it breaks",
+        )
+
+
+def _write_multi(repository: Repository, entry: FilestoreEntry, folder: Path) -> int:
+    sha1 = hashlib.sha1()
+    size = 0
+    with open(folder / safe_relative(entry.path), "wb") as handle:
+        for chunk in repository.blobs.iter_blob(entry, verify=False):
+            sha1.update(chunk)
+            size += len(chunk)
+            handle.write(chunk)
+    _check(repository, entry, sha1.hexdigest(), size)
+    return size
+
+
+def _write_pack(
     repository: Repository,
-    entry: FilestoreEntry,
+    items: list[tuple[FilestoreEntry, BlobLocation]],
     folder: Path,
     cancelled: threading.Event,
 ) -> int:
+    """Write the single-blob files whose blob is in one pack, from one read."""
     if cancelled.is_set():
         return 0
-    path = folder / safe_relative(entry.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sha1 = hashlib.sha1()
-    size = 0
-    # The file's SHA-1 from the manifest proves the whole content, so the chunks'
-    # own SHA-256 is not computed again (their zstd checksum still is).
-    try:
-        with open(path, "wb") as handle:
-            for chunk in repository.iter_blob(entry, verify=False):
-                sha1.update(chunk)
-                size += len(chunk)
-                handle.write(chunk)
-    except SnapshotDamaged as exc:
-        raise SnapshotDamaged(
-            f"{exc.message} (in filestore file {entry.path})", exc.hint
-        ) from None
-    if sha1.hexdigest() != entry.sha1 or size != entry.size:
-        raise CorruptObject(
-            f"filestore file {entry.path} read from repository {repository.location} "
-            f"does not match its manifest (sha1 {sha1.hexdigest()}, size {size})",
-            hint="run 'odoo-dr verify --read-data' to find the snapshots it breaks",
+    items.sort(key=lambda item: item[1].offset)
+    start = items[0][1].offset
+    end = max(where.offset + where.length for _entry, where in items)
+    span = repository.blobs.read_stored(
+        BlobLocation(items[0][1].pack, start, end - start, 0)
+    )
+    written = 0
+    for entry, where in items:
+        stored = span[where.offset - start : where.offset - start + where.length]
+        # The file's SHA-1 from the manifest proves the whole content, so the blob's
+        # own SHA-256 is not computed again (its zstd checksum still is).
+        try:
+            data = repository.blobs.decode(entry.chunks[0], stored, verify=False)
+        except SnapshotDamaged as exc:
+            raise SnapshotDamaged(
+                f"{exc.message} (in filestore file {entry.path})", exc.hint
+            ) from None
+        _check(repository, entry, hashlib.sha1(data).hexdigest(), len(data))
+        fd = os.open(
+            folder / safe_relative(entry.path), os.O_WRONLY | os.O_CREAT, 0o644
         )
-    return size
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        written += len(data)
+    return written
 
 
 def restore_files(
@@ -64,16 +97,38 @@ def restore_files(
 
     With `owner` (uid, gid), every file and folder written is given to that user,
     so the Odoo server can add attachments next to them. Setting `cancelled` makes
-    the remaining files be skipped.
+    the remaining packs be skipped.
     """
     stop = cancelled or threading.Event()
-    os.makedirs(folder, exist_ok=True)
+    by_pack: dict[str, list[tuple[FilestoreEntry, BlobLocation]]] = defaultdict(list)
+    several: list[FilestoreEntry] = []
+    folders = {folder}
+    for entry in entries:
+        folders.add((folder / safe_relative(entry.path)).parent)
+        if len(entry.chunks) == 1:
+            where = repository.blobs.location(entry.chunks[0])
+            by_pack[where.pack].append((entry, where))
+        else:
+            several.append(entry)
+    for path in sorted(folders):
+        path.mkdir(parents=True, exist_ok=True)
+
     threads = min(MAX_THREADS, THREADS_PER_JOB * jobs)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="files") as pool:
-        sizes = list(
-            pool.map(lambda entry: _write_one(repository, entry, folder, stop), entries)
-        )
+    try:
+        with ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="files"
+        ) as pool:
+            sizes = list(
+                pool.map(
+                    lambda items: _write_pack(repository, items, folder, stop),
+                    by_pack.values(),
+                )
+            )
+            sizes += [_write_multi(repository, entry, folder) for entry in several]
+    except SnapshotDamaged:
+        stop.set()
+        raise
     if owner is not None:
         for path in [folder, *folder.rglob("*")]:
             os.chown(path, *owner, follow_symlinks=False)
-    return len(sizes), sum(sizes)
+    return len(entries), sum(sizes)

@@ -84,7 +84,7 @@ def _write_dump(
     for item in manifest.dump:
         try:
             with open(folder / item.name, "wb") as handle:
-                for chunk in repository.iter_blob(item):
+                for chunk in repository.blobs.iter_blob(item):
                     handle.write(chunk)
         except SnapshotDamaged as exc:
             raise SnapshotDamaged(

@@ -83,7 +83,7 @@ class RestorePlan:
 def load_index(
     repository: Repository, manifest: SnapshotManifest
 ) -> list[FilestoreEntry]:
-    raw = repository.read_blob(manifest.filestore.index)
+    raw = repository.blobs.read_blob(manifest.filestore.index)
     try:
         return [FilestoreEntry.model_validate(item) for item in json.loads(raw)]
     except ValidationError as exc:
@@ -138,9 +138,9 @@ def _check_privileges(connection: psycopg.Connection, target: str, force: bool) 
 def _check_objects(
     repository: Repository, manifest: SnapshotManifest
 ) -> list[FilestoreEntry]:
-    missing = repository.missing_objects([*manifest.dump, manifest.filestore.index])
+    missing = repository.blobs.missing([*manifest.dump, manifest.filestore.index])
     index = [] if missing else load_index(repository, manifest)
-    missing = missing or repository.missing_objects(index)
+    missing = missing or repository.blobs.missing(index)
     if missing:
         raise SnapshotDamaged(
             f"snapshot {manifest.id} is damaged: {len(missing)} objects missing from "

@@ -1,15 +1,17 @@
 """Check that every snapshot in a repository can be restored.
 
-The structure check confirms that every object a snapshot needs exists. With
-`read_data`, each object is also read once, decompressed and checked against its
-SHA-256, however many snapshots share it. Each problem names the snapshot, the file
-(a dump file or a filestore path) and the object.
+The structure check confirms that every blob a snapshot needs has an index entry and
+that its pack exists. With `read_data`, each needed blob is also read once,
+decompressed and checked against its SHA-256, however many snapshots share it, one
+sequential read per pack. Each problem names the snapshot, the file (a dump file or
+a filestore path) and the blob.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 
 from odoo_dr.errors import OdooDrError
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest, StoredBlob
+from odoo_dr.repository.packs import BlobLocation
 from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
@@ -50,13 +53,13 @@ class VerifyReport:
 def _needed_blobs(
     repository: Repository, manifest: SnapshotManifest, report: SnapshotReport
 ) -> list[tuple[str, StoredBlob]]:
-    """Return (description, blob) pairs for everything the snapshot restores."""
+    """Return (description, blob list) pairs for everything the snapshot restores."""
     blobs: list[tuple[str, StoredBlob]] = [
         (f"dump file {item.name}", item) for item in manifest.dump
     ]
     blobs.append(("file index", manifest.filestore.index))
     try:
-        raw = repository.read_blob(manifest.filestore.index)
+        raw = repository.blobs.read_blob(manifest.filestore.index)
         entries = [FilestoreEntry.model_validate(item) for item in json.loads(raw)]
     except (OdooDrError, ValueError, ValidationError) as exc:
         message = exc.message if isinstance(exc, OdooDrError) else str(exc)
@@ -64,6 +67,29 @@ def _needed_blobs(
         return blobs
     blobs.extend((f"filestore file {entry.path}", entry) for entry in entries)
     return blobs
+
+
+def _read_pack(
+    repository: Repository, blobs: list[tuple[str, BlobLocation]]
+) -> tuple[dict[str, str], int]:
+    """Check the given blobs of one pack; return problems by blob id, bytes read."""
+    blobs.sort(key=lambda item: item[1].offset)
+    first = blobs[0][1]
+    end = max(where.offset + where.length for _id, where in blobs)
+    problems: dict[str, str] = {}
+    try:
+        span = repository.blobs.read_stored(
+            BlobLocation(first.pack, first.offset, end - first.offset, 0)
+        )
+    except OdooDrError as exc:
+        return {blob_id: f"unreadable ({exc.message})" for blob_id, _ in blobs}, 0
+    for blob_id, where in blobs:
+        start = where.offset - first.offset
+        try:
+            repository.blobs.decode(blob_id, span[start : start + where.length])
+        except OdooDrError as exc:
+            problems[blob_id] = f"damaged ({exc.message.split(': ', 1)[-1]})"
+    return problems, len(span)
 
 
 def verify(
@@ -79,28 +105,29 @@ def verify(
         report = SnapshotReport(manifest.id, manifest.tenant)
         reports.append(report)
         for description, blob in _needed_blobs(repository, manifest, report):
-            for oid in blob.chunks:
-                needed.setdefault(oid, []).append((report, description))
+            for blob_id in blob.chunks:
+                needed.setdefault(blob_id, []).append((report, description))
                 report.objects += 1
 
-    def check(oid: str) -> tuple[str, str | None, int]:
-        if not repository.has_object(oid):
-            return oid, "missing", 0
-        if not read_data:
-            return oid, None, 0
-        try:
-            data = repository.get_object(oid)
-        except OdooDrError as exc:
-            return oid, f"damaged ({exc.message.split(': ', 1)[-1]})", 0
-        return oid, None, len(data)
-
+    problems: dict[str, str] = {}
+    for blob_id in repository.blobs.missing([StoredBlob(size=0, chunks=list(needed))]):
+        problems[blob_id] = "missing"
     bytes_read = 0
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-        for oid, problem, size in pool.map(check, sorted(needed)):
-            bytes_read += size
-            if problem is None:
-                continue
-            log.warning("object %s is %s", oid, problem)
-            for report, description in needed[oid]:
-                report.problems.append(f"{description}: object {oid} {problem}")
+    if read_data:
+        by_pack: dict[str, list[tuple[str, BlobLocation]]] = defaultdict(list)
+        for blob_id in needed:
+            if blob_id not in problems:
+                where = repository.blobs.location(blob_id)
+                by_pack[where.pack].append((blob_id, where))
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
+            for found, size in pool.map(
+                lambda items: _read_pack(repository, items), by_pack.values()
+            ):
+                problems.update(found)
+                bytes_read += size
+
+    for blob_id, problem in sorted(problems.items()):
+        log.warning("object %s is %s", blob_id, problem)
+        for report, description in needed[blob_id]:
+            report.problems.append(f"{description}: object {blob_id} {problem}")
     return VerifyReport(reports, unreadable, len(needed), bytes_read, read_data)

@@ -84,6 +84,9 @@ def drop(connection: psycopg.Connection, dbname: str) -> None:
     if exists is None:
         return
     if exists[0]:
+        # Odoo lists databases that allow connections and are not templates; the
+        # first change keeps this one out of its list until it is gone.
+        _alter(connection, dbname, "ALLOW_CONNECTIONS false")
         _alter(connection, dbname, "IS_TEMPLATE false")
     drop_database(connection, dbname)
 

@@ -25,6 +25,10 @@ class Backend(Protocol):
         """Return the whole value of `key`, or raise `ObjectNotFound`."""
         ...
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return `length` bytes of `key` from `offset`, or raise ObjectNotFound."""
+        ...
+
     def write(self, key: str, data: bytes, *, sync: bool = False) -> None:
         """Store `data` under `key` atomically: readers see all of it or nothing.
 

@@ -58,6 +58,19 @@ class LocalBackend:
         folder.mkdir(mode=DIR_MODE, parents=True)
         return folder
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFound(
+                f"{key} not found in repository {self.root}",
+                hint="run 'odoo-dr verify' to list what is damaged",
+            ) from None
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
     def _write_temporary(self, data: bytes, *, sync: bool) -> Path:
         temporary = self._temporary_path()
         try:

@@ -9,21 +9,34 @@ need nothing but this folder. If odoo-dr itself is lost, the data can be read wi
 
 - `config.json`: format and version of this repository.
 - `snapshots/<id>.json`: one manifest per complete snapshot. A manifest exists only
-  once every object it names was written.
-- `objects/<first 2 hex>/<sha256>`: content chunks, each a zstd frame whose name is
-  the SHA-256 of its uncompressed content. `zstd -d < objects/ab/ab12...` prints it.
+  once every chunk it names was written.
+- `packs/<first 2 hex>/<sha256>`: pack files, named by the SHA-256 of their bytes.
+  A pack starts with a header (a zstd skippable frame holding JSON), then holds one
+  zstd frame per chunk: `zstd -dc < pack` prints the chunks one after the other.
+- `index/<time>-<hash>.json`: for each pack, its chunks as [id, offset, length,
+  size]: the chunk with SHA-256 `id` is the `length` bytes at byte `offset` of the
+  pack, and decompresses to `size` bytes. When two index files name one chunk, the
+  newer file (by name) counts.
 - A file is the concatenation of its chunks, in the order that its `chunks` list
   gives.
 
 Rebuild the database dump of a snapshot (pg_dump directory format) in `$out/dump`
-and restore it as the database `restored`:
+and restore it as the database `restored`. Looking chunks up with grep needs only
+standard tools, but takes about a minute per ten thousand chunks.
 
     repo=/path/to/this/repository; snap=$repo/snapshots/<id>.json; out=/restore
     mkdir -p "$out/dump"
+    ls -r "$repo"/index/*.json |
+      xargs jq -r '.packs[] | .id as $p | .blobs[] | [.[0], $p, .[1], .[2]] | @tsv' |
+      sort -s -u -k1,1 > "$out/chunks.tsv"
+    chunk() {
+      set -- $(grep -m1 "^$1" "$out/chunks.tsv")
+      dd if="$repo/packs/${2:0:2}/$2" iflag=skip_bytes,count_bytes skip="$3" \\
+        count="$4" bs=1M status=none | zstd -dc
+    }
     jq -r '.dump[] | [.name, (.chunks | join(" "))] | @tsv' "$snap" |
       while IFS=$'\\t' read -r name chunks; do
-        for c in $chunks; do zstd -dc "$repo/objects/${c:0:2}/$c"; done \\
-          > "$out/dump/$name"
+        for c in $chunks; do chunk "$c"; done > "$out/dump/$name"
       done
     createdb -T template0 -E "$(jq -r .database.encoding "$snap")" \\
       --lc-collate="$(jq -r .database.collate "$snap")" \\
@@ -34,14 +47,12 @@ Rebuild the filestore in `$out/filestore`: the manifest's `filestore.index.chunk
 make a JSON list of files (`path`, `sha1`, `size`, `chunks`), each written the same
 way. Copy the result to `<filestore root>/<database>/`.
 
-    jq -r '.filestore.index.chunks[]' "$snap" |
-      while read -r c; do zstd -dc "$repo/objects/${c:0:2}/$c"; done \\
+    for c in $(jq -r '.filestore.index.chunks[]' "$snap"); do chunk "$c"; done \\
       > "$out/index.json"
     jq -r '.[] | [.path, (.chunks | join(" "))] | @tsv' "$out/index.json" |
       while IFS=$'\\t' read -r path chunks; do
         mkdir -p "$out/filestore/$(dirname "$path")"
-        for c in $chunks; do zstd -dc "$repo/objects/${c:0:2}/$c"; done \\
-          > "$out/filestore/$path"
+        for c in $chunks; do chunk "$c"; done > "$out/filestore/$path"
       done
 
 `drills/` holds one JSON record per restore drill, `locks/` the locks of running

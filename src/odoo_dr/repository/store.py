@@ -1,10 +1,11 @@
-"""The repository: configuration, objects, snapshot manifests and drill records.
+"""The repository: configuration, blobs, snapshot manifests and drill records.
 
 Layout below the repository root (see README.md in a repository for reading it by
 hand):
 
     config.json               format, version and id
-    objects/<2 hex>/<sha256>  zstd frames of content chunks
+    packs/<2 hex>/<sha256>    pack files: a header, then zstd frames of content chunks
+    index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
     locks/                    one lock file per tenant being backed up
@@ -13,35 +14,30 @@ hand):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import zstandard
 from pydantic import BaseModel, ValidationError
 
 from odoo_dr import __version__
 from odoo_dr.errors import (
-    CorruptObject,
     RejectedError,
     RepositoryError,
     SnapshotDamaged,
 )
 from odoo_dr.repository import objects
 from odoo_dr.repository.backend import Backend, ObjectNotFound
+from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
 from odoo_dr.repository.lock import TenantLock
 from odoo_dr.repository.manifest import (
     MANIFEST_VERSION,
     DrillRecord,
     SnapshotManifest,
-    StoredBlob,
 )
 from odoo_dr.repository.readme import REPOSITORY_README
 
@@ -62,19 +58,8 @@ class RepositoryConfig(BaseModel):
     object_hash: str = "sha256"
     compression: str = "zstd"
     chunking: dict[str, int | str]
+    pack_size: int = DEFAULT_PACK_SIZE
     encryption: str = "none"
-
-
-@dataclass
-class WriteStats:
-    """Objects and compressed bytes that writes added to the repository."""
-
-    new_objects: int = 0
-    new_bytes: int = 0
-
-    def add(self, other: WriteStats) -> None:
-        self.new_objects += other.new_objects
-        self.new_bytes += other.new_bytes
 
 
 def resolve_location(value: str | None) -> str:
@@ -95,7 +80,7 @@ class Repository:
     def __init__(self, backend: Backend, config: RepositoryConfig) -> None:
         self.backend = backend
         self.config = config
-        self._known: set[str] | None = None
+        self.blobs = BlobStore(backend, config.pack_size)
 
     @property
     def location(self) -> str:
@@ -124,7 +109,7 @@ class Repository:
                     hint="give an empty or new folder for the repository",
                 )
             root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            for folder in ("objects", "snapshots", "drills", "locks", "tmp"):
+            for folder in ("packs", "index", "snapshots", "drills", "locks", "tmp"):
                 (root / folder).mkdir(mode=DIR_MODE, exist_ok=True)
         config = RepositoryConfig(
             id=uuid.uuid4().hex,
@@ -152,7 +137,7 @@ class Repository:
         try:
             raw = backend.read("config.json")
         except ObjectNotFound:
-            if backend.exists("snapshots") or backend.exists("objects"):
+            if backend.exists("snapshots") or backend.exists("packs"):
                 raise RepositoryError(
                     f"{backend.describe()} looks like an odoo-dr repository but its "
                     "config.json is missing",
@@ -191,123 +176,11 @@ class Repository:
             )
         return cls(backend, config)
 
-    # -- objects
-
-    def has_object(self, oid: str) -> bool:
-        return self.backend.exists(objects.object_key(oid))
-
-    def known_objects(self) -> set[str]:
-        """Return the ids of the objects present, listed once and kept up to date.
-
-        One listing costs far less than a stat of every object a snapshot names. The
-        set includes what this process wrote since; objects removed by another
-        process after the listing still appear in it.
-        """
-        if self._known is None:
-            self._known = {
-                key.rsplit("/", 1)[-1] for key in self.backend.list("objects/")
-            }
-        return self._known
-
-    def _intact(self, oid: str) -> bool:
-        try:
-            self.get_object(oid)
-        except CorruptObject:
-            return False
-        except ObjectNotFound:
-            return False
-        return True
-
-    def put_object(self, data: bytes | memoryview) -> tuple[str, WriteStats]:
-        """Store one chunk unless an intact object of the same content exists.
-
-        An existing object is read back and checked before it is trusted, so a
-        damaged object is rewritten from the fresh data instead of being referenced
-        by one more snapshot.
-        """
-        oid = objects.object_id(data)
-        key = objects.object_key(oid)
-        if self.backend.exists(key):
-            if self._intact(oid):
-                return oid, WriteStats()
-            log.warning(
-                "object %s is damaged; rewriting it from the backup's data", oid
-            )
-        encoded = objects.encode(data)
-        self.backend.write(key, encoded)
-        if self._known is not None:
-            self._known.add(oid)
-        log.debug("stored object %s bytes=%d stored=%d", oid, len(data), len(encoded))
-        return oid, WriteStats(new_objects=1, new_bytes=len(encoded))
-
-    def get_object(self, oid: str, verify: bool = True) -> bytes:
-        """Return the content of object `oid`, checked against its name.
-
-        Without `verify` only the zstd frame's own checksum is checked, for callers
-        that check the whole file's hash themselves.
-        """
-        stored = self.backend.read(objects.object_key(oid))
-        try:
-            data = objects.decode(stored)
-        except zstandard.ZstdError as exc:
-            raise CorruptObject(
-                f"object {oid} in {self.location} is damaged: {exc}",
-                hint="run 'odoo-dr verify' to find the snapshots it breaks",
-            ) from None
-        if verify and objects.object_id(data) != oid:
-            raise CorruptObject(
-                f"object {oid} in {self.location} is damaged: its content does not "
-                "match its checksum",
-                hint="run 'odoo-dr verify' to find the snapshots it breaks",
-            )
-        return data
-
-    def store_chunks(
-        self, chunks: Iterable[bytes | memoryview]
-    ) -> tuple[StoredBlob, WriteStats]:
-        stats = WriteStats()
-        ids: list[str] = []
-        size = 0
-        for chunk in chunks:
-            oid, added = self.put_object(chunk)
-            ids.append(oid)
-            size += len(chunk)
-            stats.add(added)
-        return StoredBlob(size=size, chunks=ids), stats
-
-    def store_file(self, path: Path) -> tuple[StoredBlob, str, WriteStats]:
-        """Store the file at `path`; return its blob, its SHA-1 and what was added."""
-        sha1 = hashlib.sha1()
-        stats = WriteStats()
-        ids: list[str] = []
-        size = 0
-        for chunk in objects.split_file(path):
-            sha1.update(chunk)
-            oid, added = self.put_object(chunk)
-            ids.append(oid)
-            size += len(chunk)
-            stats.add(added)
-        return StoredBlob(size=size, chunks=ids), sha1.hexdigest(), stats
-
-    def iter_blob(self, blob: StoredBlob, verify: bool = True) -> Iterator[bytes]:
-        for oid in blob.chunks:
-            yield self.get_object(oid, verify)
-
-    def read_blob(self, blob: StoredBlob) -> bytes:
-        return b"".join(self.iter_blob(blob))
-
-    def missing_objects(self, blobs: Iterable[StoredBlob]) -> list[str]:
-        known = self.known_objects()
-        missing: list[str] = []
-        for blob in blobs:
-            missing.extend(oid for oid in blob.chunks if oid not in known)
-        return sorted(set(missing))
-
     # -- snapshots and drills
 
     def save_snapshot(self, manifest: SnapshotManifest) -> None:
-        """Publish a snapshot: its objects are made durable first, then the manifest."""
-        self.backend.flush()
+        """Publish a snapshot: its blobs and index are made durable first."""
+        self.blobs.flush()
         self.backend.write(
             f"snapshots/{manifest.id}.json",
             manifest.model_dump_json(indent=1).encode("utf-8"),

@@ -1,0 +1,149 @@
+"""The index: which pack holds each blob, at which offset.
+
+Index files (`index/<time>-<sha256>.json`) list the blobs of packs written by one
+run. They are written after their packs and before any manifest that needs them, so
+a published snapshot's blobs are always indexed. The index is never the only copy of
+anything: every pack's header lists its blobs, and packs that no index file names (a
+run killed before writing its index) are read back from their headers.
+
+When two index entries name the same blob (a damaged copy rewritten into a new pack),
+the entry of the newer index file wins; index file names start with their UTC time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+
+from odoo_dr.repository.backend import Backend
+from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
+
+log = logging.getLogger(__name__)
+
+FORMAT = "odoo-dr-index"
+FORMAT_VERSION = 1
+# Read this much of a pack to get its header; a longer header is read whole after.
+HEADER_PROBE = 64 * 1024
+
+
+def pack_key(pack_id: str) -> str:
+    return f"packs/{pack_id[:2]}/{pack_id}"
+
+
+class BlobIndex:
+    """All blob locations of a repository, with the packs added since loading."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._blobs: dict[str, BlobLocation] = {}
+        self._packs: set[str] = set()
+        self._unsaved: dict[str, dict[str, BlobLocation]] = {}
+
+    # -- loading
+
+    def load(self) -> None:
+        for key in sorted(self.backend.list("index/")):
+            if key.endswith(".json"):
+                self._load_file(key)
+
+    def _load_file(self, key: str) -> None:
+        try:
+            payload = json.loads(self.backend.read(key))
+            if payload.get("format") != FORMAT:
+                raise ValueError(f"unknown format {payload.get('format')!r}")
+            for pack in payload["packs"]:
+                self._packs.add(pack["id"])
+                for blob_id, offset, length, size in pack["blobs"]:
+                    where = BlobLocation(pack["id"], offset, length, size)
+                    self._blobs[blob_id] = where
+        except (ValueError, KeyError, TypeError) as exc:
+            # The packs it listed are found again by `add_unindexed_packs`.
+            log.warning("skipping damaged index file %s: %s", key, exc)
+
+    def pack_ids_on_disk(self) -> set[str]:
+        return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
+
+    def add_unindexed_packs(self) -> int:
+        """Index the packs that no index file names, from their own headers."""
+        found = 0
+        for pack_id in sorted(self.pack_ids_on_disk() - self._packs):
+            try:
+                blobs = self.read_pack_header(pack_id)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("skipping unreadable pack %s: %s", pack_id, exc)
+                continue
+            self.add_pack(pack_id, blobs)
+            found += 1
+        if found:
+            log.info("indexed %d packs of an interrupted run", found)
+        return found
+
+    def read_pack_header(self, pack_id: str) -> dict[str, BlobLocation]:
+        key = pack_key(pack_id)
+        probe = self.backend.read_range(key, 0, HEADER_PROBE)
+        length = header_length(probe)
+        header = probe
+        if length > len(probe):
+            header = self.backend.read_range(key, 0, length)
+        return {
+            blob_id: BlobLocation(pack_id, offset, size_stored, size)
+            for blob_id, offset, size_stored, size in decode_header(header)
+        }
+
+    # -- lookups
+
+    def get(self, blob_id: str) -> BlobLocation | None:
+        return self._blobs.get(blob_id)
+
+    def __contains__(self, blob_id: str) -> bool:
+        return blob_id in self._blobs
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    def blob_ids(self) -> set[str]:
+        return set(self._blobs)
+
+    def packs(self) -> set[str]:
+        return set(self._packs)
+
+    # -- adding
+
+    def add_pack(self, pack_id: str, blobs: dict[str, BlobLocation]) -> None:
+        with self._lock:
+            self._packs.add(pack_id)
+            self._blobs.update(blobs)
+            self._unsaved[pack_id] = blobs
+
+    def save(self) -> str | None:
+        """Write an index file for the packs added since the last save."""
+        with self._lock:
+            unsaved = self._unsaved
+            self._unsaved = {}
+        if not unsaved:
+            return None
+        payload = json.dumps(
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "packs": [
+                    {
+                        "id": pack_id,
+                        "blobs": [
+                            [blob_id, where.offset, where.length, where.size]
+                            for blob_id, where in sorted(blobs.items())
+                        ],
+                    }
+                    for pack_id, blobs in sorted(unsaved.items())
+                ],
+            },
+            separators=(",", ":"),
+        ).encode("utf-8")
+        moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
+        self.backend.write(key, payload, sync=True)
+        return key
