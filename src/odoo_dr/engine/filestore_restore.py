@@ -20,10 +20,11 @@ from odoo_dr.repository.manifest import FilestoreEntry
 from odoo_dr.repository.packs import BlobLocation
 from odoo_dr.repository.store import Repository
 
-# Packs read at once per pg_restore job: reading waits on the disk more than on
-# the CPU.
-THREADS_PER_JOB = 2
-MAX_THREADS = 8
+# Packs read at once, per pg_restore job. On the two-core machine of BENCHMARKS.md,
+# four threads wrote the same files in 4.2 s where two took 2.8 s: more threads only
+# made the kernel work harder.
+THREADS_PER_JOB = 1
+MAX_THREADS = 4
 
 
 def _check(repository: Repository, entry: FilestoreEntry, sha1: str, size: int) -> None:
