@@ -96,31 +96,57 @@ class FilestoreBackup:
         grouped, invalid = _group_references(refs)
         result.problems.extend(invalid)
 
+        # One walk lists every regular file with its stat; unchanged files are taken
+        # from the previous snapshot right here, and only the others go to threads.
+        on_disk = dict(filestore.walk(self.folder))
         wanted = [
             _Wanted(path, tuple(group)) for path, group in sorted(grouped.items())
         ]
-        for path, _stat in filestore.walk(self.folder):
-            if path not in grouped:
-                wanted.append(_Wanted(path, ()))
+        wanted.extend(_Wanted(path, ()) for path in on_disk if path not in grouped)
         result.checklist_markers = filestore.count_checklist_markers(self.folder)
+
+        to_read = []
+        for item in wanted:
+            entry = self._reusable(item, on_disk.get(item.path))
+            if entry is None:
+                to_read.append(item)
+                continue
+            result.entries.append(entry)
+            result.files_reused += 1
+            problem = self._check(entry, item) if item.attachments else None
+            if problem is not None:
+                result.problems.append(problem)
 
         with ThreadPoolExecutor(
             max_workers=self.jobs, thread_name_prefix="files"
         ) as pool:
-            for outcome in pool.map(self._store_one, wanted):
-                entry, problem, reused, stats = outcome
+            for outcome in pool.map(self._store_one, to_read):
+                entry, problem, _reused, stats = outcome
                 if entry is not None:
                     result.entries.append(entry)
-                    if reused:
-                        result.files_reused += 1
-                    else:
-                        result.files_read += 1
-                        result.bytes_read += entry.size
+                    result.files_read += 1
+                    result.bytes_read += entry.size
                 if problem is not None:
                     result.problems.append(problem)
                 result.stats.add(stats)
         result.entries.sort(key=lambda entry: entry.path)
         return result
+
+    def _reusable(
+        self, wanted: _Wanted, stat: os.stat_result | None
+    ) -> FilestoreEntry | None:
+        """Return the previous snapshot's entry if the file is unchanged since."""
+        previous = self.previous.get(wanted.path)
+        if (
+            self.read_all
+            or stat is None
+            or previous is None
+            or previous.size != stat.st_size
+            or previous.mtime_ns != stat.st_mtime_ns
+            or not all(oid in self.repository.blobs.index for oid in previous.chunks)
+        ):
+            return None
+        return previous.model_copy(update={"referenced": wanted.referenced})
 
     def _store_one(
         self, wanted: _Wanted
@@ -167,23 +193,13 @@ class FilestoreBackup:
         stat = os.lstat(full_path)
         if not S_ISREG(stat.st_mode):
             raise _NotRegular(full_path)
-        previous = self.previous.get(wanted.path)
-        if (
-            not self.read_all
-            and previous is not None
-            and previous.size == stat.st_size
-            and previous.mtime_ns == stat.st_mtime_ns
-            and all(oid in self.repository.blobs.index for oid in previous.chunks)
-        ):
-            entry = previous.model_copy(update={"referenced": wanted.referenced})
-            return entry, True, WriteStats()
         try:
             blob, sha1, stats = self.repository.blobs.put_file(full_path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _NotRegular(full_path) from None
             raise
-        entry = FilestoreEntry(
+        entry = FilestoreEntry.model_construct(
             path=wanted.path,
             sha1=sha1,
             size=blob.size,

@@ -42,7 +42,7 @@ from odoo_dr.odoo.neutralize import neutralize
 from odoo_dr.pg import restore as pg_restore
 from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
-from odoo_dr.repository.manifest import SnapshotManifest
+from odoo_dr.repository.manifest import DumpFile, SnapshotManifest
 from odoo_dr.repository.store import Repository
 from odoo_dr.timing import StepTimer
 
@@ -78,10 +78,11 @@ class RestoreResult:
 
 
 def _write_dump(
-    repository: Repository, manifest: SnapshotManifest, folder: Path
+    repository: Repository, manifest: SnapshotManifest, folder: Path, jobs: int
 ) -> None:
     folder.mkdir(mode=0o700)
-    for item in manifest.dump:
+
+    def write(item: DumpFile) -> None:
         try:
             with open(folder / item.name, "wb") as handle:
                 for chunk in repository.blobs.iter_blob(item):
@@ -91,6 +92,11 @@ def _write_dump(
                 f"{exc.message} (in dump file {item.name} of snapshot {manifest.id})",
                 exc.hint,
             ) from None
+
+    # The largest table files first, so the threads finish together.
+    items = sorted(manifest.dump, key=lambda item: item.size, reverse=True)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dump") as pool:
+        list(pool.map(write, items))
 
 
 def _database_options(plan: RestorePlan) -> sql.Composable:
@@ -309,7 +315,7 @@ def _restore_in_parallel(
             cancelled,
         )
         try:
-            _write_dump(repository, plan.manifest, dump_folder)
+            _write_dump(repository, plan.manifest, dump_folder, plan.options.jobs)
             tolerated = _run_pg_restore(settings, plan, dump_folder)
         except BaseException:
             cancelled.set()

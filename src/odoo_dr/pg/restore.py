@@ -16,6 +16,7 @@ from pathlib import Path
 
 from odoo_dr.pg.binaries import PgTools
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.processes import dying_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def run_restore(
     ]
     log.debug("running %s", " ".join(command[:5]))
     result = subprocess.run(
-        command,
+        dying_with_parent(command),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
