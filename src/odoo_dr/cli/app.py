@@ -12,6 +12,7 @@ import typer
 from odoo_dr import __version__
 from odoo_dr.cli import backup, demo, drill, repository, restore, verify
 from odoo_dr.cli.output import errors
+from odoo_dr.cli.review import review_app
 from odoo_dr.errors import ExitCode, OdooDrError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.command("snapshots")(repository.snapshots)
 app.command("restore")(restore.restore)
 app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
+app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 
 

@@ -1,0 +1,1 @@
+"""The review engine: findings and a resilience scorecard for an Odoo platform."""

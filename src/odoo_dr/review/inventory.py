@@ -1,0 +1,366 @@
+"""The platform description: environments, tenants, objectives and where evidence is.
+
+The inventory is a YAML file (`odoo-dr review schema` prints its JSON Schema).
+Errors name the file, the line and the field. Durations are written as `30s`, `15m`,
+`4h`, `1d` or `2w`, or as a number of seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from odoo_dr.review.yamlio import Location, YamlError, line_at, load_documents
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """Turn `15m`-style text into seconds; leave numbers for pydantic to check."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(
+                f"invalid duration {value!r}: write a number and a unit, such as 30s, "
+                "15m, 4h, 1d or 2w"
+            )
+        return round(float(match.group(1)) * _UNITS[match.group(2)])
+    return value
+
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"},
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": "seconds, or a number with a unit: 30s, 15m, 4h, 1d, 2w",
+        }
+    ),
+]
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.0f}s"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Disruption(StrEnum):
+    COMPONENT_FAILURE = "component_failure"
+    ZONE_LOSS = "zone_loss"
+    REGION_LOSS = "region_loss"
+    LOGICAL_CORRUPTION = "logical_corruption"
+
+
+class Hosting(StrEnum):
+    DEDICATED = "dedicated"
+    MULTI_TENANT = "multi-tenant"
+    HYBRID = "hybrid"
+
+
+class RedisRole(StrEnum):
+    CACHE = "cache"
+    SESSIONS = "sessions"
+    QUEUE = "queue"
+
+
+class Level(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class EnvironmentKind(StrEnum):
+    PRODUCTION = "production"
+    STAGING = "staging"
+    ANALYTICS = "analytics"
+    PARTNER = "partner-facing"
+    DEVELOPMENT = "development"
+    DISASTER_RECOVERY = "disaster-recovery"
+
+
+class Objective(Strict):
+    rto: Duration = Field(description="recovery time objective")
+    rpo: Duration = Field(description="recovery point objective")
+
+
+class Tier(Strict):
+    """What a criticality tier promises, and how often it must be proven."""
+
+    objectives: dict[Disruption, Objective] = Field(default_factory=dict)
+    drill_every: Duration = Field(
+        description="a drill counts as tested recovery for this long"
+    )
+    needs_pitr: bool = Field(
+        default=False, description="point-in-time recovery (WAL archiving) required"
+    )
+    min_replicas: int = Field(default=1, description="PostgreSQL instances required")
+
+
+def _objectives(values: dict[str, tuple[str, str]]) -> dict[Disruption, Objective]:
+    return {
+        Disruption(kind): Objective(rto=parse_duration(rto), rpo=parse_duration(rpo))
+        for kind, (rto, rpo) in values.items()
+    }
+
+
+# The tiers every inventory has, unless it redefines them. `critical` is the
+# strictest; a folder reviewed without an inventory assumes it.
+DEFAULT_TIERS: dict[str, Tier] = {
+    "critical": Tier(
+        objectives=_objectives(
+            {
+                "component_failure": ("15m", "5m"),
+                "zone_loss": ("1h", "5m"),
+                "region_loss": ("4h", "15m"),
+                "logical_corruption": ("4h", "15m"),
+            }
+        ),
+        drill_every=parse_duration("30d"),
+        needs_pitr=True,
+        min_replicas=2,
+    ),
+    "high": Tier(
+        objectives=_objectives(
+            {
+                "component_failure": ("1h", "15m"),
+                "zone_loss": ("4h", "1h"),
+                "region_loss": ("8h", "4h"),
+                "logical_corruption": ("8h", "4h"),
+            }
+        ),
+        drill_every=parse_duration("90d"),
+        needs_pitr=True,
+        min_replicas=2,
+    ),
+    "standard": Tier(
+        objectives=_objectives(
+            {
+                "component_failure": ("4h", "24h"),
+                "zone_loss": ("8h", "24h"),
+                "region_loss": ("24h", "24h"),
+                "logical_corruption": ("24h", "24h"),
+            }
+        ),
+        drill_every=parse_duration("180d"),
+    ),
+    "low": Tier(
+        objectives=_objectives(
+            {
+                "component_failure": ("24h", "7d"),
+                "zone_loss": ("3d", "7d"),
+                "region_loss": ("7d", "7d"),
+                "logical_corruption": ("7d", "7d"),
+            }
+        ),
+        drill_every=parse_duration("365d"),
+    ),
+}
+STRICTEST_TIER = "critical"
+
+
+class Integration(Strict):
+    kind: str = Field(description="edi, carrier, barcode, api, or another word")
+    name: str
+
+
+class Retention(Strict):
+    keep_last: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+    legal_min: Duration | None = Field(
+        default=None, description="the shortest time the law requires backups kept"
+    )
+
+
+class S3Evidence(Strict):
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class EvidenceSources(Strict):
+    """Where the review finds how the platform really is; paths are relative to the
+    inventory file."""
+
+    manifests: list[str] = Field(
+        default_factory=list,
+        description="folders or files of Kubernetes manifests or rendered Helm output",
+    )
+    compose: list[str] = Field(default_factory=list)
+    odoo_conf: list[str] = Field(default_factory=list)
+    prometheus_rules: list[str] = Field(default_factory=list)
+    postgres_dsn: str | None = Field(
+        default=None, description="libpq connection string of the live server"
+    )
+    redis_url: str | None = None
+    s3: S3Evidence | None = None
+    repository: str | None = Field(
+        default=None, description="an odoo-dr repository holding this environment"
+    )
+    git_repository: str | None = Field(
+        default=None, description="where the manifests are versioned (URL or path)"
+    )
+
+
+class OffsiteCopy(Strict):
+    region: str
+    account: str | None = None
+    residency: str | None = None
+
+
+class Tenant(Strict):
+    name: str = Field(description="the Odoo database name")
+    tier: str = STRICTEST_TIER
+    objectives: dict[Disruption, Objective] = Field(
+        default_factory=dict, description="overrides the tier's objectives"
+    )
+    hosting: Hosting | None = None
+    residency: str | None = None
+    redis_role: list[RedisRole] = Field(default_factory=list)
+    integrations: list[Integration] = Field(default_factory=list)
+    customization: Level | None = None
+    integration_load: Level | None = None
+    regulated: bool = False
+    sla: str | None = Field(default=None, description="the availability promised")
+    runbook: str | None = Field(default=None, description="path or URL")
+
+
+class Service(Strict):
+    name: str
+    kind: str = Field(description="postgres, redis, filestore, object-storage, ...")
+    role: str | None = None
+
+
+class Environment(Strict):
+    name: str
+    kind: EnvironmentKind = EnvironmentKind.PRODUCTION
+    region: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    hosting: Hosting = Hosting.DEDICATED
+    residency: str | None = None
+    evidence: EvidenceSources = Field(default_factory=EvidenceSources)
+    tenants: list[Tenant] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    retention: Retention | None = None
+    offsite: OffsiteCopy | None = None
+    runbooks: list[str] = Field(default_factory=list)
+
+
+class PriceTable(Strict):
+    """Monthly price per GB stored, by storage class; change it to your provider's."""
+
+    currency: str = "USD"
+    per_gb_month: dict[str, float] = Field(
+        default_factory=lambda: {
+            "standard": 0.023,
+            "infrequent": 0.0125,
+            "archive": 0.004,
+        }
+    )
+
+
+class Inventory(Strict):
+    version: int = 1
+    platform: str = Field(default="odoo platform", description="a name for reports")
+    tiers: dict[str, Tier] = Field(default_factory=dict)
+    environments: list[Environment]
+    price_table: PriceTable = Field(default_factory=PriceTable)
+
+    def tier(self, name: str) -> Tier:
+        return self.tiers.get(name) or DEFAULT_TIERS[name]
+
+    def objective(self, tenant: Tenant, disruption: Disruption) -> Objective | None:
+        return tenant.objectives.get(disruption) or self.tier(
+            tenant.tier
+        ).objectives.get(disruption)
+
+
+def json_schema() -> dict:
+    return Inventory.model_json_schema()
+
+
+class InventoryError(ValueError):
+    """An inventory that cannot be read, with every problem at its file and line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _field_path(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def load_inventory(path: Path) -> tuple[Inventory, Path]:
+    """Read and check the inventory at `path`; return it and its folder."""
+    try:
+        documents = load_documents(path)
+    except YamlError as exc:
+        raise InventoryError([str(exc)]) from None
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise InventoryError(
+            [f"{path}: an inventory is one YAML mapping with `environments`"]
+        )
+    document = documents[0]
+    try:
+        inventory = Inventory.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(
+                part for part in error["loc"] if not str(part).startswith("function-")
+            )
+            line = line_at(document, loc)
+            where = Location(str(path), line)
+            problems.append(
+                f"{where}: {_field_path(loc) or 'inventory'}: {error['msg']}"
+            )
+        raise InventoryError(problems) from None
+    problems = []
+    for env_index, environment in enumerate(inventory.environments):
+        for tenant_index, tenant in enumerate(environment.tenants):
+            if tenant.tier not in inventory.tiers and tenant.tier not in DEFAULT_TIERS:
+                loc = ("environments", env_index, "tenants", tenant_index, "tier")
+                where = Location(str(path), line_at(document, loc))
+                known = sorted({*inventory.tiers, *DEFAULT_TIERS})
+                problems.append(
+                    f"{where}: {_field_path(loc)}: unknown tier {tenant.tier!r}; "
+                    f"known tiers: {', '.join(known)}"
+                )
+    if problems:
+        raise InventoryError(problems)
+    return inventory, path.parent
