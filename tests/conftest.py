@@ -97,7 +97,7 @@ def _is_controller(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_controller(session.config):
-        _PREEXISTING_SCRATCH.update(_scratch_names())
+        _PREEXISTING_SCRATCH.update(_scratch_comments())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -108,12 +108,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """
     if not _is_controller(session.config):
         return
-    leftovers = sorted(_scratch_names() - _PREEXISTING_SCRATCH)
+    scratch = _scratch_comments()
+    leftovers = sorted(set(scratch) - _PREEXISTING_SCRATCH)
     if leftovers:
         with admin_connection() as connection:
             for name in leftovers:
                 temporary.drop(connection, name)
-        print(f"\ntemporary databases left behind by the tests: {leftovers}")
+        described = [f"{name} ({scratch[name]})" for name in leftovers]
+        print(f"\ntemporary databases left behind by the tests: {described}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -125,14 +127,14 @@ def database_exists(name: str) -> bool:
     return row is not None
 
 
-def _scratch_names() -> set[str]:
-    """Return temporary databases not in use by a live odoo-dr process."""
+def _scratch_comments() -> dict[str, str | None]:
+    """Return temporary databases not in use by a live odoo-dr, with their comments."""
     with admin_connection() as connection:
         rows = connection.execute(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
             " WHERE datname LIKE 'odoo-dr-%'"
         ).fetchall()
-    return {name for name, comment in rows if not temporary.in_use(comment)}
+    return {name: comment for name, comment in rows if not temporary.in_use(comment)}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300):

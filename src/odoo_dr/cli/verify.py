@@ -10,7 +10,7 @@ from rich.table import Table
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
 from odoo_dr.engine.verify import VerifyReport, verify
-from odoo_dr.errors import ExitCode
+from odoo_dr.errors import ExitCode, RejectedError
 
 # Problems listed per snapshot in the human output; --json lists all.
 LISTED_PROBLEMS = 20
@@ -37,6 +37,11 @@ def verify_command(
     """
     repository = opt.open_repository(repo)
     report = verify(repository, tenant, read_data, jobs)
+    if tenant is not None and not report.snapshots and not report.unreadable:
+        raise RejectedError(
+            f"no snapshots of tenant {tenant!r} in repository {repository.location}",
+            hint="list tenants and snapshots with: odoo-dr snapshots",
+        )
     if as_json:
         print_json(_as_json(report))
     else:
@@ -52,6 +57,7 @@ def _as_json(report: VerifyReport) -> dict:
         "objects_checked": report.objects_checked,
         "bytes_read": report.bytes_read,
         "unreadable_manifests": report.unreadable,
+        "damaged_packs": report.damaged_packs,
         "snapshots": [
             {
                 "id": item.snapshot_id,
@@ -83,6 +89,8 @@ def _print_report(report: VerifyReport) -> None:
             console.out(f"  {item.snapshot_id}: and {more:,} more")
     for snapshot_id, message in report.unreadable.items():
         errors.print(f"snapshot {snapshot_id} is unreadable: {message}")
+    for pack_id, message in report.damaged_packs.items():
+        console.out(f"  pack {pack_id} is damaged: {message}")
     checked = "read and checked" if report.read_data else "looked up"
     console.out(
         f"{report.objects_checked:,} objects {checked}"

@@ -35,7 +35,7 @@ from odoo_dr.timing import StepTimer
 
 log = logging.getLogger(__name__)
 
-SCRATCH_PREFIX = "odoo-dr-drill-"
+SCRATCH_PREFIX = temporary.DRILL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,11 @@ def run_drill(
             error = str(exc)
             failure = exc
         if restored:
-            _mark_scratch(settings, target)
-            with timer.step("checks"), settings.connect(target) as connection:
+            with (
+                temporary.kept_marked(settings, target, "drill"),
+                timer.step("checks"),
+                settings.connect(target) as connection,
+            ):
                 checks = run_checks(
                     connection,
                     manifest,
@@ -162,11 +165,6 @@ def run_drill(
             failure.hint,
         )
     return record
-
-
-def _mark_scratch(settings: PgSettings, target: str) -> None:
-    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-        temporary.mark_drill(connection, target)
 
 
 def _unmark_scratch(settings: PgSettings, target: str) -> None:

@@ -143,7 +143,7 @@ class FilestoreBackup:
             or previous is None
             or previous.size != stat.st_size
             or previous.mtime_ns != stat.st_mtime_ns
-            or not all(oid in self.repository.blobs.index for oid in previous.chunks)
+            or not all(self.repository.blobs.present(oid) for oid in previous.chunks)
         ):
             return None
         return previous.model_copy(update={"referenced": wanted.referenced})

@@ -10,17 +10,22 @@ is only read.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from odoo_dr import tempfiles
+from odoo_dr.engine import swap
 from odoo_dr.engine.filestore_restore import restore_files
 from odoo_dr.engine.restore_plan import (
     Mode,
@@ -42,6 +47,7 @@ from odoo_dr.odoo.neutralize import neutralize
 from odoo_dr.pg import restore as pg_restore
 from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
+from odoo_dr.processes import HOST, process_alive
 from odoo_dr.repository.manifest import DumpFile, SnapshotManifest
 from odoo_dr.repository.store import Repository
 from odoo_dr.timing import StepTimer
@@ -111,23 +117,50 @@ def _database_options(plan: RestorePlan) -> sql.Composable:
 
 
 def clean_leftovers(settings: PgSettings, filestore_root: Path | None) -> None:
-    """Remove what restores and drills killed on this host left behind."""
+    """Finish or remove what killed restores and drills left behind.
+
+    Interrupted swaps in `filestore_root` are finished first (their databases are
+    ready), then abandoned temporary databases are dropped, then temporary folders
+    whose owner is gone are removed.
+    """
+    if filestore_root is not None and filestore_root.is_dir():
+        for action in swap.finish_interrupted(settings, filestore_root):
+            log.warning("leftover of a killed odoo-dr: %s", action)
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         for action in temporary.clean_stale(connection):
             log.warning("leftover of a killed odoo-dr: %s", action)
-    if filestore_root is not None:
+    if filestore_root is not None and filestore_root.is_dir():
         for entry in filestore_root.glob(temporary.RESTORE_PREFIX + "*"):
-            if not _database_exists(settings, entry.name):
+            if entry.is_dir() and _folder_abandoned(entry):
                 log.warning("removing leftover folder %s of a killed odoo-dr", entry)
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _database_exists(settings: PgSettings, name: str) -> bool:
-    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
-    return row is not None
+# A temporary filestore folder holds this file, naming its restore, until the swap.
+OWNER_FILE = ".odoo-dr-owner"
+
+
+def _claim_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "host": HOST}), encoding="utf-8"
+    )
+
+
+def _folder_abandoned(folder: Path) -> bool:
+    """Return whether the restore writing `folder` is gone (same test as the marks)."""
+    owner = folder / OWNER_FILE
+    try:
+        data = json.loads(owner.read_text(encoding="utf-8"))
+        age = datetime.now(UTC).timestamp() - owner.stat().st_mtime
+    except (OSError, ValueError):
+        # No readable owner file: the folder of a restore killed before it wrote
+        # one, or damaged; only an old folder is removed.
+        age = datetime.now(UTC).timestamp() - folder.stat().st_mtime
+        return age > temporary.STALE_AFTER.total_seconds()
+    if age > temporary.STALE_AFTER.total_seconds():
+        return True
+    return data.get("host") == HOST and not process_alive(int(data.get("pid", 0)))
 
 
 def _create_database(settings: PgSettings, plan: RestorePlan) -> None:
@@ -191,28 +224,23 @@ def _finish_database(
     return row_counts, change, done
 
 
-def _swap_folder(plan: RestorePlan) -> None:
-    old_folder = None
-    if plan.folder_exists:
-        old_folder = plan.options.filestore_root / f"{plan.temporary}-replaced"
-        log.warning(
-            "replacing existing filestore folder %s (--force)", plan.target_folder
-        )
-        plan.target_folder.rename(old_folder)
-    plan.temporary_folder.rename(plan.target_folder)
-    if old_folder is not None:
-        shutil.rmtree(old_folder, ignore_errors=True)
-
-
 def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
-    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-        temporary.swap_into_place(
-            connection, plan.temporary, plan.options.target, plan.target_exists
-        )
-    # NOTE: a kill between the database rename and this folder rename leaves the
-    # files under the temporary folder name; the next restore into this filestore
-    # root does not move them, because the database is already in place.
-    _swap_folder(plan)
+    (plan.temporary_folder / OWNER_FILE).unlink(missing_ok=True)
+    swap.swap(
+        settings,
+        plan.options.target,
+        plan.temporary,
+        plan.options.filestore_root,
+        plan.target_exists,
+        plan.folder_exists,
+    )
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _discard(settings: PgSettings, plan: RestorePlan) -> None:
@@ -252,19 +280,33 @@ def execute_restore(
     tempfiles.remove_stale(plan.dump_parent)
     work = tempfiles.make_folder(plan.dump_parent, "restore")
     created = False
+    marks = ExitStack()
     try:
         with timer.step("create database"):
-            _create_database(settings, plan)
+            _claim_folder(plan.temporary_folder)
+            # Set first: an interruption between CREATE DATABASE and its mark must
+            # still drop the database (dropping one never created does nothing).
             created = True
+            _create_database(settings, plan)
+            marks.enter_context(
+                temporary.kept_marked(
+                    settings,
+                    plan.temporary,
+                    "temporary",
+                    on_refresh=lambda: _touch(plan.temporary_folder / OWNER_FILE),
+                )
+            )
         with timer.step("restore database and files"):
             tolerated, (files, file_bytes) = _restore_in_parallel(
                 repository, settings, plan, work / "dump"
             )
         with timer.step("identity and neutralization"):
             row_counts, change, done = _finish_database(settings, plan)
+        marks.close()
         with timer.step("rename into place"):
             _swap_into_place(settings, plan)
     except BaseException as exc:
+        marks.close()
         if created:
             _discard(settings, plan)
         else:

@@ -135,12 +135,22 @@ def _check_privileges(connection: psycopg.Connection, target: str, force: bool) 
         )
 
 
+def _missing(
+    repository: Repository, manifest: SnapshotManifest
+) -> tuple[list[str], list[FilestoreEntry]]:
+    missing = repository.blobs.missing([*manifest.dump, manifest.filestore.index])
+    index = [] if missing else load_index(repository, manifest)
+    return missing or repository.blobs.missing(index), index
+
+
 def _check_objects(
     repository: Repository, manifest: SnapshotManifest
 ) -> list[FilestoreEntry]:
-    missing = repository.blobs.missing([*manifest.dump, manifest.filestore.index])
-    index = [] if missing else load_index(repository, manifest)
-    missing = missing or repository.blobs.missing(index)
+    missing, index = _missing(repository, manifest)
+    if missing and repository.blobs.index.add_unindexed_packs():
+        # An index file may be lost while its packs are intact: their headers list
+        # their chunks, and the restore reads them from there (nothing is written).
+        missing, index = _missing(repository, manifest)
     if missing:
         raise SnapshotDamaged(
             f"snapshot {manifest.id} is damaged: {len(missing)} objects missing from "

@@ -1,16 +1,19 @@
 """Check that every snapshot in a repository can be restored.
 
 The structure check confirms that every blob a snapshot needs has an index entry and
-that its pack exists. With `read_data`, each needed blob is also read once,
-decompressed and checked against its SHA-256, however many snapshots share it, one
-sequential read per pack. Each problem names the snapshot, the file (a dump file or
-a filestore path) and the blob.
+that its pack exists. With `read_data`, each pack holding needed blobs is read once:
+its bytes are checked against its name and its header is parsed, and each needed
+blob is decompressed and checked against its SHA-256, however many snapshots share
+it. Each problem names the snapshot, the file (a dump file or a filestore path) and
+the blob; a damaged pack whose blobs still read correctly is reported on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import struct
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from odoo_dr.errors import OdooDrError
+from odoo_dr.repository.index import pack_key
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest, StoredBlob
-from odoo_dr.repository.packs import BlobLocation
+from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
 from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
@@ -44,10 +48,15 @@ class VerifyReport:
     objects_checked: int
     bytes_read: int
     read_data: bool
+    damaged_packs: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.unreadable and all(item.ok for item in self.snapshots)
+        return (
+            not self.unreadable
+            and not self.damaged_packs
+            and all(item.ok for item in self.snapshots)
+        )
 
 
 def _needed_blobs(
@@ -70,26 +79,36 @@ def _needed_blobs(
 
 
 def _read_pack(
-    repository: Repository, blobs: list[tuple[str, BlobLocation]]
-) -> tuple[dict[str, str], int]:
-    """Check the given blobs of one pack; return problems by blob id, bytes read."""
-    blobs.sort(key=lambda item: item[1].offset)
-    first = blobs[0][1]
-    end = max(where.offset + where.length for _id, where in blobs)
-    problems: dict[str, str] = {}
+    repository: Repository, pack_id: str, blobs: list[tuple[str, BlobLocation]]
+) -> tuple[dict[str, str], str | None, int]:
+    """Read one pack whole and check it.
+
+    Returns the problems of the needed blobs by id, a problem of the pack itself (its
+    bytes do not match its name, or its header is unreadable), and the bytes read.
+    """
     try:
-        span = repository.blobs.read_stored(
-            BlobLocation(first.pack, first.offset, end - first.offset, 0)
-        )
+        data = repository.backend.read(pack_key(pack_id))
     except OdooDrError as exc:
-        return {blob_id: f"unreadable ({exc.message})" for blob_id, _ in blobs}, 0
+        return {blob_id: f"unreadable ({exc.message})" for blob_id, _ in blobs}, None, 0
+    pack_problem = None
+    if hashlib.sha256(data).hexdigest() != pack_id:
+        pack_problem = "its bytes do not match its name (SHA-256)"
+    try:
+        decode_header(data[: header_length(data)])
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        pack_problem = f"its header is unreadable ({exc})"
+    problems: dict[str, str] = {}
     for blob_id, where in blobs:
-        start = where.offset - first.offset
+        if where.offset + where.length > len(data):
+            problems[blob_id] = f"truncated (pack {pack_id} ends at byte {len(data)})"
+            continue
         try:
-            repository.blobs.decode(blob_id, span[start : start + where.length])
+            repository.blobs.decode(
+                blob_id, data[where.offset : where.offset + where.length]
+            )
         except OdooDrError as exc:
             problems[blob_id] = f"damaged ({exc.message.split(': ', 1)[-1]})"
-    return problems, len(span)
+    return problems, pack_problem, len(data)
 
 
 def verify(
@@ -113,6 +132,7 @@ def verify(
     for blob_id in repository.blobs.missing([StoredBlob(size=0, chunks=list(needed))]):
         problems[blob_id] = "missing"
     bytes_read = 0
+    pack_problems: dict[str, str] = {}
     if read_data:
         by_pack: dict[str, list[tuple[str, BlobLocation]]] = defaultdict(list)
         for blob_id in needed:
@@ -120,14 +140,19 @@ def verify(
                 where = repository.blobs.location(blob_id)
                 by_pack[where.pack].append((blob_id, where))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-            for found, size in pool.map(
-                lambda items: _read_pack(repository, items), by_pack.values()
+            for pack_id, (found, pack_problem, size) in zip(
+                by_pack,
+                pool.map(lambda item: _read_pack(repository, *item), by_pack.items()),
+                strict=True,
             ):
                 problems.update(found)
                 bytes_read += size
+                if pack_problem is not None:
+                    pack_problems[pack_id] = pack_problem
 
     for blob_id, problem in sorted(problems.items()):
-        log.warning("object %s is %s", blob_id, problem)
         for report, description in needed[blob_id]:
             report.problems.append(f"{description}: object {blob_id} {problem}")
-    return VerifyReport(reports, unreadable, len(needed), bytes_read, read_data)
+    return VerifyReport(
+        reports, unreadable, len(needed), bytes_read, read_data, pack_problems
+    )

@@ -21,6 +21,10 @@ from odoo_dr.odoo.config import OdooConfig
 # creates, renames or drops.
 MAINTENANCE_DATABASE = "postgres"
 
+# Seconds to wait for a connection unless the settings give connect_timeout; libpq
+# itself waits forever.
+CONNECT_TIMEOUT = "10"
+
 
 @dataclass(frozen=True)
 class PgSettings:
@@ -76,7 +80,12 @@ class PgSettings:
 
     def connect(self, dbname: str, *, autocommit: bool = False) -> psycopg.Connection:
         """Open a psycopg connection to `dbname`, turning failures into clear errors."""
-        extra = {"password": self.password} if self.password else {}
+        extra: dict[str, str] = {"password": self.password} if self.password else {}
+        if (
+            "connect_timeout" not in self.params
+            and "PGCONNECT_TIMEOUT" not in os.environ
+        ):
+            extra["connect_timeout"] = CONNECT_TIMEOUT
         try:
             return psycopg.connect(
                 self.conninfo(dbname),

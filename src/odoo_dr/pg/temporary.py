@@ -1,11 +1,17 @@
-"""Databases that odoo-dr creates under a temporary name, and their swap into place.
+"""Databases that odoo-dr creates under a temporary name, and their marks.
 
 A restore loads its data into `odoo-dr-restore-<hex>`, created as a template so that
 Odoo's database list (which leaves out templates) never offers it to a cron worker or
-a user. A comment names the creating process. Once the copy is ready it is renamed to
-the target; a target being replaced is first renamed aside, and renamed back if the
-swap fails, so a failed swap never loses it. A later run finds the leftovers of a
-killed process by their comment and either drops them or finishes what was left.
+a user. A comment marks it with its kind, the creating process and host, and the time
+the process last refreshed the mark (every minute). A later run treats a mark as left
+behind when its process is gone from this host, or when it was not refreshed for ten
+minutes: the second test covers other hosts, containers where every process is pid 1,
+and Kubernetes pods that never come back.
+
+Kinds: `temporary` (being restored), `drill` (a drill's scratch copy), and, during a
+restore's final renames, `swapping` (the new database) and `replaced` (a target
+renamed aside by --force): only the restore's swap journal may finish those (see
+`engine.swap`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
 
+from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.pg.server import drop_database
 from odoo_dr.processes import HOST, process_alive
 
@@ -25,19 +36,27 @@ log = logging.getLogger(__name__)
 
 RESTORE_PREFIX = "odoo-dr-restore-"
 REPLACED_PREFIX = "odoo-dr-replaced-"
+# A drill's scratch database; its interrupted swaps are dropped, never finished.
+DRILL_PREFIX = "odoo-dr-drill-"
+REFRESH_SECONDS = 60
+STALE_AFTER = timedelta(minutes=10)
 
 _MARK = re.compile(
-    r"^odoo-dr (?P<kind>temporary|drill|replaced) database of pid (?P<pid>\d+)"
-    r" on host (?P<host>.+?)(?: for (?P<target>.+))?$"
+    r"^odoo-dr (?P<kind>temporary|drill|replaced|swapping) database of pid"
+    r" (?P<pid>\d+) on host (?P<host>\S+) refreshed (?P<refreshed>\S+)"
+    r"(?: for (?P<target>.+))?$"
 )
 
 
-def _comment(kind: str, target: str | None = None) -> str:
-    text = f"odoo-dr {kind} database of pid {os.getpid()} on host {HOST}"
+def mark_text(kind: str, target: str | None = None) -> str:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    text = (
+        f"odoo-dr {kind} database of pid {os.getpid()} on host {HOST} refreshed {now}"
+    )
     return f"{text} for {target}" if target else text
 
 
-def _set_comment(connection: psycopg.Connection, dbname: str, text: str | None) -> None:
+def set_comment(connection: psycopg.Connection, dbname: str, text: str | None) -> None:
     connection.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(
             sql.Identifier(dbname), sql.Literal(text)
@@ -45,14 +64,33 @@ def _set_comment(connection: psycopg.Connection, dbname: str, text: str | None) 
     )
 
 
-def _alter(connection: psycopg.Connection, dbname: str, clause: str) -> None:
+def alter(connection: psycopg.Connection, dbname: str, clause: str) -> None:
     connection.execute(
         sql.SQL("ALTER DATABASE {} " + clause).format(sql.Identifier(dbname))
     )
 
 
+def rename(connection: psycopg.Connection, old: str, new: str) -> None:
+    connection.execute(
+        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(old), sql.Identifier(new)
+        )
+    )
+
+
+def exists(connection: psycopg.Connection, dbname: str) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+    ).fetchone()
+    return row is not None
+
+
 def new_temporary_name() -> str:
     return RESTORE_PREFIX + uuid.uuid4().hex[:12]
+
+
+def new_aside_name() -> str:
+    return REPLACED_PREFIX + uuid.uuid4().hex[:12]
 
 
 def create_temporary(
@@ -64,35 +102,37 @@ def create_temporary(
             sql.Identifier(dbname), options
         )
     )
-    _set_comment(connection, dbname, _comment("temporary"))
-
-
-def mark_drill(connection: psycopg.Connection, dbname: str) -> None:
-    """Mark a drill's scratch database, so a later run drops it if this one dies."""
-    _set_comment(connection, dbname, _comment("drill"))
+    set_comment(connection, dbname, mark_text("temporary"))
 
 
 def clear_mark(connection: psycopg.Connection, dbname: str) -> None:
-    _set_comment(connection, dbname, None)
+    set_comment(connection, dbname, None)
 
 
 def drop(connection: psycopg.Connection, dbname: str) -> None:
     """Drop a database odoo-dr created, template or not."""
-    exists = connection.execute(
+    row = connection.execute(
         "SELECT datistemplate FROM pg_database WHERE datname = %s", (dbname,)
     ).fetchone()
-    if exists is None:
+    if row is None:
         return
-    if exists[0]:
+    if row[0]:
         # Odoo lists databases that allow connections and are not templates; the
         # first change keeps this one out of its list until it is gone.
-        _alter(connection, dbname, "ALLOW_CONNECTIONS false")
-        _alter(connection, dbname, "IS_TEMPLATE false")
+        alter(connection, dbname, "ALLOW_CONNECTIONS false")
+        alter(connection, dbname, "IS_TEMPLATE false")
     drop_database(connection, dbname)
 
 
-def _end_other_sessions(connection: psycopg.Connection, dbname: str) -> None:
-    _alter(connection, dbname, "ALLOW_CONNECTIONS false")
+def finish(connection: psycopg.Connection, dbname: str) -> None:
+    """Make a database in its final place visible and open, without a mark."""
+    alter(connection, dbname, "IS_TEMPLATE false")
+    alter(connection, dbname, "ALLOW_CONNECTIONS true")
+    clear_mark(connection, dbname)
+
+
+def end_other_sessions(connection: psycopg.Connection, dbname: str) -> None:
+    alter(connection, dbname, "ALLOW_CONNECTIONS false")
     connection.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -100,88 +140,87 @@ def _end_other_sessions(connection: psycopg.Connection, dbname: str) -> None:
     )
 
 
-def _rename(connection: psycopg.Connection, old: str, new: str) -> None:
-    connection.execute(
-        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-            sql.Identifier(old), sql.Identifier(new)
-        )
-    )
+@contextmanager
+def kept_marked(
+    settings: PgSettings,
+    dbname: str,
+    kind: str,
+    target: str | None = None,
+    on_refresh: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Mark `dbname` and refresh its mark every minute while the block runs."""
 
+    def refresh() -> None:
+        with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
+            if exists(connection, dbname):
+                set_comment(connection, dbname, mark_text(kind, target))
+        if on_refresh is not None:
+            on_refresh()
 
-def swap_into_place(
-    connection: psycopg.Connection, temporary: str, target: str, replace: bool
-) -> None:
-    """Rename `temporary` to `target`, replacing an existing `target` when `replace`.
+    stop = threading.Event()
 
-    Sessions on the databases being renamed are ended first: PostgreSQL refuses to
-    rename a database that has sessions.
-    """
-    _end_other_sessions(connection, temporary)
-    aside = None
-    if replace:
-        aside = REPLACED_PREFIX + uuid.uuid4().hex[:12]
-        log.warning("replacing existing database %r (--force)", target)
-        _end_other_sessions(connection, target)
-        _rename(connection, target, aside)
-        _set_comment(connection, aside, _comment("replaced", target))
-        log.info("renamed the replaced database %r to %r", target, aside)
+    def loop() -> None:
+        while not stop.wait(REFRESH_SECONDS):
+            try:
+                refresh()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("could not refresh the mark of %r: %s", dbname, exc)
+
+    refresh()
+    thread = threading.Thread(target=loop, name="odoo-dr-mark", daemon=True)
+    thread.start()
     try:
-        _rename(connection, temporary, target)
-    except psycopg.Error:
-        if aside is not None:
-            _rename(connection, aside, target)
-            _alter(connection, target, "ALLOW_CONNECTIONS true")
-            clear_mark(connection, target)
-            log.warning("put the replaced database %r back", target)
-        raise
-    _finish(connection, target)
-    if aside is not None:
-        log.warning("dropping the replaced database %r, formerly %r", aside, target)
-        drop(connection, aside)
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
-def _finish(connection: psycopg.Connection, dbname: str) -> None:
-    _alter(connection, dbname, "IS_TEMPLATE false")
-    _alter(connection, dbname, "ALLOW_CONNECTIONS true")
-    clear_mark(connection, dbname)
+def parse_mark(comment: str | None) -> dict[str, str] | None:
+    match = _MARK.match(comment or "")
+    return match.groupdict() if match else None
+
+
+def abandoned(mark: dict[str, str]) -> bool:
+    """Return whether the process behind a mark is gone (see the module's text)."""
+    try:
+        refreshed = datetime.fromisoformat(mark["refreshed"])
+    except ValueError:
+        return True
+    if datetime.now(UTC) - refreshed > STALE_AFTER:
+        return True
+    return mark["host"] == HOST and not process_alive(int(mark["pid"]))
 
 
 def in_use(comment: str | None) -> bool:
     """Return whether a database with this comment belongs to a live odoo-dr."""
-    mark = _MARK.match(comment or "")
-    if mark is None:
-        return False
-    return mark["host"] != HOST or process_alive(int(mark["pid"]))
+    mark = parse_mark(comment)
+    return mark is not None and not abandoned(mark)
 
 
 def clean_stale(connection: psycopg.Connection) -> list[str]:
-    """Deal with the databases left by odoo-dr processes killed on this host.
+    """Drop the temporary and drill databases that odoo-dr processes left behind.
 
-    Temporary and drill databases are dropped. A replaced database whose target is
-    missing (the swap was cut short) is renamed back; otherwise it is dropped. A
-    database marked temporary under a final name (killed between the rename and
-    clearing the mark) is finished. Returns a line per action, for the log.
+    Databases in an interrupted swap are left to their swap journal, which a restore
+    into the same filestore root finishes. Returns a line per database, for the log.
     """
     rows = connection.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
         " WHERE shobj_description(oid, 'pg_database') LIKE 'odoo-dr %'"
     ).fetchall()
-    names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
     actions = []
     for name, comment in rows:
-        mark = _MARK.match(comment or "")
-        if mark is None or mark["host"] != HOST or process_alive(int(mark["pid"])):
+        mark = parse_mark(comment)
+        if mark is None or not abandoned(mark):
             continue
-        kind = mark["kind"]
-        if kind == "replaced" and mark["target"] and mark["target"] not in names:
-            _rename(connection, name, mark["target"])
-            _alter(connection, mark["target"], "ALLOW_CONNECTIONS true")
-            clear_mark(connection, mark["target"])
-            actions.append(f"renamed {name!r} back to {mark['target']!r}")
-        elif kind == "temporary" and not name.startswith(RESTORE_PREFIX):
-            _finish(connection, name)
-            actions.append(f"finished the swap of {name!r}")
-        else:
-            drop(connection, name)
-            actions.append(f"dropped {name!r}")
+        drill_swap = (mark["target"] or "").startswith(DRILL_PREFIX)
+        if mark["kind"] in {"swapping", "replaced"} and not drill_swap:
+            actions.append(
+                f"{name!r} belongs to an interrupted restore into "
+                f"{mark['target']!r}; a restore into the same filestore root "
+                "finishes it"
+            )
+            continue
+        drop(connection, name)
+        actions.append(f"dropped {name!r}")
     return actions

@@ -48,6 +48,7 @@ class BlobStore:
         self._index_lock = threading.Lock()
         # Metadata (file indexes) goes into packs of its own, so damage to a data
         # pack never hides which files a snapshot holds.
+        self._packs_on_disk: set[str] | None = None
         self._writers = {
             kind: PackWriter(pack_size, self._store_pack) for kind in ("data", "meta")
         }
@@ -69,6 +70,8 @@ class BlobStore:
 
     def _store_pack(self, sealed: SealedPack) -> None:
         self.backend.write(pack_key(sealed.id), sealed.data)
+        if self._packs_on_disk is not None:
+            self._packs_on_disk.add(sealed.id)
         self.index.add_pack(sealed.id, sealed.blobs)
         for writer in self._writers.values():
             writer.stored(list(sealed.blobs))
@@ -146,6 +149,15 @@ class BlobStore:
         self.backend.flush()
 
     # -- reading
+
+    def present(self, blob_id: str) -> bool:
+        """Return whether the blob is indexed and its pack exists (content unread)."""
+        where = self.index.get(blob_id)
+        if where is None:
+            return False
+        if self._packs_on_disk is None:
+            self._packs_on_disk = self.index.pack_ids_on_disk()
+        return where.pack in self._packs_on_disk
 
     def location(self, blob_id: str) -> BlobLocation:
         where = self.index.get(blob_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
 import threading
 from datetime import UTC, datetime
 
@@ -68,18 +69,31 @@ class BlobIndex:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
 
     def add_unindexed_packs(self) -> int:
-        """Index the packs that no index file names, from their own headers."""
+        """Index the packs that no index file names, from their own headers.
+
+        Only chunks that no index file knows are taken from them: a chunk already
+        indexed elsewhere may have been written again after damage, and that newer
+        copy must keep counting.
+        """
         found = 0
         for pack_id in sorted(self.pack_ids_on_disk() - self._packs):
             try:
                 blobs = self.read_pack_header(pack_id)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, struct.error, OSError) as exc:
                 log.warning("skipping unreadable pack %s: %s", pack_id, exc)
                 continue
-            self.add_pack(pack_id, blobs)
+            new = {
+                blob_id: where
+                for blob_id, where in blobs.items()
+                if blob_id not in self
+            }
+            with self._lock:
+                self._packs.add(pack_id)
+            if new:
+                self.add_pack(pack_id, new)
             found += 1
         if found:
-            log.info("indexed %d packs of an interrupted run", found)
+            log.info("indexed %d packs that no index file listed", found)
         return found
 
     def read_pack_header(self, pack_id: str) -> dict[str, BlobLocation]:

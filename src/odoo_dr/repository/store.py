@@ -281,7 +281,13 @@ class Repository:
         for key in sorted(self.backend.list("drills/")):
             if not key.endswith(".json"):
                 continue
-            record = DrillRecord.model_validate_json(self.backend.read(key))
+            try:
+                record = DrillRecord.model_validate_json(self.backend.read(key))
+            except ValidationError as exc:
+                log.warning(
+                    "skipping damaged drill record %s: %s", key, exc.errors()[0]["msg"]
+                )
+                continue
             if tenant is None or record.tenant == tenant:
                 records.append(record)
         return records
