@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
+from odoo_dr.cli import review_init
 from odoo_dr.cli.output import console, errors
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.review.inventory import InventoryError, json_schema
-from odoo_dr.review.model import Severity
+from odoo_dr.review.model import ReviewResult, Severity
+
+RULE_FORMATS = ("terminal", "markdown", "json")
 
 
 class ReviewGroup(TyperGroup):
@@ -29,10 +34,51 @@ class ReviewGroup(TyperGroup):
 
 review_app = typer.Typer(
     cls=ReviewGroup,
-    help="Review the backup and recovery architecture of an Odoo platform.",
+    help="Review the backup and recovery architecture of an Odoo platform. "
+    "Run 'odoo-dr review PATH --help' for the options of a review.",
     add_completion=False,
     rich_markup_mode=None,
 )
+
+
+def _use_colour() -> bool:
+    """Return whether the terminal report on stdout gets colours: only on a
+    terminal, and never with NO_COLOR set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _write_reports(
+    result: ReviewResult, chosen: list[str], output: Path | None
+) -> None:
+    from odoo_dr.review.reports import SUFFIXES, renderer
+    from odoo_dr.review.reports import terminal as terminal_report
+
+    if output is None:
+        name = chosen[0]
+        if name == "terminal" and _use_colour():
+            text = terminal_report.render(result, console.width, color=True)
+        else:
+            text = renderer(name)(result)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        if len(chosen) == 1 and not output.is_dir():
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(renderer(chosen[0])(result), encoding="utf-8")
+            written = [output]
+        else:
+            output.mkdir(parents=True, exist_ok=True)
+            written = []
+            for name in chosen:
+                path = output / f"review{SUFFIXES[name]}"
+                path.write_text(renderer(name)(result), encoding="utf-8")
+                written.append(path)
+    except OSError as exc:
+        raise RejectedError(
+            f"cannot write the report to {output}: {exc.strerror or exc}"
+        ) from None
+    errors.print(f"wrote {', '.join(str(path) for path in written)}")
 
 
 @review_app.command("run", hidden=True)
@@ -50,7 +96,8 @@ def run(
         typer.Option(
             "--format",
             "-f",
-            help="terminal, markdown, html, json, sarif or junit (repeatable).",
+            help="terminal, markdown, html, json, sarif or junit; repeat it for "
+            "several reports, which need --output FOLDER. Default: terminal.",
             show_default=False,
         ),
     ] = None,
@@ -59,7 +106,8 @@ def run(
         typer.Option(
             "--output",
             "-o",
-            help="File to write (one format) or folder (several). Default: stdout.",
+            help="File to write one report to, or folder to write each report to "
+            "as review.<suffix>. Default: stdout.",
             show_default=False,
         ),
     ] = None,
@@ -67,8 +115,8 @@ def run(
         str | None,
         typer.Option(
             "--fail-on",
-            help="Exit 5 when a failed, unsuppressed finding has this severity or "
-            "higher: info, low, medium, high, critical.",
+            help="Exit 5 when a failed finding that is not suppressed has this "
+            "severity or a higher one: info, low, medium, high, critical.",
             show_default=False,
         ),
     ] = None,
@@ -78,7 +126,7 @@ def run(
             "--suppressions",
             exists=True,
             dir_okay=False,
-            help="YAML list of {rule, target, reason, expires}.",
+            help="YAML list of accepted findings: {rule, target, reason, expires}.",
             show_default=False,
         ),
     ] = None,
@@ -91,17 +139,28 @@ def run(
         ),
     ] = True,
 ) -> None:
-    """Review PATH and report findings and a scorecard."""
-    from odoo_dr.review.engine import ReviewOptions, run_review
-    from odoo_dr.review.reports import FORMATS, SUFFIXES, renderer
+    """Review PATH and report findings and a scorecard.
+
+    Exit codes: 0 the review ran (whatever it found, unless --fail-on), 2 invalid
+    input (inventory, suppression file, option), 5 a failed finding at or above
+    the --fail-on severity that no suppression accepts.
+    """
+    from odoo_dr.review.engine import ReviewOptions, load_rules, run_review
+    from odoo_dr.review.model import RULES
+    from odoo_dr.review.reports import FORMATS
     from odoo_dr.review.suppressions import SuppressionError, load_suppressions
 
-    chosen = formats or ["terminal"]
+    chosen = list(dict.fromkeys(formats or ["terminal"]))
     unknown = [name for name in chosen if name not in FORMATS]
     if unknown:
         raise RejectedError(
             f"unknown report format {unknown[0]!r}",
             hint=f"use one of {', '.join(FORMATS)}",
+        )
+    if len(chosen) > 1 and output is None:
+        raise RejectedError(
+            f"{len(chosen)} report formats need a folder to write them to",
+            hint="add --output FOLDER, or give one --format",
         )
     threshold = None
     if fail_on is not None:
@@ -109,8 +168,13 @@ def run(
             threshold = Severity.parse(fail_on)
         except ValueError as exc:
             raise RejectedError(str(exc)) from None
+    load_rules()
     try:
-        accepted = tuple(load_suppressions(suppressions)) if suppressions else ()
+        accepted = (
+            tuple(load_suppressions(suppressions, known_rules=RULES))
+            if suppressions
+            else ()
+        )
         result = run_review(path, ReviewOptions(live=live, suppressions=accepted))
     except InventoryError as exc:
         raise RejectedError(
@@ -120,29 +184,69 @@ def run(
     except SuppressionError as exc:
         raise RejectedError(f"invalid suppression file: {exc}") from None
 
-    rendered = {name: renderer(name)(result) for name in chosen}
-    if output is None:
-        for text in rendered.values():
-            console.out(text)
-    elif len(chosen) == 1:
-        output.write_text(rendered[chosen[0]], encoding="utf-8")
-    else:
-        output.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.items():
-            (output / f"review{SUFFIXES[name]}").write_text(text, encoding="utf-8")
-    if output is not None:
-        errors.print(f"wrote {', '.join(chosen)} report to {output}")
-
+    _write_reports(result, chosen, output)
+    _warn_expired(result)
     if threshold is not None:
         blocking = [item for item in result.failed() if item.severity >= threshold]
         if blocking:
             errors.print(
-                f"{len(blocking)} findings at or above {threshold.label} (--fail-on)"
+                f"{len(blocking)} failed findings at or above {threshold.label} "
+                "are not suppressed (--fail-on)"
             )
             raise typer.Exit(ExitCode.VERIFICATION_FAILED)
+
+
+def _warn_expired(result: ReviewResult) -> None:
+    from odoo_dr.review.suppressions import SuppressionState
+
+    for status in result.suppressions:
+        if status.state is SuppressionState.EXPIRED:
+            errors.print(f"warning: {status.describe()}")
+
+
+@review_app.command("rules")
+def rules(
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal, markdown or json. The Markdown is docs/review-rules.md.",
+        ),
+    ] = "terminal",
+) -> None:
+    """List every rule with its id, area, severity, title, why and remediation."""
+    from odoo_dr.review.engine import load_rules
+    from odoo_dr.review.model import RULES
+
+    if output_format not in RULE_FORMATS:
+        raise RejectedError(
+            f"unknown rules format {output_format!r}",
+            hint=f"use one of {', '.join(RULE_FORMATS)}",
+        )
+    load_rules()
+    catalogue = sorted(RULES.values(), key=lambda item: item.id)
+    if output_format == "markdown":
+        from odoo_dr.review.reports.markdown import render_rules
+
+        sys.stdout.write(render_rules(catalogue))
+    elif output_format == "json":
+        from odoo_dr.review.reports.json_report import rule_dict
+
+        sys.stdout.write(
+            json.dumps([rule_dict(item) for item in catalogue], indent=2) + "\n"
+        )
+    else:
+        from odoo_dr.review.reports.terminal import render_rules
+
+        width = console.width if sys.stdout.isatty() else 100
+        sys.stdout.write(render_rules(catalogue, width, color=_use_colour()))
 
 
 @review_app.command("schema")
 def schema() -> None:
     """Print the JSON Schema of the inventory."""
     console.out(json.dumps(json_schema(), indent=2))
+
+
+review_app.command("init")(review_init.init)

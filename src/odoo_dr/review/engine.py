@@ -59,33 +59,11 @@ def _view(environment: Environment, base: Path, live: bool) -> EnvironmentView:
         _resolve(base, sources.manifests + sources.compose + sources.prometheus_rules),
         _resolve(base, sources.odoo_conf),
     )
-    evidence = live_evidence.LiveEvidence()
-    if live:
-        collectors = [
-            ("postgres", sources.postgres_dsn, live_evidence.collect_postgres),
-            ("redis", sources.redis_url, live_evidence.collect_redis),
-            (
-                "repository",
-                str((base / sources.repository).resolve())
-                if sources.repository
-                else None,
-                live_evidence.collect_repository,
-            ),
-        ]
-        for attribute, source, collect in collectors:
-            if not source:
-                continue
-            try:
-                setattr(evidence, attribute, collect(source))
-            except live_evidence.EvidenceUnavailable as exc:
-                evidence.problems.append(f"{environment.name}: {exc}")
-        if sources.s3 is not None:
-            try:
-                evidence.bucket = live_evidence.collect_bucket(
-                    sources.s3.bucket, sources.s3.endpoint_url, sources.s3.region
-                )
-            except live_evidence.EvidenceUnavailable as exc:
-                evidence.problems.append(f"{environment.name}: {exc}")
+    evidence = (
+        live_evidence.collect_live(sources, base, environment.name)
+        if live
+        else live_evidence.LiveEvidence()
+    )
     return EnvironmentView(environment, manifests, evidence)
 
 
@@ -100,9 +78,9 @@ def inventory_for_folder(folder: Path) -> tuple[Inventory, list[str]]:
             and "," not in conf.options["db_name"]
         }
     )
-    tenants = [Tenant(name=name, tier=STRICTEST_TIER) for name in names] or [
-        Tenant(name="odoo", tier=STRICTEST_TIER)
-    ]
+    # The tier is left to its default (the strictest) so rules can tell that no
+    # inventory declared it.
+    tenants = [Tenant(name=name) for name in names] or [Tenant(name="odoo")]
     environment = Environment(
         name="production",
         evidence=EvidenceSources(manifests=[str(folder)]),
@@ -122,18 +100,21 @@ def inventory_for_folder(folder: Path) -> tuple[Inventory, list[str]]:
     return Inventory(platform=folder.name, environments=[environment]), assumptions
 
 
+def find_inventory(path: Path) -> Path | None:
+    """Return the inventory file `path` names or holds, or None for a bare folder."""
+    if path.is_file():
+        return path
+    for name in INVENTORY_NAMES:
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
 def build_context(path: Path, options: ReviewOptions) -> ReviewContext:
     """Read the inventory at `path` (a file, or a folder holding inventory.yaml), or
     review a folder of manifests on its own."""
     assumptions: list[str] = []
-    inventory_file = None
-    if path.is_file():
-        inventory_file = path
-    else:
-        for name in INVENTORY_NAMES:
-            if (path / name).is_file():
-                inventory_file = path / name
-                break
+    inventory_file = find_inventory(path)
     if inventory_file is not None:
         inventory, base = load_inventory(inventory_file)
     else:
@@ -152,7 +133,9 @@ def run_review(path: Path, options: ReviewOptions = ReviewOptions()) -> ReviewRe
     for rule in sorted(RULES.values(), key=lambda item: item.id):
         for outcome in rule.check(context):
             findings.append(Finding(rule, outcome))
-    notes = apply_suppressions(findings, list(options.suppressions), context.now.date())
+    statuses = apply_suppressions(
+        findings, list(options.suppressions), context.now.date()
+    )
     problems = [
         problem
         for view in context.environments
@@ -163,8 +146,12 @@ def run_review(path: Path, options: ReviewOptions = ReviewOptions()) -> ReviewRe
     result = ReviewResult(
         platform=context.inventory.platform,
         findings=findings,
-        assumptions=context.assumptions + notes,
+        assumptions=context.assumptions,
         evidence_problems=problems,
+        suppressions=statuses,
+        base_dir=context.base_dir.resolve(),
+        source=find_inventory(path),
+        reviewed_at=context.now,
     )
     result.scorecard = build_scorecard(context, findings)
     return result

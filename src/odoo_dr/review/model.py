@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from odoo_dr.review.yamlio import Location
@@ -82,10 +83,13 @@ class Rule:
 
 @dataclass(frozen=True)
 class Suppression:
+    """An accepted finding: it applies through the `expires` date."""
+
     rule: str
     target: str
     reason: str
     expires: date
+    location: Location | None = None
 
 
 @dataclass
@@ -151,6 +155,13 @@ class ReviewResult:
     assumptions: list[str] = field(default_factory=list)
     evidence_problems: list[str] = field(default_factory=list)
     scorecard: list = field(default_factory=list)
+    # SuppressionStatus items, one per suppression given (see suppressions.py).
+    suppressions: list = field(default_factory=list)
+    # The folder that relative evidence paths start from, and the inventory file
+    # (None for a folder reviewed without one).
+    base_dir: Path | None = None
+    source: Path | None = None
+    reviewed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def failed(self, include_suppressed: bool = False) -> list[Finding]:
         return [

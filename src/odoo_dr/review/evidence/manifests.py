@@ -10,11 +10,28 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from odoo_dr.review.evidence.compose import add_compose_services
+from odoo_dr.review.evidence.nginx import looks_like_nginx, mounted_configs, parse
+from odoo_dr.review.evidence.objects import (
+    Container,
+    K8sObject,
+    PublishedPort,
+    Volume,
+    Workload,
+)
+from odoo_dr.review.evidence.workloads import (
+    WORKLOAD_KINDS,
+    as_dict,
+    as_list,
+    build_workload,
+    workload_of,
+)
 from odoo_dr.review.yamlio import (
     Location,
     YamlError,
@@ -23,106 +40,21 @@ from odoo_dr.review.yamlio import (
     walk_files,
 )
 
+# The data classes are defined in `objects`; rules import them from here.
+__all__ = [
+    "AlertRule",
+    "Container",
+    "K8sObject",
+    "ManifestSet",
+    "OdooConf",
+    "PublishedPort",
+    "Volume",
+    "Workload",
+    "load_manifests",
+    "parse_odoo_conf",
+]
+
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job"}
-
-
-@dataclass
-class K8sObject:
-    kind: str
-    api_version: str
-    name: str
-    namespace: str | None
-    data: Any
-    location: Location
-
-    @property
-    def group(self) -> str:
-        return self.api_version.split("/")[0] if "/" in self.api_version else ""
-
-    def get(self, *path: str | int, default: Any = None) -> Any:
-        node = self.data
-        for part in path:
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                return default
-        return node
-
-    def at(self, *path: str | int) -> Location:
-        """Return the location of the value at `path` (or its nearest parent)."""
-        line = line_at(self.data, path)
-        return Location(self.location.file, line or self.location.line)
-
-    @property
-    def ref(self) -> str:
-        namespace = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{namespace}{self.name}"
-
-
-@dataclass
-class Volume:
-    name: str
-    kind: str
-    claim: str | None = None
-
-
-@dataclass
-class Container:
-    name: str
-    image: str
-    command: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    ports: list[int] = field(default_factory=list)
-    mounts: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def command_text(self) -> str:
-        return " ".join(self.command)
-
-
-@dataclass
-class Workload:
-    """A Kubernetes workload or a compose service."""
-
-    kind: str
-    name: str
-    namespace: str | None
-    replicas: int
-    containers: list[Container]
-    volumes: dict[str, Volume]
-    location: Location
-    labels: dict[str, str] = field(default_factory=dict)
-    claim_templates: list[str] = field(default_factory=list)
-    schedule: str | None = None
-    source: K8sObject | None = None
-
-    @property
-    def ref(self) -> str:
-        namespace = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{namespace}{self.name}"
-
-    def _matches(self, words: tuple[str, ...]) -> bool:
-        for container in self.containers:
-            image = container.image.lower().rsplit("/", 1)[-1]
-            if any(word in image for word in words):
-                return True
-        return False
-
-    @property
-    def is_odoo(self) -> bool:
-        return self._matches(("odoo",)) or any(
-            "odoo-bin" in c.command_text or c.command_text.startswith("odoo")
-            for c in self.containers
-        )
-
-    @property
-    def is_postgres(self) -> bool:
-        return self._matches(("postgres", "postgis", "timescale"))
-
-    @property
-    def is_redis(self) -> bool:
-        return self._matches(("redis", "valkey", "keydb"))
 
 
 @dataclass
@@ -132,6 +64,9 @@ class OdooConf:
     location: Location
     options: dict[str, str]
     lines: dict[str, int]
+    # `file`, or the kind of the object holding it: `ConfigMap` or `Secret`.
+    origin: str = "file"
+    holder: K8sObject | None = None
 
     def at(self, key: str) -> Location:
         line = self.lines.get(key)
@@ -163,6 +98,10 @@ class ManifestSet:
     odoo_confs: list[OdooConf] = field(default_factory=list)
     alerts: list[AlertRule] = field(default_factory=list)
     compose_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # `# Source:` of Helm-rendered documents, by (file, first line).
+    templates: dict[tuple[str, int], str] = field(default_factory=dict)
+    # nginx configuration texts, each with the location of its first line.
+    nginx_configs: list[tuple[str, Location]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -174,109 +113,25 @@ class ManifestSet:
         ]
 
     def workloads(self) -> list[Workload]:
-        found = [
-            _workload(item, item.get("spec", "template", "spec", default={}))
-            for item in self.objects
-            if item.kind in WORKLOAD_KINDS - {"Pod"}
-        ]
-        found += [
-            _workload(item, item.get("spec", default={}))
-            for item in self.objects
-            if item.kind == "Pod"
-        ]
+        found = []
+        for item in self.objects:
+            if item.kind in WORKLOAD_KINDS:
+                workload = workload_of(item)
+                if workload is not None:
+                    found.append(workload)
         return found + self.compose
 
     def cronjobs(self) -> list[Workload]:
         jobs = []
         for item in self.of_kind("CronJob"):
-            spec = item.get(
-                "spec", "jobTemplate", "spec", "template", "spec", default={}
-            )
-            workload = _workload(item, spec)
-            workload.schedule = item.get("spec", "schedule")
-            jobs.append(workload)
+            workload = workload_of(item)
+            if workload is not None:
+                jobs.append(workload)
         return jobs
 
     @property
     def empty(self) -> bool:
         return not (self.objects or self.compose or self.odoo_confs or self.alerts)
-
-
-def _text_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return shlex.split(value, posix=True) if value.strip() else []
-    return [str(item) for item in value]
-
-
-def _containers(spec: Any) -> list[Container]:
-    containers = []
-    for raw in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-        if not isinstance(raw, dict):
-            continue
-        env = {
-            str(item.get("name")): str(item.get("value", ""))
-            for item in raw.get("env") or []
-            if isinstance(item, dict)
-        }
-        ports = [
-            int(item["containerPort"])
-            for item in raw.get("ports") or []
-            if isinstance(item, dict) and str(item.get("containerPort", "")).isdigit()
-        ]
-        mounts = [
-            (str(item.get("name")), str(item.get("mountPath")))
-            for item in raw.get("volumeMounts") or []
-            if isinstance(item, dict)
-        ]
-        containers.append(
-            Container(
-                name=str(raw.get("name", "")),
-                image=str(raw.get("image", "")),
-                command=_text_list(raw.get("command")) + _text_list(raw.get("args")),
-                env=env,
-                ports=ports,
-                mounts=mounts,
-            )
-        )
-    return containers
-
-
-def _volumes(spec: Any) -> dict[str, Volume]:
-    volumes = {}
-    for raw in spec.get("volumes") or []:
-        if not isinstance(raw, dict):
-            continue
-        name = str(raw.get("name"))
-        kind = next((key for key in raw if key != "name"), "other")
-        claim = None
-        if kind == "persistentVolumeClaim":
-            claim = str((raw.get(kind) or {}).get("claimName"))
-        volumes[name] = Volume(name, kind, claim)
-    return volumes
-
-
-def _workload(item: K8sObject, spec: Any) -> Workload:
-    spec = spec if isinstance(spec, dict) else {}
-    replicas = item.get("spec", "replicas")
-    templates = [
-        str(template.get("metadata", {}).get("name"))
-        for template in item.get("spec", "volumeClaimTemplates", default=[]) or []
-        if isinstance(template, dict)
-    ]
-    return Workload(
-        kind=item.kind,
-        name=item.name,
-        namespace=item.namespace,
-        replicas=int(replicas) if isinstance(replicas, int) else 1,
-        containers=_containers(spec),
-        volumes=_volumes(spec),
-        location=item.location,
-        labels=dict(item.get("metadata", "labels", default={}) or {}),
-        claim_templates=templates,
-        source=item,
-    )
 
 
 _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*[=:]\s*(.*?)\s*$")
@@ -303,59 +158,6 @@ def parse_odoo_conf(text: str, location: Location) -> OdooConf | None:
     return OdooConf(location, options, lines)
 
 
-def _compose_workloads(document: Any, location: Location, into: ManifestSet) -> None:
-    for name, service in (document.get("services") or {}).items():
-        if not isinstance(service, dict):
-            continue
-        environment = service.get("environment") or {}
-        if isinstance(environment, list):
-            environment = dict(
-                str(item).split("=", 1) if "=" in str(item) else (str(item), "")
-                for item in environment
-            )
-        volumes = {}
-        mounts = []
-        for index, raw in enumerate(service.get("volumes") or []):
-            source, _, target = str(raw).partition(":")
-            kind = "hostPath" if source.startswith(("/", ".", "~")) else "namedVolume"
-            volumes[f"volume-{index}"] = Volume(f"volume-{index}", kind, source)
-            mounts.append((f"volume-{index}", target.split(":")[0]))
-        ports = []
-        for raw in service.get("ports") or []:
-            target = str(raw).rsplit(":", 1)[-1].split("/")[0]
-            if target.isdigit():
-                ports.append(int(target))
-        labels = service.get("labels") or {}
-        if isinstance(labels, list):
-            labels = dict(
-                str(item).split("=", 1) for item in labels if "=" in str(item)
-            )
-        labels = {str(key): str(value) for key, value in labels.items()}
-        into.compose_labels[str(name)] = labels
-        replicas = (service.get("deploy") or {}).get("replicas", 1)
-        into.compose.append(
-            Workload(
-                kind="ComposeService",
-                name=str(name),
-                namespace=None,
-                replicas=int(replicas) if isinstance(replicas, int) else 1,
-                containers=[
-                    Container(
-                        name=str(name),
-                        image=str(service.get("image", "")),
-                        command=_text_list(service.get("command")),
-                        env={str(k): str(v) for k, v in dict(environment).items()},
-                        ports=ports,
-                        mounts=mounts,
-                    )
-                ],
-                volumes=volumes,
-                location=Location(location.file, line_at(document, ("services", name))),
-                labels=labels,
-            )
-        )
-
-
 def _alerts(document: Any, location: Location, into: ManifestSet) -> None:
     groups = document.get("groups") or []
     for group_index, group in enumerate(groups):
@@ -379,57 +181,106 @@ def _alerts(document: Any, location: Location, into: ManifestSet) -> None:
 
 
 def _embedded_confs(item: K8sObject, into: ManifestSet) -> None:
-    """Find odoo.conf texts inside ConfigMaps and Secrets."""
+    """Find odoo.conf texts inside ConfigMaps and Secrets, and nginx configurations
+    inside ConfigMaps."""
     sections = ["data", "stringData"] if item.kind == "Secret" else ["data"]
     for section in sections:
-        for key, value in (item.get(section) or {}).items():
+        for key, value in as_dict(item.get(section)).items():
             text = str(value)
-            if item.kind == "Secret" and section == "data":
+            encoded = item.kind == "Secret" and section == "data"
+            if encoded:
                 try:
-                    text = base64.b64decode(text).decode("utf-8")
+                    text = base64.b64decode(text, validate=True).decode("utf-8")
                 except (binascii.Error, UnicodeDecodeError):
                     continue
-            if "[options]" not in text:
-                continue
             location = item.at(section, key)
-            conf = parse_odoo_conf(
-                text, Location(location.file, (location.line or 0) + 1)
+            # Only a literal block (`key: |`) keeps the text's lines in the file,
+            # starting one line below the key. Other values point at the key.
+            literal = isinstance(value, LiteralScalarString) and not encoded
+            start = (
+                Location(location.file, (location.line or 0) + 1)
+                if literal
+                else location
             )
-            if conf is not None:
-                into.odoo_confs.append(conf)
+            if "[options]" not in text:
+                if item.kind == "ConfigMap" and looks_like_nginx(text):
+                    _add_nginx(text, start, into)
+                continue
+            conf = parse_odoo_conf(text, start)
+            if conf is None:
+                continue
+            if not literal:
+                conf.lines = {}
+            conf.origin = item.kind
+            conf.holder = item
+            into.odoo_confs.append(conf)
+
+
+def _add_object(document: dict, location: Location, into: ManifestSet) -> None:
+    metadata = as_dict(document.get("metadata"))
+    namespace = metadata.get("namespace")
+    item = K8sObject(
+        kind=str(document["kind"]),
+        api_version=str(document["apiVersion"]),
+        name=str(metadata.get("name", "")),
+        namespace=str(namespace) if namespace is not None else None,
+        data=document,
+        location=Location(location.file, line_at(document, ()) or location.line),
+        template=into.templates.get((location.file, location.line)),
+    )
+    # Each step raises on a shape it cannot read, before the object is added.
+    if item.kind in WORKLOAD_KINDS or item.kind == "CronJob":
+        build_workload(item)
+    if item.kind == "PrometheusRule":
+        _alerts(as_dict(item.get("spec")), item.location, into)
+    if item.kind in {"ConfigMap", "Secret"}:
+        _embedded_confs(item, into)
+    into.objects.append(item)
 
 
 def _add_document(document: Any, location: Location, into: ManifestSet) -> None:
     if not isinstance(document, dict):
         return
     if "kind" in document and "apiVersion" in document:
-        if document["kind"] == "List":
-            for index, item in enumerate(document.get("items") or []):
+        if str(document["kind"]).endswith("List") and "items" in document:
+            for index, item in enumerate(as_list(document.get("items"))):
                 line = line_at(document, ("items", index))
                 _add_document(item, Location(location.file, line), into)
             return
-        metadata = document.get("metadata") or {}
-        item = K8sObject(
-            kind=str(document["kind"]),
-            api_version=str(document["apiVersion"]),
-            name=str(metadata.get("name", "")),
-            namespace=metadata.get("namespace"),
-            data=document,
-            location=Location(location.file, line_at(document, ()) or location.line),
-        )
-        into.objects.append(item)
-        if item.kind == "PrometheusRule":
-            _alerts(item.get("spec", default={}), item.location, into)
-        if item.kind in {"ConfigMap", "Secret"}:
-            _embedded_confs(item, into)
+        _add_object(document, location, into)
     elif isinstance(document.get("services"), dict):
-        _compose_workloads(document, location, into)
+        add_compose_services(document, location, into)
     elif isinstance(document.get("groups"), list):
         _alerts(document, location, into)
 
 
+_HELM_SOURCE = re.compile(r"^#\s*Source:\s*(\S.*?)\s*$")
+
+
+def _helm_sources(path: Path, documents: list[Any]) -> dict[tuple[str, int], str]:
+    """Map each document's first line to the `# Source:` comment `helm template`
+    writes above it, between the previous `---` and the document."""
+    text = path.read_text(encoding="utf-8")
+    found: dict[tuple[str, int], str] = {}
+    source = None
+    starts = {line_at(document, ()) for document in documents}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("---"):
+            source = None
+        match = _HELM_SOURCE.match(line)
+        if match:
+            source = match.group(1)
+        elif number in starts and source is not None:
+            found[(str(path), number)] = source
+    return found
+
+
 def load_manifests(paths: list[Path], odoo_confs: list[Path] = ()) -> ManifestSet:
-    """Read every manifest, compose file, rule file and odoo.conf below `paths`."""
+    """Read every manifest, compose file, rule file and odoo.conf below `paths`.
+
+    A file that cannot be parsed, or an object whose shape cannot be read, is listed
+    in `problems` and skipped.
+    """
     found = ManifestSet()
     for root in paths:
         if not root.exists():
@@ -445,12 +296,21 @@ def load_manifests(paths: list[Path], odoo_confs: list[Path] = ()) -> ManifestSe
             except YamlError as exc:
                 found.problems.append(str(exc))
                 continue
+            found.templates.update(_helm_sources(path, documents))
             for document in documents:
-                _add_document(
-                    document, Location(str(path), line_at(document, ())), found
-                )
+                location = Location(str(path), line_at(document, ()))
+                try:
+                    _add_document(document, location, found)
+                except (AttributeError, TypeError, ValueError, KeyError) as exc:
+                    found.problems.append(
+                        f"{location}: cannot read this document, a value has an "
+                        f"unexpected type ({type(exc).__name__}: {exc})"
+                    )
     for path in odoo_confs:
         _add_conf(path, found)
+    for workload in found.compose:
+        for text, location in mounted_configs(workload):
+            _add_nginx(text, location, found)
     return found
 
 
@@ -463,3 +323,16 @@ def _add_conf(path: Path, into: ManifestSet) -> None:
     conf = parse_odoo_conf(text, Location(str(path), 1))
     if conf is not None and conf.options:
         into.odoo_confs.append(conf)
+    elif looks_like_nginx(text):
+        _add_nginx(text, Location(str(path), 1), into)
+
+
+def _add_nginx(text: str, location: Location, into: ManifestSet) -> None:
+    if any(known == location for _, known in into.nginx_configs):
+        return
+    try:
+        parse(text)
+    except ValueError as exc:
+        into.problems.append(f"{location}: invalid nginx configuration: {exc}")
+        return
+    into.nginx_configs.append((text, location))

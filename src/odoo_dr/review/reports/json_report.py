@@ -1,35 +1,51 @@
-"""The JSON report: everything the review found, for other tools."""
+"""The JSON report: everything the review found, for other tools.
+
+The top level carries `format: "odoo-dr-review"` and a `version`, raised whenever a
+key changes meaning or goes away. Durations are in seconds, times in ISO 8601 UTC.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from datetime import UTC, datetime
 
 from odoo_dr import __version__
-from odoo_dr.review.model import RULES, Finding, ReviewResult, Severity
+from odoo_dr.review.model import RULES, Finding, ReviewResult, Rule
+from odoo_dr.review.reports import common
+from odoo_dr.review.scorecard import WEIGHTS, ScoreLine
+from odoo_dr.review.suppressions import SuppressionStatus
+
+FORMAT_VERSION = 1
 
 
-def status(finding: Finding) -> str:
-    if finding.passed:
-        return "pass"
-    return "suppressed" if finding.suppressed_by is not None else "fail"
+def rule_dict(rule: Rule) -> dict:
+    return {
+        "id": rule.id,
+        "area": rule.area.value,
+        "severity": rule.severity.label,
+        "title": rule.title,
+        "why": rule.why,
+        "remediation": rule.remediation,
+        "snippet": rule.snippet,
+    }
 
 
-def finding_dict(finding: Finding) -> dict:
+def finding_dict(result: ReviewResult, finding: Finding) -> dict:
     outcome = finding.outcome
     suppression = finding.suppressed_by
+    location = finding.location
     return {
         "rule": finding.rule.id,
         "area": finding.rule.area.value,
         "severity": finding.severity.label,
         "title": finding.rule.title,
-        "status": status(finding),
+        "status": common.status(finding),
         "target": finding.target,
         "environment": outcome.environment,
         "tenant": outcome.tenant,
         "resource": outcome.resource,
         "message": outcome.message,
+        "file": location.file if location else None,
+        "line": location.line if location else None,
         "evidence": [
             {
                 "text": item.text,
@@ -47,50 +63,87 @@ def finding_dict(finding: Finding) -> dict:
             "reason": suppression.reason,
             "expires": suppression.expires.isoformat(),
             "target": suppression.target,
+            "file": suppression.location.file if suppression.location else None,
+            "line": suppression.location.line if suppression.location else None,
         },
+        "expired_suppression": common.expiry_note(result, finding),
     }
 
 
-def summary(result: ReviewResult) -> dict:
-    failed = result.failed()
+def score_dict(line: ScoreLine) -> dict:
     return {
-        "rules": len({item.rule.id for item in result.findings}),
-        "checks": len(result.findings),
-        "passed": sum(1 for item in result.findings if item.passed),
-        "failed": len(failed),
-        "suppressed": sum(1 for item in result.findings if item.suppressed_by),
-        "failed_by_severity": {
-            level.label: sum(1 for item in failed if item.severity == level)
-            for level in reversed(Severity)
+        "environment": line.environment,
+        "tier": line.tier,
+        "score": line.score,
+        "grade": line.grade,
+        "parts": {
+            key: {
+                "weight": weight,
+                "percent": line.parts[key],
+                "points": round(line.points(key), 1),
+                "measured": key not in line.unmeasured,
+            }
+            for key, weight in WEIGHTS.items()
         },
+        "passed": line.passed,
+        "outstanding": line.outstanding,
+        "outstanding_by_severity": line.outstanding_by_severity,
+        "excluded": line.excluded,
+        "tenants": [
+            {
+                "tenant": item.tenant,
+                "tier": item.tier,
+                "declared_rto": item.declared_rto,
+                "measured_rto": item.measured_rto,
+                "rto_met": item.rto_met,
+                "declared_rpo": item.declared_rpo,
+                "measured_rpo": item.measured_rpo,
+                "rpo_source": item.rpo_source,
+                "rpo_met": item.rpo_met,
+                "last_drill": item.last_drill.isoformat() if item.last_drill else None,
+                "last_drill_passed": item.last_drill_passed,
+                "drill_in_window": item.drill_in_window,
+            }
+            for item in line.tenants
+        ],
+    }
+
+
+def suppression_dict(item: SuppressionStatus) -> dict:
+    suppression = item.suppression
+    return {
+        "rule": suppression.rule,
+        "target": suppression.target,
+        "reason": suppression.reason,
+        "expires": suppression.expires.isoformat(),
+        "state": item.state.value,
+        "findings": [finding.target for finding in item.findings],
+        "file": suppression.location.file if suppression.location else None,
+        "line": suppression.location.line if suppression.location else None,
     }
 
 
 def as_dict(result: ReviewResult) -> dict:
     return {
+        "format": "odoo-dr-review",
+        "version": FORMAT_VERSION,
         "platform": result.platform,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": result.reviewed_at.isoformat(timespec="seconds"),
         "tool": {"name": "odoo-dr", "version": __version__},
+        "source": str(result.source) if result.source else None,
+        "base_dir": str(result.base_dir) if result.base_dir else None,
         "assumptions": result.assumptions,
         "evidence_problems": result.evidence_problems,
-        "summary": summary(result),
-        "scorecard": [
-            {**asdict(line), "grade": line.grade} for line in result.scorecard
-        ],
-        "findings": [finding_dict(item) for item in result.findings],
+        "summary": common.summary(result),
+        "by_severity": common.by_severity(result),
+        "scorecard": [score_dict(line) for line in result.scorecard],
+        "suppressions": [suppression_dict(item) for item in result.suppressions],
+        "findings": [finding_dict(result, item) for item in result.findings],
         "rules": [
-            {
-                "id": item.id,
-                "area": item.area.value,
-                "severity": item.severity.label,
-                "title": item.title,
-                "why": item.why,
-                "remediation": item.remediation,
-            }
-            for item in sorted(RULES.values(), key=lambda rule: rule.id)
+            rule_dict(item) for item in sorted(RULES.values(), key=lambda r: r.id)
         ],
     }
 
 
 def render(result: ReviewResult) -> str:
-    return json.dumps(as_dict(result), indent=2, default=str)
+    return json.dumps(as_dict(result), indent=2, default=str) + "\n"

@@ -1,0 +1,313 @@
+"""Observability rules: backup freshness alerts, WAL archive alerts, exporters up."""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Iterator
+
+from odoo_dr.review.context import EnvironmentView, ReviewContext
+from odoo_dr.review.evidence.manifests import AlertRule
+from odoo_dr.review.inventory import format_duration
+from odoo_dr.review.mechanisms import Mechanism
+from odoo_dr.review.model import Area, Evidence, Outcome, Severity, rule
+from odoo_dr.review.rules.postgres import pitr_tenants, strictest_rpo
+
+# Metrics that carry a backup's last success, by mechanism kind (the first word).
+FRESHNESS_METRICS = {
+    "cloudnative-pg": ("cnpg_collector_last_available_backup_timestamp",),
+    "velero": ("velero_backup_last_successful_timestamp",),
+    "k8up": ("k8up_jobs_successful_counter", "k8up_schedules_"),
+    "pgbackrest": ("pgbackrest_backup_since_last_completion_seconds",),
+}
+CRONJOB_METRICS = (
+    "kube_cronjob_status_last_successful_time",
+    "kube_cronjob_status_last_schedule_time",
+    "kube_job_status_completion_time",
+)
+ARCHIVE_AGE_METRICS = (
+    "pg_stat_archiver_last_archive_age",
+    "cnpg_pg_stat_archiver_seconds_since_last_archival",
+    "pg_stat_archiver_last_archived_time",
+    "pgbackrest_wal_archive",
+)
+ARCHIVE_FAILURE_METRICS = (
+    "pg_stat_archiver_failed_count",
+    "cnpg_pg_stat_archiver_failed_count",
+)
+
+_PROM_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_PROM_UNITS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "y": 31536000,
+}
+_COMPARISON = re.compile(r"(?:>=|>)\s*(?P<value>[0-9.eE+*/() -]+?)\s*$")
+_LABEL = re.compile(r'(\w+)\s*(=~|=)\s*"([^"]*)"')
+_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def prometheus_duration(text: str | None) -> float:
+    """Return the seconds of a Prometheus duration such as `1h30m`; 0 if absent."""
+    if not text:
+        return 0.0
+    return sum(int(n) * _PROM_UNITS[unit] for n, unit in _PROM_DURATION.findall(text))
+
+
+def _arithmetic(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _arithmetic(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](
+            _arithmetic(node.left), _arithmetic(node.right)
+        )
+    raise ValueError("not arithmetic")
+
+
+def alert_threshold(alert: AlertRule) -> float | None:
+    """Return the number an alert's expression compares with `>` at its end, such as
+    `90000` in `time() - x > 25 * 3600`; None when it has no such comparison."""
+    match = _COMPARISON.search(alert.expr.strip())
+    if match is None:
+        return None
+    try:
+        return _arithmetic(ast.parse(match.group("value").strip(), mode="eval"))
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        return None
+
+
+def alert_delay(alert: AlertRule) -> float | None:
+    """Return how long after the last success a freshness alert fires: its
+    threshold plus its `for` duration."""
+    threshold = alert_threshold(alert)
+    if threshold is None:
+        return None
+    return threshold + prometheus_duration(alert.duration)
+
+
+def _names_mechanism(alert: AlertRule, name: str) -> bool:
+    """Whether the alert's label matchers select the object called `name`."""
+    for _label, op, value in _LABEL.findall(alert.expr):
+        if op == "=" and value == name:
+            return True
+        if op == "=~":
+            try:
+                if re.fullmatch(value, name):
+                    return True
+            except re.error:
+                continue
+    return False
+
+
+def freshness_alerts(view: EnvironmentView, mechanism: Mechanism) -> list[AlertRule]:
+    """Return the alerts about this mechanism's last successful run."""
+    found = []
+    kind = mechanism.kind.split()[0]
+    for alert in view.manifests.alerts:
+        if mechanism.workload is not None and mechanism.workload.kind == "CronJob":
+            if any(
+                metric in alert.expr for metric in CRONJOB_METRICS
+            ) and _names_mechanism(alert, mechanism.name):
+                found.append(alert)
+                continue
+        metrics = FRESHNESS_METRICS.get(kind, ())
+        if any(metric in alert.expr for metric in metrics):
+            labelled = _LABEL.findall(alert.expr)
+            if not labelled or _names_mechanism(alert, mechanism.name):
+                found.append(alert)
+    return found
+
+
+@rule(
+    "OBS-001",
+    Area.OBSERVABILITY,
+    Severity.MEDIUM,
+    "Each scheduled backup has a freshness alert sized to its schedule",
+    "A backup that silently stops running is found only at restore time; an alert "
+    "sized for a daily job stays quiet for a day of missed hourly backups.",
+    "Alert when the time since the last success exceeds the schedule's interval "
+    "plus the job's run time, and less than two intervals.",
+    snippet="- alert: OdooBackupStale\n"
+    "  expr: time() - kube_cronjob_status_last_successful_time"
+    '{cronjob="odoo-backup"} > 3600 * 1.5\n'
+    "  for: 10m",
+)
+def freshness_alerted(context: ReviewContext) -> Iterator[Outcome]:
+    for view in context.environments:
+        for mechanism in view.mechanisms:
+            interval = mechanism.interval
+            if interval is None:
+                continue
+            alerts = freshness_alerts(view, mechanism)
+            base = {"environment": view.name, "resource": mechanism.detail}
+            sized = [(alert_delay(alert), alert) for alert in alerts]
+            sized = [(delay, alert) for delay, alert in sized if delay is not None]
+            evidence = [Evidence(mechanism.label, mechanism.location)]
+            evidence += [Evidence(f"alert {a.name}", a.location) for a in alerts]
+            if not sized:
+                yield Outcome(
+                    False,
+                    f"no freshness alert for {mechanism.kind} "
+                    f"(runs every {format_duration(interval)})"
+                    + (
+                        "; alerts found have no `> threshold`: "
+                        + ", ".join(a.name for a in alerts)
+                        if alerts
+                        else ""
+                    ),
+                    evidence=tuple(evidence),
+                    **base,
+                )
+                continue
+            delay, alert = min(sized, key=lambda item: item[0])
+            if delay <= interval:
+                passed, verdict = False, "fires between two normal runs"
+            elif delay > 2 * interval:
+                passed = False
+                verdict = f"stays quiet for {delay / interval:.0f} missed runs"
+            else:
+                passed, verdict = True, "sized to the schedule"
+            yield Outcome(
+                passed,
+                f"alert {alert.name} fires {format_duration(delay)} after the last "
+                f"success; {mechanism.kind} runs every {format_duration(interval)}: "
+                + verdict,
+                evidence=tuple(evidence),
+                **base,
+            )
+
+
+@rule(
+    "OBS-002",
+    Area.OBSERVABILITY,
+    Severity.MEDIUM,
+    "WAL archive age is alerted on",
+    "A hung or failing archive_command stops point-in-time recovery silently until "
+    "the disk fills or a restore is needed.",
+    "Alert on the age of the last archived WAL segment (postgres_exporter's "
+    "pg_stat_archiver metrics or CloudNativePG's) with a threshold below the RPO.",
+    snippet="- alert: WalArchiveStale\n"
+    "  expr: pg_stat_archiver_last_archive_age > 600\n"
+    "  for: 5m",
+)
+def archive_age_alerted(context: ReviewContext) -> Iterator[Outcome]:
+    for view in context.environments:
+        wal = view.covering("wal")
+        if not wal:
+            continue
+        base = {"environment": view.name, "resource": "wal-archiver"}
+        age_alerts = [
+            a
+            for a in view.manifests.alerts
+            if any(m in a.expr for m in ARCHIVE_AGE_METRICS)
+        ]
+        failure_alerts = [
+            a
+            for a in view.manifests.alerts
+            if any(m in a.expr for m in ARCHIVE_FAILURE_METRICS)
+        ]
+        if not age_alerts:
+            yield Outcome(
+                False,
+                "no alert on the WAL archive's age"
+                + (
+                    " (only on failures: "
+                    + ", ".join(a.name for a in failure_alerts)
+                    + "; a hung archive_command does not count as a failure)"
+                    if failure_alerts
+                    else ""
+                ),
+                evidence=tuple(Evidence(m.label, m.location) for m in wal),
+                **base,
+            )
+            continue
+        rpo = strictest_rpo(
+            context, pitr_tenants(context, view) or view.environment.tenants
+        )
+        alert = age_alerts[0]
+        delay = alert_delay(alert)
+        if delay is not None and rpo is not None and delay > rpo:
+            yield Outcome(
+                False,
+                f"alert {alert.name} fires {format_duration(delay)} after the last "
+                f"archived segment, later than the RPO of {format_duration(rpo)}",
+                evidence=(Evidence(f"alert {alert.name}", alert.location),),
+                **base,
+            )
+            continue
+        yield Outcome(
+            True,
+            f"alert {alert.name} watches the WAL archive's age"
+            + (f" (fires after {format_duration(delay)})" if delay is not None else ""),
+            evidence=(Evidence(f"alert {alert.name}", alert.location),),
+            **base,
+        )
+
+
+_UP_PATTERNS = {
+    "postgresql": (
+        re.compile(r"\bpg_up\b"),
+        re.compile(r"\bcnpg_collector_up\b"),
+        re.compile(r"\bup\s*\{[^}]*(postgres|pg|cnpg)[^}]*\}"),
+    ),
+    "redis": (
+        re.compile(r"\bredis_up\b"),
+        re.compile(r"\bup\s*\{[^}]*redis[^}]*\}"),
+    ),
+}
+
+
+def _components(view: EnvironmentView) -> list[str]:
+    found = []
+    if (
+        view.live.postgres is not None
+        or view.postgres
+        or view.manifests.of_kind("Cluster", group="postgresql.cnpg.io")
+    ):
+        found.append("postgresql")
+    if view.live.redis is not None or view.redis:
+        found.append("redis")
+    return found
+
+
+@rule(
+    "OBS-003",
+    Area.OBSERVABILITY,
+    Severity.LOW,
+    "PostgreSQL and Redis exporters are alerted on when down",
+    "When an exporter is down, every alert built on its metrics goes quiet, "
+    "including the backup and archive alerts.",
+    "Alert on `up == 0` (or `pg_up == 0`, `redis_up == 0`) for each exporter job.",
+    snippet='- alert: ExporterDown\n  expr: up{job=~"postgres-exporter|redis-exporter"}'
+    " == 0\n  for: 5m",
+)
+def exporters_alerted(context: ReviewContext) -> Iterator[Outcome]:
+    for view in context.environments:
+        for component in _components(view):
+            alerts = [
+                alert
+                for alert in view.manifests.alerts
+                if any(p.search(alert.expr) for p in _UP_PATTERNS[component])
+            ]
+            yield Outcome(
+                bool(alerts),
+                f"{component} exporter alerted on by "
+                + ", ".join(a.name for a in alerts)
+                if alerts
+                else f"no alert fires when the {component} exporter is down",
+                environment=view.name,
+                resource=f"{component}-exporter",
+                evidence=tuple(Evidence(f"alert {a.name}", a.location) for a in alerts),
+            )
