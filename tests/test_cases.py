@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import admin_connection, database_exists, query, tree_digest
+from conftest import SMALL, admin_connection, database_exists, query, tree_digest
+from mounts import odoo_dr, run_in_namespace, tmpfs
 from odoo_dr.demo.builder import DemoScale
 from odoo_dr.pg.connection import PgSettings
 
@@ -30,6 +34,8 @@ MEDIUM = DemoScale(
     generated_files=400,
     generated_file_bytes=150_000,
 )
+# The small database with 4 MB more of files.
+FILES_4MB = replace(SMALL, generated_files=40, generated_file_bytes=100_000)
 
 
 def backup_args(repository, name: str, root: Path, *extra: str) -> list[str]:
@@ -133,6 +139,137 @@ def test_lock_is_per_tenant(cli, repository, odoo_database, filestore_root):
     assert result.returncode == 0, result.stderr
 
 
+# -- a small temporary folder, a larger filestore, a disk that runs out
+
+
+def test_small_temp_dir_backs_up_larger_filestore(
+    repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database(scale=FILES_4MB)
+    assert summary.file_bytes > 4 * 2**20
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    # Room for the dump (under 1 MiB), not for a copy of the filestore.
+    script = f"""
+{tmpfs(temp, 2**20)}
+code=0
+{odoo_dr(*backup_args(repository, summary.database, filestore_root,
+                      "--temp-dir", str(temp)))} || code=$?
+ls -A {shlex.quote(str(temp))}
+exit $code
+"""  # fmt: skip
+    result = run_in_namespace(script)
+    assert result.returncode == 0, result.stderr
+    # The snapshot id, then the empty listing of the temporary folder.
+    (snapshot_id,) = result.stdout.split()
+    manifest = repository.find_snapshot(snapshot_id)
+    assert manifest.filestore.referenced_files == summary.files
+    assert manifest.filestore.referenced_bytes == summary.file_bytes
+
+
+def assert_nothing_published(repository) -> None:
+    root = Path(repository.location)
+    assert repository.snapshot_ids() == []
+    assert list((root / "tmp").iterdir()) == []
+    assert list((root / "locks").iterdir()) == []
+
+
+def test_full_temp_dir_fails_backup_cleanly(
+    repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    script = f"""
+{tmpfs(temp, 64 * 1024)}
+code=0
+{odoo_dr(*backup_args(repository, summary.database, filestore_root,
+                      "--temp-dir", str(temp)))} || code=$?
+ls -A {shlex.quote(str(temp))}
+exit $code
+"""  # fmt: skip
+    result = run_in_namespace(script)
+    assert result.returncode == 3, result.stderr
+    assert "No space left on device" in result.stderr
+    assert f"free space on the disk of {temp}/" in result.stderr
+    assert result.stdout.split() == []
+    assert_nothing_published(repository)
+
+
+def test_full_repository_fails_backup_cleanly(odoo_database, filestore_root, tmp_path):
+    summary = odoo_database()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    repo = disk / "repo"
+    # The dump goes to --temp-dir: the packs of the filestore fill the repository.
+    script = f"""
+{tmpfs(disk, 256 * 1024)}
+{odoo_dr("init", "--repo", str(repo))} > /dev/null
+code=0
+{odoo_dr("backup", summary.database, "--repo", str(repo), "--filestore-root",
+         str(filestore_root), "--temp-dir", str(tmp_path))} || code=$?
+ls -A {shlex.quote(str(repo / "snapshots"))} {shlex.quote(str(repo / "tmp"))} \
+  {shlex.quote(str(repo / "locks"))}
+exit $code
+"""  # fmt: skip
+    result = run_in_namespace(script)
+    assert result.returncode == 3, result.stderr
+    message = f"no space left on the device of repository path {repo}/"
+    assert message in result.stderr
+    assert "move the repository to a larger disk" in result.stderr
+    # `ls` of three folders prints a header line for each and nothing else.
+    listed = [line for line in result.stdout.splitlines() if line]
+    assert all(line.endswith(":") for line in listed), listed
+    assert list(tmp_path.glob("odoo-dr-*")) == []
+
+
+# -- damaged snapshots, each rejected before PostgreSQL is touched
+
+
+def test_damaged_snapshots_rejected_before_postgres(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    snapshots = {}
+    for damage in ("truncated", "no toc.dat", "random bytes"):
+        result = cli(*backup_args(repository, summary.database, filestore_root,
+                                  "--tenant", damage))  # fmt: skip
+        snapshots[damage] = result.stdout.strip()
+    folder = Path(repository.location) / "snapshots"
+    truncated = folder / f"{snapshots['truncated']}.json"
+    truncated.write_bytes(truncated.read_bytes()[:-1024])
+    no_toc = folder / f"{snapshots['no toc.dat']}.json"
+    manifest = json.loads(no_toc.read_bytes())
+    manifest["dump"] = [item for item in manifest["dump"] if item["name"] != "toc.dat"]
+    no_toc.write_text(json.dumps(manifest))
+    (folder / f"{snapshots['random bytes']}.json").write_bytes(os.urandom(4096))
+
+    expected = {
+        "truncated": "is damaged",
+        "no toc.dat": "its dump has no toc.dat",
+        "random bytes": "is damaged",
+    }
+    messages = set()
+    target = summary.database + "_never"
+    for damage, snapshot_id in snapshots.items():
+        # A server that cannot be reached: a connection attempt would be the error.
+        result = cli(
+            *restore_args(repository, snapshot_id, target, tmp_path / "out", "--copy"),
+            env={"PGHOST": str(tmp_path / "no-server"), "PGPORT": "1"},
+        )
+        assert result.returncode == 2, result.stderr
+        assert expected[damage] in result.stderr, damage
+        assert f"{folder}/{snapshot_id}.json" in result.stderr, damage
+        assert "cannot connect" not in result.stderr
+        messages.add(result.stderr.splitlines()[0])
+        assert not database_exists(target)
+    assert len(messages) == 3
+    assert not (tmp_path / "out").exists()
+    verify = cli("verify", "--repo", repository.location)
+    assert verify.returncode == 5
+    assert f"{snapshots['no toc.dat']}: its dump has no toc.dat" in verify.stdout
+
+
 # -- referenced files missing from the filestore
 
 
@@ -209,6 +346,59 @@ def test_corrupt_file_recorded_and_drill_fails(
     drill = cli("drill", manifest.id, "--repo", repository.location)
     assert drill.returncode == 5
     assert f"{store_fname}: sha1" in drill.stdout
+
+
+# -- one snapshot restored twice, under two names
+
+
+def test_snapshot_restored_twice_unchanged(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    summary = odoo_database()
+    snapshot = cli(
+        *backup_args(repository, summary.database, filestore_root)
+    ).stdout.strip()
+    root = Path(repository.location)
+    before = content_digest(root)
+    original = filestore_root / summary.database
+    expected_files = file_contents(original)
+    for target in (summary.database + "_one", summary.database + "_two"):
+        database_names.append(target)
+        result = cli(
+            *restore_args(repository, snapshot, target, tmp_path / "out", "--copy")
+        )
+        assert result.returncode == 0, result.stderr
+        assert file_contents(tmp_path / "out" / target) == expected_files
+        for table in ("ir_attachment", "stock_move", "res_partner"):
+            statement = f"SELECT count(*) FROM {table}"
+            assert query(target, statement) == query(summary.database, statement)
+    assert content_digest(root) == before
+
+
+def content_digest(folder: Path) -> dict[str, tuple]:
+    """Return path -> (SHA-256, size, mtime_ns, mode) of everything below `folder`."""
+    digest = {}
+    for path in sorted(folder.rglob("*")):
+        stat = path.stat()
+        content = ""
+        if path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest[str(path.relative_to(folder))] = (
+            content,
+            stat.st_size,
+            stat.st_mtime_ns,
+            stat.st_mode,
+        )
+    return digest
+
+
+def file_contents(folder: Path) -> dict[str, str]:
+    """Return path -> SHA-256 of every file below `folder`, Odoo's checklist aside."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in folder.rglob("*")
+        if path.is_file() and path.relative_to(folder).parts[0] != "checklist"
+    }
 
 
 # -- client binaries older than the server

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import database_exists, query
+from conftest import admin_connection, database_exists, query
+from mounts import odoo_dr, read_only, run_in_namespace
+from odoo_dr.pg import temporary
 
 
 def take_backup(cli, repository, name: str, root: Path) -> str:
@@ -112,3 +117,105 @@ def test_drill_of_changed_modules_fails(
     result = cli("drill", snapshot, "--repo", repository.location)
     assert result.returncode == 5
     assert "modules: stock: version 17.0.1.1, snapshot had 17.0.9.9" in result.stdout
+
+
+def test_read_only_repository_rejected_first(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    snapshot = take_backup(cli, repository, summary.database, filestore_root)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    script = f"""
+{read_only(Path(repository.location))}
+{odoo_dr("drill", snapshot, "--temp-dir", str(temp), "--repo", repository.location)}
+"""
+    result = run_in_namespace(script)
+    assert result.returncode == 2, result.stderr
+    assert f"repository {repository.location} is not writable" in result.stderr
+    assert "a drill saves its record under drills/" in result.stderr
+    assert f"{repository.location}/" in result.stderr
+    assert "Read-only file system" in result.stderr
+    # Nothing was restored: no scratch database, no scratch folder.
+    assert not query(
+        "postgres",
+        "SELECT datname FROM pg_database WHERE datname LIKE %s",
+        (f"odoo-dr-drill-{snapshot}-%",),
+    )
+    assert list(temp.iterdir()) == []
+    assert repository.list_drills() == []
+
+
+# Runs the command line, and kills itself (SIGKILL) right after the Nth SQL statement
+# that names a drill's scratch database, counting from 1.
+KILL_AFTER_STATEMENT = """
+import os, signal, sys
+import psycopg
+from psycopg import sql
+from odoo_dr.cli.app import main
+
+kill_after = int(sys.argv.pop(1))
+seen = 0
+execute = psycopg.Connection.execute
+
+def execute_then_kill(self, query, *args, **kwargs):
+    global seen
+    text = query.as_string(self) if isinstance(query, sql.Composable) else str(query)
+    cursor = execute(self, query, *args, **kwargs)
+    if "odoo-dr-drill-" in text:
+        seen += 1
+        if seen == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return cursor
+
+psycopg.Connection.execute = execute_then_kill
+sys.argv[0] = "odoo-dr"
+main()
+"""
+
+
+def test_killed_drill_leaves_no_unmarked_database(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    """A drill killed at any statement on its scratch database leaves it marked.
+
+    Every leftover is then dropped by the next run's cleanup, whichever statement the
+    kill followed: the swap into place, the mark, the checks or the drop.
+    """
+    summary = odoo_database()
+    snapshot = take_backup(cli, repository, summary.database, filestore_root)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    kills = 0
+    # The statements run in order: the swapping mark on the restored database, its
+    # rename, the drill mark, two ALTER DATABASE, the drill's own mark, the drop.
+    for kill_after in range(1, 30):
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILL_AFTER_STATEMENT, str(kill_after), "drill",
+             snapshot, "--temp-dir", str(temp), "--repo", repository.location],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _out, err = process.communicate(timeout=300)
+        if process.returncode != -signal.SIGKILL:
+            # The drill ran past its last such statement and finished.
+            assert process.returncode == 0, err
+            break
+        kills += 1
+        left = query(
+            "postgres",
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname LIKE %s OR shobj_description(oid, 'pg_database') LIKE %s",
+            (f"odoo-dr-drill-{snapshot}-%", f"odoo-dr % of pid {process.pid} %"),
+        )
+        database_names.extend(name for name, _comment in left)
+        for name, comment in left:
+            mark = temporary.parse_mark(comment)
+            assert mark is not None, f"{name} unmarked after kill {kill_after}"
+            assert temporary.abandoned(mark), f"{name}: {comment}"
+        with admin_connection() as connection:
+            temporary.clean_stale(connection)
+        for name, _comment in left:
+            assert not database_exists(name), f"{name} kept after kill {kill_after}"
+    assert kills >= 5, "the drill issued fewer statements than expected"
+    # The drill that finished removed the scratch folders of the killed ones.
+    assert list(temp.iterdir()) == []

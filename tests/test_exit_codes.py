@@ -136,3 +136,38 @@ def test_exit_5_verification_failed(cli, repository, odoo_database, filestore_ro
     result = cli("drill", snapshot, "--repo", repository.location)
     assert result.returncode == ExitCode.VERIFICATION_FAILED
     assert "FAILED" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["init"],
+        ["backup", "any_database", "--filestore-root", "/nonexistent"],
+        ["snapshots"],
+        ["restore", "x", "--target", "t", "--copy", "--filestore-root", "/nonexistent"],
+        ["drill", "x"],
+        ["verify"],
+        ["demo", "--database", "odoo_dr_never_built"],
+    ],
+    ids=lambda command: command[0],
+)
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_exit_2_repo_not_a_repository(cli, tmp_path, command, kind):
+    path = tmp_path / "not a repository"
+    if kind == "file":
+        path.write_text("a backup log, say\n")
+    else:
+        path.mkdir()
+        (path / "notes.txt").write_text("something else\n")
+    result = cli(*command, "--repo", str(path))
+    assert result.returncode == ExitCode.REJECTED, result.stderr
+    assert str(path) in result.stderr
+    assert "unexpected" not in result.stderr
+    if kind == "file":
+        assert "is a file, not a folder" in result.stderr or (
+            "exists and is not a folder" in result.stderr
+        )
+    elif command[0] in {"init", "demo"}:
+        assert f"folder {path} is not empty" in result.stderr
+    else:
+        assert f"folder {path} is not an odoo-dr repository" in result.stderr

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -24,6 +25,8 @@ from conftest import (
 )
 from odoo_dr.engine import snapshot
 from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.engine.restore_plan import parse_owner
+from odoo_dr.errors import RejectedError
 
 
 def backup(cli, repository, name: str, root: Path, *extra: str, **kwargs):
@@ -492,3 +495,259 @@ def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore
         f"filestore file {shared['path']}: object {shared['chunks'][0]} missing"
         in problems
     )
+
+
+@dataclass
+class Role:
+    """A login role, and the databases where the test granted it privileges."""
+
+    name: str
+    databases: set[str] = field(default_factory=set)
+
+    def grant(self, dbname: str, statement: str) -> None:
+        text = sql.SQL(statement).format(role=sql.Identifier(self.name))
+        query(dbname, text.as_string(None))
+        self.databases.add(dbname)
+
+
+@pytest.fixture
+def limited_role(unique):
+    """A login role with no privileges; the test grants what it needs."""
+    role = Role(f"odoo_dr_limited_{unique}")
+    identifier = sql.Identifier(role.name)
+    with admin_connection() as connection:
+        connection.execute(sql.SQL("CREATE ROLE {} LOGIN").format(identifier))
+    yield role
+    for dbname in role.databases:
+        if database_exists(dbname):
+            drop = sql.SQL("DROP OWNED BY {}").format(identifier)
+            query(dbname, drop.as_string(None))
+    with admin_connection() as connection:
+        connection.execute(sql.SQL("DROP ROLE {}").format(identifier))
+
+
+def test_unreadable_table_rejected_before_backup(
+    cli, repository, odoo_database, filestore_root, limited_role
+):
+    summary = odoo_database()
+    for statement in (
+        "GRANT USAGE ON SCHEMA public TO {role}",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        "REVOKE SELECT ON res_users, sale_order_id_seq FROM {role}",
+    ):
+        limited_role.grant(summary.database, statement)
+    result = backup(cli, repository, summary.database, filestore_root,
+                    env={"PGUSER": limited_role.name})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"role {limited_role.name!r} may not read 2 table(s) or sequence(s) of "
+        f"database {summary.database!r}" in result.stderr
+    )
+    assert "table public.res_users (no SELECT)" in result.stderr
+    assert "sequence public.sale_order_id_seq (no SELECT)" in result.stderr
+    assert "hint: grant what is missing" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert repository.snapshot_ids() == []
+    assert list((Path(repository.location) / "locks").iterdir()) == []
+
+
+def test_missing_schema_usage_rejected(
+    cli, repository, odoo_database, filestore_root, limited_role
+):
+    summary = odoo_database()
+    query(summary.database, "REVOKE ALL ON SCHEMA public FROM PUBLIC")
+    limited_role.grant(summary.database, "GRANT SELECT ON ir_attachment TO {role}")
+    result = backup(cli, repository, summary.database, filestore_root,
+                    env={"PGUSER": limited_role.name})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "table public.ir_attachment (no USAGE on its schema)" in result.stderr
+    assert " more" in result.stderr
+
+
+def test_missing_connect_privilege_named(
+    cli, repository, odoo_database, filestore_root, limited_role
+):
+    summary = odoo_database()
+    query(
+        "postgres",
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC")
+        .format(sql.Identifier(summary.database))
+        .as_string(None),
+    )
+    result = backup(cli, repository, summary.database, filestore_root,
+                    env={"PGUSER": limited_role.name})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"may not connect to database {summary.database!r}: the role lacks the "
+        "CONNECT privilege" in result.stderr
+    )
+    assert f'GRANT CONNECT ON DATABASE "{summary.database}"' in result.stderr
+
+
+def test_restore_needs_data_dir_or_root(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    summary = odoo_database()
+    snapshot_id = backup(
+        cli, repository, summary.database, filestore_root
+    ).stdout.strip()
+    conf = tmp_path / "odoo.conf"
+    conf.write_text("[options]\ndb_host = 127.0.0.1\ndb_user = postgres\n")
+    target = summary.database + "_no_data_dir"
+    database_names.append(target)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "ODOO_DR_FILESTORE_ROOT": str(tmp_path)}
+    result = cli("restore", snapshot_id, "--target", target, "--copy",
+                 "--odoo-config", str(conf), "--repo", repository.location,
+                 env=env)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{conf} sets no data_dir" in result.stderr
+    assert "--filestore-root" in result.stderr
+    assert "~/.local/share/Odoo of the user it runs as" in result.stderr
+    assert not database_exists(target)
+    assert list(home.iterdir()) == []
+
+    # --filestore-root settles it; data_dir in odoo.conf does too.
+    given = cli("restore", snapshot_id, "--target", target, "--copy",
+                "--odoo-config", str(conf), "--filestore-root", str(tmp_path / "fs"),
+                "--repo", repository.location)  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert (tmp_path / "fs" / target).is_dir()
+
+
+def test_backup_names_default_filestore_root(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    conf = tmp_path / "odoo.conf"
+    conf.write_text("[options]\ndb_host = 127.0.0.1\ndb_user = postgres\n")
+    home = tmp_path / "home"
+    result = cli("backup", summary.database, "--odoo-config", str(conf),
+                 "--repo", repository.location,
+                 env={"HOME": str(home), "XDG_DATA_HOME": ""})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    expected = home / ".local/share/Odoo/filestore" / summary.database
+    assert f"filestore folder {expected} not found" in result.stderr
+    assert (
+        "the root comes from Odoo's default data_dir of the user running odoo-dr, "
+        f"since {conf} sets no data_dir" in result.stderr
+    )
+
+
+def test_database_change_under_tenant_warned(
+    cli, repository, odoo_database, filestore_root, unique
+):
+    first = odoo_database(f"odoo_dr_test_{unique}_a")
+    second = odoo_database(f"odoo_dr_test_{unique}_b")
+    old = backup(cli, repository, first.database, filestore_root, "--tenant", "acme")
+    assert old.returncode == 0, old.stderr
+    same = backup(cli, repository, first.database, filestore_root, "--tenant", "acme")
+    assert same.returncode == 0, same.stderr
+    assert "warning" not in same.stderr
+    changed = backup(cli, repository, second.database, filestore_root,
+                     "--tenant", "acme", "--json")  # fmt: skip
+    assert changed.returncode == 1, changed.stderr
+    manifest = json.loads(changed.stdout)
+    (warning,) = manifest["warnings"]
+    assert (
+        f"tenant 'acme' was backed up from database {first.database!r} until "
+        f"snapshot {same.stdout.strip()}, and now from database "
+        f"{second.database!r}" in warning
+    )
+    assert "give each its own --tenant" in warning
+    assert f"warning: {warning}" in changed.stderr
+    # The files of the other database are read, not taken from its snapshot.
+    assert manifest["stats"]["files_reused"] == 0
+    assert manifest["stats"]["files_read"] == second.files
+
+
+def test_snapshots_table_shows_database(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    backup(cli, repository, summary.database, filestore_root, "--tenant", "eu/odoo")
+    result = cli("snapshots", "--repo", repository.location)
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split()[:3] == ["id", "tenant", "database"]
+    assert row.split()[1:3] == ["eu/odoo", summary.database]
+
+
+def test_numeric_owner_of_restored_files(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    import pwd
+
+    summary = odoo_database()
+    snapshot_id = backup(
+        cli, repository, summary.database, filestore_root
+    ).stdout.strip()
+    # A uid and gid without an entry on this host, as in many Odoo containers.
+    uid = next(uid for uid in range(40000, 41000) if not _has_user(pwd, uid))
+    target = summary.database + "_uid"
+    database_names.append(target)
+    result = restore(cli, repository, snapshot_id, target, tmp_path / "out",
+                     "--copy", "--owner", f"{uid}:{uid + 1}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "out" / target
+    for path in [folder, *folder.rglob("*")]:
+        assert (path.stat().st_uid, path.stat().st_gid) == (uid, uid + 1), path
+
+    wrong = restore(cli, repository, snapshot_id, target + "x", tmp_path / "out",
+                    "--copy", "--owner", str(uid))  # fmt: skip
+    assert wrong.returncode == 2
+    assert (
+        f"invalid --owner '{uid}': uid {uid} has no entry on this host, so its "
+        "group is unknown" in wrong.stderr
+    )
+    assert f"--owner {uid}:{uid}" in wrong.stderr
+    assert not database_exists(target + "x")
+
+
+@pytest.mark.parametrize(
+    ("owner", "message"),
+    [
+        ("nobody:", "expected USER or USER:GROUP"),
+        (":nogroup", "expected USER or USER:GROUP"),
+        ("no_such_user_here", "no such user 'no_such_user_here'"),
+        ("nobody:no_such_group_here", "no such group 'no_such_group_here'"),
+        ("99999999999", "uid 99999999999 is out of range"),
+        ("0:99999999999", "gid 99999999999 is out of range"),
+    ],
+)
+def test_invalid_owner_rejected(owner, message):
+    with pytest.raises(RejectedError) as raised:
+        parse_owner(owner)
+    assert raised.value.message.startswith(f"invalid --owner {owner!r}: {message}")
+
+
+def test_owner_names_and_numbers():
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    assert parse_owner("nobody") == (nobody.pw_uid, nobody.pw_gid)
+    assert parse_owner(str(nobody.pw_uid)) == (nobody.pw_uid, nobody.pw_gid)
+    assert parse_owner("nobody:0") == (nobody.pw_uid, 0)
+    assert parse_owner("40000:40001") == (40000, 40001)
+
+
+def _has_user(pwd, uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def test_verbosity_after_command(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    quiet = backup(cli, repository, summary.database, filestore_root, "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INFO" not in quiet.stderr
+    verbose = backup(cli, repository, summary.database, filestore_root, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "DEBUG" in verbose.stderr
+    # -v wins over -q, wherever each one is.
+    both = cli("-q", "snapshots", "--repo", str(filestore_root), "-v")
+    assert both.returncode == 2
+    assert "DEBUG error details" in both.stderr

@@ -313,3 +313,48 @@ def test_manifest_path_traversal_rejected(
     assert "invalid filestore path '../../escaped'" in result.stderr
     assert not (tmp_path / "root" / "escaped").exists()
     assert not (tmp_path / "escaped").exists()
+
+
+def test_snapshot_references_explained(
+    cli, repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    backup = ["backup", summary.database, "--repo", repository.location,
+              "--filestore-root", str(filestore_root)]  # fmt: skip
+    older = cli(*backup).stdout.strip()
+    newer = cli(*backup).stdout.strip()
+    other = cli(*backup, "--tenant", "other tenant").stdout.strip()
+    restore = ["--target", summary.database + "_never", "--copy",
+               "--filestore-root", str(tmp_path / "out"),
+               "--repo", repository.location]  # fmt: skip
+
+    # Ids begin with the date: the shared prefix matches all three.
+    prefix = os.path.commonprefix([older, newer, other])
+    ambiguous = cli("restore", prefix, *restore)
+    assert ambiguous.returncode == 2
+    assert f"snapshot id prefix {prefix!r} is ambiguous" in ambiguous.stderr
+    for snapshot_id in (older, newer, other):
+        assert snapshot_id in ambiguous.stderr
+    assert "'other tenant'" in ambiguous.stderr
+
+    path = Path(repository.location) / "snapshots" / f"{newer}.json"
+    path.write_bytes(path.read_bytes()[:300])
+    for command in (["drill", newer, "--repo", repository.location],
+                    ["restore", newer, *restore],
+                    ["restore", newer[:-2], *restore]):  # fmt: skip
+        damaged = cli(*command)
+        assert damaged.returncode == 2
+        assert f"snapshot manifest {newer} is damaged ({path})" in damaged.stderr
+        assert "not found" not in damaged.stderr
+
+    unknown = cli("drill", "no such tenant", "--repo", repository.location)
+    assert unknown.returncode == 2
+    assert "no snapshot or tenant named 'no such tenant'" in unknown.stderr
+    assert "1 snapshot manifest(s) could not be read" in unknown.stderr
+    assert str(path) in unknown.stderr
+
+    # The tenant's latest readable snapshot is used, with a word on the newer one.
+    by_tenant = cli("drill", summary.database, "--json", "--repo", repository.location)
+    assert by_tenant.returncode == 0, by_tenant.stderr
+    assert json.loads(by_tenant.stdout)["snapshot_id"] == older
+    assert f"the newer snapshot manifest(s) {newer} cannot be read" in by_tenant.stderr

@@ -11,6 +11,7 @@ import typer
 
 from odoo_dr import __version__
 from odoo_dr.cli import backup, demo, drill, repository, restore, verify
+from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
 from odoo_dr.cli.review import review_app
 from odoo_dr.errors import ExitCode, OdooDrError
@@ -41,12 +42,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def configure(
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log every step and object.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")
-    ] = False,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -55,17 +52,15 @@ def configure(
     ] = False,
 ) -> None:
     """Back up, restore and drill Odoo databases with their filestore."""
-    level = logging.INFO
-    if verbose:
-        level = logging.DEBUG
-    elif quiet:
-        level = logging.WARNING
+    # The commands take -v and -q too (see options.apply_verbosity), so they work
+    # after the command name as well.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("odoo-dr: %(levelname)s %(message)s"))
     root = logging.getLogger("odoo_dr")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.INFO)
     root.propagate = False
+    apply_verbosity(verbose, quiet)
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:

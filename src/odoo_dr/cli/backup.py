@@ -44,9 +44,13 @@ def backup(
     ] = False,
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
     """Back up DATABASE and its filestore; print the new snapshot id."""
+    opt.apply_verbosity(verbose, quiet)
     config = opt.load_odoo_config(odoo_config)
+    root, root_source = opt.filestore_root(filestore_root, config)
     repository = opt.open_repository(repo)
     manifest = run_backup(
         repository,
@@ -54,7 +58,8 @@ def backup(
         BackupOptions(
             database=database,
             tenant=tenant,
-            filestore_root=opt.filestore_root(filestore_root, config),
+            filestore_root=root,
+            filestore_root_source=root_source,
             jobs=jobs,
             strict=strict,
             read_all=read_all,
@@ -64,6 +69,8 @@ def backup(
 
     if as_json:
         print_json(manifest.model_dump(mode="json", exclude={"dump"}))
+        for warning in manifest.warnings:
+            errors.print(f"warning: {warning}")
     else:
         stats = manifest.stats
         files = manifest.filestore

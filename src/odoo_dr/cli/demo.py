@@ -43,6 +43,8 @@ def demo(
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
     jobs: opt.JobsOption = opt.default_jobs(),
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
     """Create a sample logistics database, back it up and drill it.
 
@@ -50,6 +52,7 @@ def demo(
     files, an active mail server and scheduled actions due now. Running the demo again
     replaces the sample database, never one it did not create.
     """
+    opt.apply_verbosity(verbose, quiet)
     settings = opt.pg_settings(dsn, None)
     root = filestore_root.expanduser().absolute()
     existing = builder.is_demo_database(settings, database)

@@ -10,7 +10,7 @@ from rich.table import Table
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, duration, print_json
 from odoo_dr.engine.drill import DrillOptions, run_drill
-from odoo_dr.errors import ExitCode, RejectedError
+from odoo_dr.errors import ExitCode
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
@@ -18,17 +18,7 @@ from odoo_dr.repository.store import Repository
 
 def resolve_target(repository: Repository, reference: str) -> SnapshotManifest:
     """Return the snapshot named by `reference`: an id, an id prefix, or a tenant."""
-    latest = repository.latest_snapshot(reference)
-    if latest is not None:
-        return latest
-    try:
-        return repository.find_snapshot(reference)
-    except RejectedError:
-        raise RejectedError(
-            f"no snapshot or tenant named {reference!r} in repository "
-            f"{repository.location}",
-            hint="list snapshots with: odoo-dr snapshots",
-        ) from None
+    return repository.resolve_snapshot(reference)
 
 
 def drill(
@@ -58,12 +48,15 @@ def drill(
     jobs: opt.JobsOption = opt.default_jobs(),
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
     """Restore a snapshot as a neutralized scratch copy and check it.
 
     Exit 0 when every check passed, 5 when one did not or the snapshot's data is
     damaged, 4 when the restore failed for another reason.
     """
+    opt.apply_verbosity(verbose, quiet)
     config = opt.load_odoo_config(odoo_config)
     repository = opt.open_repository(repo)
     manifest = resolve_target(repository, snapshot)

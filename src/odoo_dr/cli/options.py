@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from odoo_dr.errors import RejectedError
 from odoo_dr.odoo.config import OdooConfig, default_data_dir, read_odoo_config
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.store import Repository, resolve_location
@@ -75,6 +77,23 @@ TempDirOption = Annotated[
 ]
 
 
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log every step and object.")
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")
+]
+
+
+def apply_verbosity(verbose: bool, quiet: bool) -> None:
+    """Apply -v or -q given after the command name, as before it (-v wins)."""
+    logger = logging.getLogger("odoo_dr")
+    if verbose:
+        logger.setLevel(logging.DEBUG)
+    elif quiet and logger.level != logging.DEBUG:
+        logger.setLevel(logging.WARNING)
+
+
 def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -91,16 +110,49 @@ def pg_settings(dsn: str | None, odoo_config: OdooConfig | None) -> PgSettings:
     return PgSettings.from_options(dsn=dsn, odoo_config=odoo_config)
 
 
-def filestore_root(explicit: Path | None, odoo_config: OdooConfig | None) -> Path:
-    """Return the filestore root: the option, else odoo.conf, else the environment.
+def filestore_root(
+    explicit: Path | None, odoo_config: OdooConfig | None
+) -> tuple[Path, str]:
+    """Return the filestore root and where it came from, for messages.
 
-    The last fallbacks are $ODOO_DR_FILESTORE_ROOT and Odoo's default location.
+    The root is the option, else data_dir in odoo.conf, else $ODOO_DR_FILESTORE_ROOT,
+    else Odoo's default data_dir of the user running odoo-dr.
+    """
+    if explicit is not None:
+        return explicit.expanduser().absolute(), "--filestore-root"
+    if odoo_config is not None and odoo_config.data_dir is not None:
+        return odoo_config.data_dir / "filestore", f"data_dir in {odoo_config.path}"
+    from_environment = os.environ.get(FILESTORE_VARIABLE)
+    if from_environment:
+        return Path(from_environment).expanduser().absolute(), f"${FILESTORE_VARIABLE}"
+    source = "Odoo's default data_dir of the user running odoo-dr"
+    if odoo_config is not None:
+        source += f", since {odoo_config.path} sets no data_dir"
+    return default_data_dir() / "filestore", source
+
+
+def restore_filestore_root(
+    explicit: Path | None, odoo_config: OdooConfig | None
+) -> Path:
+    """Return the filestore root a restore writes to: the option, else data_dir.
+
+    A restore writes files where the target Odoo server will look for them, so it
+    never falls back to a default: Odoo's default data_dir belongs to the user the
+    server runs as, which odoo-dr cannot know.
     """
     if explicit is not None:
         return explicit.expanduser().absolute()
     if odoo_config is not None and odoo_config.data_dir is not None:
         return odoo_config.data_dir / "filestore"
-    from_environment = os.environ.get(FILESTORE_VARIABLE)
-    if from_environment:
-        return Path(from_environment).expanduser().absolute()
-    return default_data_dir() / "filestore"
+    if odoo_config is not None:
+        raise RejectedError(
+            f"{odoo_config.path} sets no data_dir, so the folder where the target "
+            "Odoo server keeps its filestores is unknown",
+            hint="without data_dir, Odoo uses ~/.local/share/Odoo of the user it "
+            "runs as: pass --filestore-root <that folder>/filestore, or set "
+            "data_dir in odoo.conf",
+        )
+    raise RejectedError(
+        "--filestore-root or --odoo-config is required",
+        hint="give the folder that holds the Odoo filestores of the target server",
+    )

@@ -14,20 +14,28 @@ from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository, resolve_location
 
 
-def init(repo: opt.RepoOption = None) -> None:
+def init(
+    repo: opt.RepoOption = None,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
+) -> None:
     """Create an empty repository."""
+    opt.apply_verbosity(verbose, quiet)
     repository = Repository.init(resolve_location(repo))
     console.out(f"created repository {repository.location} (id {repository.config.id})")
 
 
 def snapshots(
     tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Only snapshots of this database.")
+        str | None, typer.Option("--tenant", help="Only snapshots of this tenant.")
     ] = None,
     repo: opt.RepoOption = None,
     as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
-    """List snapshots with their time, sizes, file counts and what each added."""
+    """List snapshots: tenant, database, time, sizes, files and what each added."""
+    opt.apply_verbosity(verbose, quiet)
     repository = opt.open_repository(repo)
     manifests, damaged = repository.scan_snapshots(tenant)
     for snapshot_id, message in damaged.items():
@@ -57,6 +65,7 @@ def _print_snapshots(
     for column in (
         "id",
         "tenant",
+        "database",
         "taken",
         "age",
         "dump",
@@ -76,6 +85,7 @@ def _print_snapshots(
         table.add_row(
             manifest.id,
             manifest.tenant,
+            manifest.database.name,
             local_time(manifest.snapshot_time),
             age(manifest.snapshot_time),
             size(manifest.stats.dump_bytes),

@@ -60,8 +60,9 @@ def restore(
         str | None,
         typer.Option(
             "--owner",
-            help="USER[:GROUP] to own the restored filestore files, such as odoo "
-            "(the user the Odoo server runs as). Default: the user running odoo-dr.",
+            help="USER[:GROUP] to own the restored filestore files, by name or "
+            "number, such as odoo or 101:101 (the user the Odoo server runs as). "
+            "Default: the user running odoo-dr.",
             show_default=False,
         ),
     ] = None,
@@ -70,20 +71,19 @@ def restore(
     jobs: opt.JobsOption = opt.default_jobs(),
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
     """Restore SNAPSHOT into a new database and filestore folder."""
+    opt.apply_verbosity(verbose, quiet)
     if copy == move:
         raise RejectedError(
             "choose --copy or --move" + (", not both" if copy else ""),
             hint="--copy gives the restored database a new identity (a second "
             "instance); --move keeps it (failover, the original is gone)",
         )
-    if filestore_root is None and odoo_config is None:
-        raise RejectedError(
-            "--filestore-root or --odoo-config is required",
-            hint="give the folder that holds the Odoo filestores of the target server",
-        )
     config = opt.load_odoo_config(odoo_config)
+    root = opt.restore_filestore_root(filestore_root, config)
     repository = opt.open_repository(repo)
     manifest = resolve_target(repository, snapshot)
     result = run_restore(
@@ -92,7 +92,7 @@ def restore(
         manifest,
         RestoreOptions(
             target=target,
-            filestore_root=opt.filestore_root(filestore_root, config),
+            filestore_root=root,
             mode="copy" if copy else "move",
             neutralize=neutralize,
             force=force,

@@ -30,11 +30,14 @@ def verify_command(
     repo: opt.RepoOption = None,
     jobs: opt.JobsOption = opt.default_jobs(),
     as_json: opt.JsonOption = False,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
 ) -> None:
     """Check that every object each snapshot needs is present (and intact).
 
     Exit 0 when every snapshot can be restored, 5 when one cannot.
     """
+    opt.apply_verbosity(verbose, quiet)
     repository = opt.open_repository(repo)
     report = verify(repository, tenant, read_data, jobs)
     if tenant is not None and not report.snapshots and not report.unreadable:

@@ -36,6 +36,7 @@ from odoo_dr.engine.snapshot import (
 )
 from odoo_dr.errors import BackupFailed, OdooDrError, RejectedError, RepositoryError
 from odoo_dr.odoo import inspect
+from odoo_dr.pg import privileges
 from odoo_dr.pg.binaries import PgTools, find_tools
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.dump import DumpProcess
@@ -70,6 +71,8 @@ class BackupOptions:
     strict: bool = False
     read_all: bool = False
     temp_dir: Path | None = None
+    # Where `filestore_root` came from, such as "--filestore-root", for messages.
+    filestore_root_source: str | None = None
 
     @property
     def tenant_name(self) -> str:
@@ -86,14 +89,15 @@ def validate_tenant_name(name: str) -> str:
     return name
 
 
-def _previous_entries(repository: Repository, tenant: str) -> dict[str, FilestoreEntry]:
+def _previous_entries(
+    repository: Repository, previous: SnapshotManifest | None
+) -> dict[str, FilestoreEntry]:
     """Return the file entries of the tenant's latest snapshot, by path.
 
     They are built without pydantic's validation, which costs half a second for
     20,000 files: the backup only compares sizes and times with them, and reuses an
     entry only for a path that it found on disk itself.
     """
-    previous = repository.latest_snapshot(tenant)
     if previous is None:
         return {}
     try:
@@ -108,15 +112,60 @@ def _previous_entries(repository: Repository, tenant: str) -> dict[str, Filestor
     return entries
 
 
-def _referenced_file_count(settings: PgSettings, database: str) -> int:
-    """Check that `database` is an Odoo database and count its filestore files."""
+def _check_database(settings: PgSettings, database: str) -> tuple[str, int, int]:
+    """Check that the role may dump `database`, an Odoo database.
+
+    Returns the server version text, its major number and how many attachments are
+    stored in the filestore. A privilege the role lacks is a `RejectedError` naming
+    it, before anything is written.
+    """
     with settings.connect(database) as connection, connection.cursor() as cursor:
-        inspect.require_odoo_database(cursor, database)
-        cursor.execute(
-            "SELECT count(*) FROM ir_attachment"
-            " WHERE store_fname IS NOT NULL AND store_fname <> ''"
-        )
-        return cursor.fetchone()[0]
+        version_text, major = server_version(connection)
+        try:
+            role = privileges.current_role(cursor)
+            unreadable = privileges.unreadable_objects(cursor)
+            if unreadable:
+                raise _unreadable_error(role, database, unreadable)
+            inspect.require_odoo_database(cursor, database)
+            cursor.execute(
+                "SELECT count(*) FROM ir_attachment"
+                " WHERE store_fname IS NOT NULL AND store_fname <> ''"
+            )
+            referenced = cursor.fetchone()[0]
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise RejectedError(
+                f"role {settings.describe()} lacks a privilege in database "
+                f"{database!r}: {_first_line(exc)}",
+                hint="grant the backup role SELECT on the database's tables and "
+                "sequences (or pg_read_all_data), or back up as the database owner",
+            ) from None
+        except psycopg.Error as exc:
+            raise RejectedError(
+                f"cannot check database {database!r} before the backup: "
+                f"{_first_line(exc)}",
+            ) from None
+    return version_text, major, referenced
+
+
+def _unreadable_error(role: str, database: str, unreadable: list[str]) -> RejectedError:
+    listed = ", ".join(unreadable[:LISTED_PROBLEMS])
+    more = len(unreadable) - LISTED_PROBLEMS
+    if more > 0:
+        listed += f" and {more:,} more"
+    quoted = '"' + role.replace('"', '""') + '"'
+    return RejectedError(
+        f"role {role!r} may not read {len(unreadable):,} table(s) or sequence(s) of "
+        f"database {database!r} that pg_dump must read: {listed}",
+        hint=f"grant what is missing, for example GRANT USAGE ON SCHEMA public, "
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public and GRANT SELECT ON ALL "
+        f"SEQUENCES IN SCHEMA public TO {quoted}, or GRANT pg_read_all_data TO "
+        f"{quoted}; or back up as the database owner",
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def run_backup(
@@ -127,15 +176,24 @@ def run_backup(
     tenant = validate_tenant_name(options.tenant_name)
 
     # Pre-checks: nothing is written before these pass.
-    with settings.connect(database) as probe:
-        version_text, major = server_version(probe)
+    version_text, major, referenced = _check_database(settings, database)
     tools = find_tools(major, f"backing up PostgreSQL {version_text}")
-    referenced = _referenced_file_count(settings, database)
     folder = options.filestore_root / database
+    if options.filestore_root_source is not None:
+        log.info(
+            "filestore root %s (from %s)",
+            options.filestore_root,
+            options.filestore_root_source,
+        )
     if referenced and not folder.is_dir():
+        source = (
+            f" (the root comes from {options.filestore_root_source})"
+            if options.filestore_root_source
+            else ""
+        )
         raise RejectedError(
             f"filestore folder {folder} not found, but {referenced:,} attachments of "
-            f"{database!r} are stored in the filestore",
+            f"{database!r} are stored in the filestore{source}",
             hint="pass --filestore-root (the folder holding one folder per database, "
             "Odoo's <data_dir>/filestore) or --odoo-config with the right data_dir",
         )
@@ -225,7 +283,7 @@ class _Backup:
                 files = FilestoreBackup(
                     self.repository,
                     folder,
-                    _previous_entries(self.repository, self.tenant),
+                    _previous_entries(self.repository, self._previous_snapshot()),
                     self.options.jobs,
                     self.options.read_all,
                 ).run(facts.attachments)
@@ -247,6 +305,24 @@ class _Backup:
             if dump is not None:
                 dump.stop()
             shutil.rmtree(work, ignore_errors=True)
+
+    def _previous_snapshot(self) -> SnapshotManifest | None:
+        """Return the tenant's latest snapshot, if it is of the same database.
+
+        A tenant whose database name changed gets a warning: two databases filed
+        under one tenant make `restore TENANT` pick whichever was backed up last.
+        Its files are then all read again, not reused from the other database.
+        """
+        previous = self.repository.latest_snapshot(self.tenant)
+        if previous is None or previous.database.name == self.options.database:
+            return previous
+        self.warnings.append(
+            f"tenant {self.tenant!r} was backed up from database "
+            f"{previous.database.name!r} until snapshot {previous.id}, and now from "
+            f"database {self.options.database!r}; if these are two different "
+            "databases, give each its own --tenant"
+        )
+        return None
 
     def _check_strict(self, manifest: SnapshotManifest) -> None:
         problems = manifest.filestore.problems

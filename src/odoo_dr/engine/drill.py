@@ -82,6 +82,7 @@ def run_drill(
     """
     started_at = datetime.now(UTC)
     target = scratch_name(manifest)
+    repository.check_writable("drills", "a drill saves its record under drills/")
     clean_leftovers(settings, None)
     tempfiles.remove_stale(options.temp_dir)
     scratch_root = tempfiles.make_folder(options.temp_dir, "drill")
@@ -93,6 +94,7 @@ def run_drill(
         jobs=options.jobs,
         temp_dir=options.temp_dir,
         cron_allow_list=options.cron_allow_list,
+        drill=True,
     )
     timer = StepTimer()
     checks: list[CheckResult] = []

@@ -11,7 +11,9 @@ import hashlib
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from odoo_dr.errors import CorruptObject, SnapshotDamaged
@@ -27,6 +29,17 @@ THREADS_PER_JOB = 1
 MAX_THREADS = 4
 
 
+@contextmanager
+def naming_path(path: Path) -> Iterator[None]:
+    """Add `path` to an `OSError` that names none, such as a failed write."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def _check(repository: Repository, entry: FilestoreEntry, sha1: str, size: int) -> None:
     if sha1 != entry.sha1 or size != entry.size:
         raise CorruptObject(
@@ -39,7 +52,8 @@ def _check(repository: Repository, entry: FilestoreEntry, sha1: str, size: int) 
 def _write_multi(repository: Repository, entry: FilestoreEntry, folder: Path) -> int:
     sha1 = hashlib.sha1()
     size = 0
-    with open(folder / safe_relative(entry.path), "wb") as handle:
+    path = folder / safe_relative(entry.path)
+    with naming_path(path), open(path, "wb") as handle:
         for chunk in repository.blobs.iter_blob(entry, verify=False):
             sha1.update(chunk)
             size += len(chunk)
@@ -75,13 +89,17 @@ def _write_pack(
                 f"{exc.message} (in filestore file {entry.path})", exc.hint
             ) from None
         _check(repository, entry, hashlib.sha1(data).hexdigest(), len(data))
-        fd = os.open(
-            folder / safe_relative(entry.path), os.O_WRONLY | os.O_CREAT, 0o644
-        )
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        path = folder / safe_relative(entry.path)
+        with naming_path(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                # write() may write less than requested (on a disk about to be full);
+                # the next call then raises the error.
+                remaining = memoryview(data)
+                while remaining:
+                    remaining = remaining[os.write(fd, remaining) :]
+            finally:
+                os.close(fd)
         written += len(data)
     return written
 

@@ -26,7 +26,8 @@ from psycopg import sql
 
 from odoo_dr import tempfiles
 from odoo_dr.engine import swap
-from odoo_dr.engine.filestore_restore import restore_files
+from odoo_dr.engine.disk_space import disk_full_error
+from odoo_dr.engine.filestore_restore import naming_path, restore_files
 from odoo_dr.engine.restore_plan import (
     Mode,
     RestoreOptions,
@@ -90,7 +91,10 @@ def _write_dump(
 
     def write(item: DumpFile) -> None:
         try:
-            with open(folder / item.name, "wb") as handle:
+            with (
+                naming_path(folder / item.name),
+                open(folder / item.name, "wb") as handle,
+            ):
                 for chunk in repository.blobs.iter_blob(item):
                     handle.write(chunk)
         except SnapshotDamaged as exc:
@@ -233,6 +237,7 @@ def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
         plan.options.filestore_root,
         plan.target_exists,
         plan.folder_exists,
+        final_mark="drill" if plan.options.drill else None,
     )
 
 
@@ -264,6 +269,12 @@ def _as_restore_failure(exc: BaseException, plan: RestorePlan) -> OdooDrError | 
         first_line = str(exc).strip().splitlines()[0]
         return RestoreFailed(f"restore of snapshot {snapshot} failed: {first_line}")
     if isinstance(exc, OSError):
+        disk_full = disk_full_error(exc, plan.space_needs)
+        if disk_full is not None:
+            message, hint = disk_full
+            return RestoreFailed(
+                f"restore of snapshot {snapshot} failed: {message}", hint
+            )
         where = f" on {exc.filename}" if exc.filename else ""
         return RestoreFailed(
             f"restore of snapshot {snapshot} failed{where}: {exc.strerror or exc}"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import grp
 import json
 import pwd
-import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import psycopg
 from pydantic import ValidationError
 
+from odoo_dr.engine.disk_space import SpaceNeed, check_space
 from odoo_dr.errors import RejectedError, SnapshotDamaged
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
 from odoo_dr.pg.binaries import PgTools, find_tools
@@ -38,20 +38,75 @@ class RestoreOptions:
     temp_dir: Path | None = None
     cron_allow_list: tuple[str, ...] = DEFAULT_CRON_ALLOW_LIST
     owner: str | None = None
+    # A drill's scratch copy: its files go to the drill's --temp-dir, and its
+    # database stays marked as a drill's from the moment it takes its name.
+    drill: bool = False
+
+
+# The largest uid or gid: (uid_t) -1 means "unchanged" to chown(2).
+_MAX_ID = 2**32 - 2
+_OWNER_HINT = (
+    "give the user Odoo runs as, by name or number, with an optional group: "
+    "odoo, odoo:odoo, 101 or 101:101"
+)
+
+
+def _parse_id(text: str, kind: str, owner: str) -> int | None:
+    """Return `text` as a uid or gid when it is a number, else None (a name)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    if value > _MAX_ID:
+        raise RejectedError(
+            f"invalid --owner {owner!r}: {kind} {text} is out of range",
+            hint=_OWNER_HINT,
+        )
+    return value
 
 
 def parse_owner(owner: str) -> tuple[int, int]:
-    """Return the uid and gid of `USER[:GROUP]`; the group defaults to the user's."""
-    user, _, group = owner.partition(":")
-    try:
-        entry = pwd.getpwnam(user)
-        gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
-    except KeyError:
+    """Return the uid and gid of `USER[:GROUP]`; the group defaults to the user's.
+
+    USER and GROUP are names or numbers. A number needs no entry in the host's user
+    database (containers often run Odoo as a bare uid), but then the group must be
+    given, since no entry names the user's group.
+    """
+    user, colon, group = owner.partition(":")
+    if not user or (colon and not group):
         raise RejectedError(
-            f"invalid --owner {owner!r}: no such user or group on this host",
-            hint="give the user Odoo runs as, such as odoo or odoo:odoo",
-        ) from None
-    return entry.pw_uid, gid
+            f"invalid --owner {owner!r}: expected USER or USER:GROUP",
+            hint=_OWNER_HINT,
+        )
+    uid = _parse_id(user, "uid", owner)
+    entry = None
+    try:
+        entry = pwd.getpwuid(uid) if uid is not None else pwd.getpwnam(user)
+    except KeyError:
+        if uid is None:
+            raise RejectedError(
+                f"invalid --owner {owner!r}: no such user {user!r} on this host",
+                hint=_OWNER_HINT,
+            ) from None
+    if uid is None:
+        uid = entry.pw_uid
+    if not group:
+        if entry is None:
+            raise RejectedError(
+                f"invalid --owner {owner!r}: uid {uid} has no entry on this host, so "
+                "its group is unknown",
+                hint=f"give the group too, such as --owner {uid}:{uid}",
+            )
+        return uid, entry.pw_gid
+    gid = _parse_id(group, "gid", owner)
+    if gid is None:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise RejectedError(
+                f"invalid --owner {owner!r}: no such group {group!r} on this host",
+                hint=_OWNER_HINT,
+            ) from None
+    return uid, gid
 
 
 @dataclass
@@ -79,6 +134,29 @@ class RestorePlan:
     def dump_parent(self) -> Path:
         return self.options.temp_dir or Path(tempfile.gettempdir())
 
+    @property
+    def space_needs(self) -> list[SpaceNeed]:
+        """The files the restore writes: the dump, then the filestore."""
+        folders = {PurePosixPath(entry.path).parent for entry in self.index}
+        return [
+            # The work folder and its dump folder.
+            SpaceNeed(
+                self.dump_parent,
+                "the database dump",
+                "--temp-dir",
+                tuple(item.size for item in self.manifest.dump),
+                folders=2,
+            ),
+            # A drill's scratch filestore lies in its --temp-dir.
+            SpaceNeed(
+                self.options.filestore_root,
+                "the filestore",
+                "--temp-dir" if self.options.drill else "--filestore-root",
+                tuple(entry.size for entry in self.index),
+                folders=len(folders | {PurePosixPath(".")}),
+            ),
+        ]
+
 
 def load_index(
     repository: Repository, manifest: SnapshotManifest
@@ -94,19 +172,6 @@ def load_index(
         f"the file index of snapshot {manifest.id} is damaged: {problem}",
         hint="run 'odoo-dr verify' to see which snapshots are affected",
     )
-
-
-def _check_space(path: Path, needed: int, what: str, option: str) -> None:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < needed:
-        raise RejectedError(
-            f"not enough free space for {what} in {probe}: {needed:,} bytes needed, "
-            f"{free:,} free",
-            hint=f"free space there or pass {option} on a larger disk",
-        )
 
 
 def _check_privileges(connection: psycopg.Connection, target: str, force: bool) -> None:
@@ -146,6 +211,13 @@ def _missing(
 def _check_objects(
     repository: Repository, manifest: SnapshotManifest
 ) -> list[FilestoreEntry]:
+    problem = manifest.dump_problem()
+    if problem is not None:
+        raise SnapshotDamaged(
+            f"snapshot {manifest.id} is damaged: {problem} "
+            f"({repository.manifest_path(manifest.id)})",
+            hint="restore another snapshot; run 'odoo-dr verify' for the others",
+        )
     missing, index = _missing(repository, manifest)
     if missing and repository.blobs.index.add_unindexed_packs():
         # An index file may be lost while its packs are intact: their headers list
@@ -213,10 +285,5 @@ def plan_restore(
     plan = RestorePlan(
         manifest, options, tools, index, target_exists, folder_exists, owner
     )
-    dump_bytes = sum(item.size for item in manifest.dump)
-    file_bytes = sum(entry.size for entry in index)
-    _check_space(plan.dump_parent, dump_bytes, "the database dump", "--temp-dir")
-    _check_space(
-        options.filestore_root, file_bytes, "the filestore", "--filestore-root"
-    )
+    check_space(plan.space_needs)
     return plan

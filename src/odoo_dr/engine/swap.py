@@ -42,6 +42,8 @@ class SwapJournal:
     replace_folder: bool
     pid: int
     host: str
+    # The mark the database keeps in its final place (`drill`), or None for none.
+    final_mark: str | None = None
 
     @property
     def root(self) -> Path:
@@ -110,7 +112,7 @@ def _swap_database(connection: psycopg.Connection, journal: SwapJournal) -> None
             )
         temporary.end_other_sessions(connection, journal.temporary)
         temporary.rename(connection, journal.temporary, journal.target)
-    temporary.finish(connection, journal.target)
+    temporary.finish(connection, journal.target, journal.final_mark)
 
 
 def _clean_up(connection: psycopg.Connection, journal: SwapJournal) -> None:
@@ -129,8 +131,13 @@ def swap(
     filestore_root: Path,
     replace_database: bool,
     replace_folder: bool,
+    final_mark: str | None = None,
 ) -> None:
-    """Put the restored database and folder in place of `target`."""
+    """Put the restored database and folder in place of `target`.
+
+    With `final_mark`, the database keeps a mark of that kind in its final place
+    (see `temporary.finish`).
+    """
     journal = SwapJournal(
         target=target,
         temporary=temporary_name,
@@ -140,6 +147,7 @@ def swap(
         replace_folder=replace_folder,
         pid=os.getpid(),
         host=HOST,
+        final_mark=final_mark,
     )
     if replace_database:
         log.warning("replacing existing database %r (--force)", target)

@@ -63,6 +63,9 @@ def _needed_blobs(
     repository: Repository, manifest: SnapshotManifest, report: SnapshotReport
 ) -> list[tuple[str, StoredBlob]]:
     """Return (description, blob list) pairs for everything the snapshot restores."""
+    problem = manifest.dump_problem()
+    if problem is not None:
+        report.problems.append(problem)
     blobs: list[tuple[str, StoredBlob]] = [
         (f"dump file {item.name}", item) for item in manifest.dump
     ]

@@ -107,6 +107,14 @@ class PgSettings:
                     hint="check the name, including its case; list databases "
                     "with: psql -l",
                 ) from None
+            if "permission denied for database" in message:
+                raise RejectedError(
+                    f"{self.describe()} may not connect to database {dbname!r}: the "
+                    "role lacks the CONNECT privilege on it",
+                    hint=f"grant it: GRANT CONNECT ON DATABASE {_quoted(dbname)} TO "
+                    "<role>; or connect as another role (--dsn user=..., PGUSER or "
+                    "db_user in odoo.conf)",
+                ) from None
             raise RejectedError(
                 f"cannot connect to PostgreSQL at {self.describe()} "
                 f"(database {dbname!r}): {message}",
@@ -128,6 +136,10 @@ class PgSettings:
         user = self.params.get("user") or os.environ.get("PGUSER")
         where = f"{host}:{port}"
         return f"{user}@{where}" if user else where
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _first_line(text: str) -> str:

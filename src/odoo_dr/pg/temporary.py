@@ -8,10 +8,12 @@ behind when its process is gone from this host, or when it was not refreshed for
 minutes: the second test covers other hosts, containers where every process is pid 1,
 and Kubernetes pods that never come back.
 
-Kinds: `temporary` (being restored), `drill` (a drill's scratch copy), and, during a
+Kinds: `temporary` (being restored), `drill` (a drill's scratch copy, marked from
+the rename into its `odoo-dr-drill-` name until the drill drops it), and, during a
 restore's final renames, `swapping` (the new database) and `replaced` (a target
 renamed aside by --force): only the restore's swap journal may finish those (see
-`engine.swap`).
+`engine.swap`). A database named `odoo-dr-drill-…` is never left without a mark,
+unless `drill --keep` kept it on purpose.
 """
 
 from __future__ import annotations
@@ -124,11 +126,21 @@ def drop(connection: psycopg.Connection, dbname: str) -> None:
     drop_database(connection, dbname)
 
 
-def finish(connection: psycopg.Connection, dbname: str) -> None:
-    """Make a database in its final place visible and open, without a mark."""
+def finish(
+    connection: psycopg.Connection, dbname: str, kind: str | None = None
+) -> None:
+    """Make a database in its final place visible and open.
+
+    Its mark is removed, unless `kind` names the mark it keeps (`drill` for a
+    drill's scratch copy). That mark is set first, so the database is never
+    unmarked under a name that only odoo-dr uses.
+    """
+    if kind is not None:
+        set_comment(connection, dbname, mark_text(kind))
     alter(connection, dbname, "IS_TEMPLATE false")
     alter(connection, dbname, "ALLOW_CONNECTIONS true")
-    clear_mark(connection, dbname)
+    if kind is None:
+        clear_mark(connection, dbname)
 
 
 def end_other_sessions(connection: psycopg.Connection, dbname: str) -> None:

@@ -41,13 +41,23 @@ class LocalBackend:
         return self._path(key).exists()
 
     def read(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(
                 f"{key} not found in repository {self.root}",
                 hint="run 'odoo-dr verify' to list what is damaged",
             ) from None
+        except OSError as exc:
+            raise self._read_error(exc, path) from None
+
+    def _read_error(self, exc: OSError, path: Path) -> RepositoryError:
+        return RepositoryError(
+            f"cannot read {path} in repository {self.root}: {exc.strerror or exc}",
+            hint="check the repository's permissions and that --repo names the "
+            "repository's folder",
+        )
 
     def _temporary_path(self) -> Path:
         return self.root / "tmp" / tempfiles.temporary_name()
@@ -55,17 +65,23 @@ class LocalBackend:
     def temporary_folder(self, purpose: str) -> Path:
         """Create a folder in `tmp/`, removed by the next run if this process dies."""
         folder = self.root / "tmp" / tempfiles.temporary_name(purpose)
-        folder.mkdir(mode=DIR_MODE, parents=True)
+        try:
+            folder.mkdir(mode=DIR_MODE, parents=True)
+        except OSError as exc:
+            raise self._write_error(exc, folder) from exc
         return folder
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self._path(key)
         try:
-            fd = os.open(self._path(key), os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise ObjectNotFound(
                 f"{key} not found in repository {self.root}",
                 hint="run 'odoo-dr verify' to list what is damaged",
             ) from None
+        except OSError as exc:
+            raise self._read_error(exc, path) from None
         try:
             return os.pread(fd, length, offset)
         finally:
@@ -73,11 +89,15 @@ class LocalBackend:
 
     def _write_temporary(self, data: bytes, *, sync: bool) -> Path:
         temporary = self._temporary_path()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileNotFoundError:
-            temporary.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            try:
+                fd = os.open(temporary, flags, FILE_MODE)
+            except FileNotFoundError:
+                temporary.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                fd = os.open(temporary, flags, FILE_MODE)
+        except OSError as exc:
+            raise self._write_error(exc, temporary) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -90,19 +110,29 @@ class LocalBackend:
         return temporary
 
     def _write_error(self, exc: OSError, path: Path) -> RepositoryError:
-        if exc.errno == errno.ENOSPC:
+        if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
             return RepositoryError(
                 f"no space left on the device of repository path {path}",
                 hint="free space there or move the repository to a larger disk",
+            )
+        if exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
+            return RepositoryError(
+                f"cannot write {path} in repository {self.root}: {exc.strerror or exc}",
+                hint="run odoo-dr as a user that may write to the repository, on a "
+                "file system mounted read-write",
             )
         return RepositoryError(f"cannot write {path}: {exc.strerror or exc}")
 
     def _place(self, temporary: Path, final: Path) -> None:
         try:
-            os.replace(temporary, final)
-        except FileNotFoundError:
-            final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-            os.replace(temporary, final)
+            try:
+                os.replace(temporary, final)
+            except FileNotFoundError:
+                final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                os.replace(temporary, final)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise self._write_error(exc, final) from exc
 
     def write(self, key: str, data: bytes, *, sync: bool = False) -> None:
         final = self._path(key)
@@ -114,13 +144,15 @@ class LocalBackend:
     def create_exclusive(self, key: str, data: bytes) -> bool:
         final = self._path(key)
         temporary = self._write_temporary(data, sync=True)
-        final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         try:
+            final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             # link() fails when the name exists, so the complete file appears at once
             # or not at all.
             os.link(temporary, final)
         except FileExistsError:
             return False
+        except OSError as exc:
+            raise self._write_error(exc, final) from exc
         finally:
             temporary.unlink(missing_ok=True)
         return True
@@ -132,7 +164,11 @@ class LocalBackend:
         base = self._path(prefix)
         if not base.is_dir():
             return
-        for folder, _subfolders, files in os.walk(base):
+
+        def fail(exc: OSError) -> None:
+            raise self._read_error(exc, Path(exc.filename or base))
+
+        for folder, _subfolders, files in os.walk(base, onerror=fail):
             relative = Path(folder).relative_to(self.root)
             for name in files:
                 yield (relative / name).as_posix()

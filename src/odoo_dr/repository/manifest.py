@@ -134,6 +134,19 @@ class SnapshotManifest(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     tool_version: str
 
+    def dump_problem(self) -> str | None:
+        """Return why the dump's file list cannot be restored, or None.
+
+        pg_dump's directory format always writes toc.dat, the table of contents
+        that pg_restore starts from.
+        """
+        names = [item.name for item in self.dump]
+        if "toc.dat" not in names:
+            return "its dump has no toc.dat (pg_dump's table of contents)"
+        if len(set(names)) != len(names):
+            return "its dump names a file twice"
+        return None
+
 
 class CheckResult(BaseModel):
     name: str

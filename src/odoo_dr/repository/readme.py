@@ -21,16 +21,27 @@ need nothing but this folder. If odoo-dr itself is lost, the data can be read wi
   gives.
 
 Rebuild the database dump of a snapshot (pg_dump directory format) in `$out/dump`
-and restore it as the database `restored`. Looking chunks up with grep needs only
-standard tools, but takes about a minute per ten thousand chunks.
+and restore it as the database `restored`. The two shell blocks below make one bash
+script (they use bash arrays, `${2:0:2}` and `$'\\t'`): save both to a file, set the
+three paths on its second line (spaces in them are fine) and run it with `bash FILE`.
+Looking chunks up with grep needs only standard tools, but takes about a minute per
+ten thousand chunks.
 
-    repo=/path/to/this/repository; snap=$repo/snapshots/<id>.json; out=/restore
+    set -euo pipefail
+    repo='/path/to/this/repository'; snap="$repo/snapshots/<id>.json"; out='/restore'
+    export LC_ALL=C
     mkdir -p "$out/dump"
-    ls -r "$repo"/index/*.json |
-      xargs jq -r '.packs[] | .id as $p | .blobs[] | [.[0], $p, .[1], .[2]] | @tsv' |
-      sort -s -u -k1,1 > "$out/chunks.tsv"
+    # Newest index file first, so that the newer entry of a chunk listed twice counts.
+    index=("$repo"/index/*.json)
+    for ((i = ${#index[@]} - 1; i >= 0; i--)); do
+      jq -r '.packs[] | .id as $p | .blobs[] | [.[0], $p, .[1], .[2]] | @tsv' \\
+        "${index[i]}"
+    done | sort -s -u -k1,1 > "$out/chunks.tsv"
     chunk() {
-      set -- $(grep -m1 "^$1" "$out/chunks.tsv")
+      local found
+      found=$(grep -m1 "^$1"$'\\t' "$out/chunks.tsv") ||
+        { echo "chunk $1 is in no index file" >&2; return 1; }
+      set -- $found
       dd if="$repo/packs/${2:0:2}/$2" iflag=skip_bytes,count_bytes skip="$3" \\
         count="$4" bs=1M status=none | zstd -dc
     }
@@ -45,7 +56,9 @@ standard tools, but takes about a minute per ten thousand chunks.
 
 Rebuild the filestore in `$out/filestore`: the manifest's `filestore.index.chunks`
 make a JSON list of files (`path`, `sha1`, `size`, `chunks`), each written the same
-way. Copy the result to `<filestore root>/<database>/`.
+way. Copy the result to `<filestore root>/<database>/`. A path holding a backslash,
+tab or newline comes out escaped by jq's `@tsv`; the file names Odoo itself writes
+never hold one.
 
     for c in $(jq -r '.filestore.index.chunks[]' "$snap"); do chunk "$c"; done \\
       > "$out/index.json"

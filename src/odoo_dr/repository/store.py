@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from odoo_dr import __version__
+from odoo_dr import __version__, tempfiles
 from odoo_dr.errors import (
     RejectedError,
     RepositoryError,
@@ -74,6 +74,23 @@ def _backend_for(location: str) -> Backend:
             hint="give the path of a local or mounted folder",
         )
     return LocalBackend(Path(location).expanduser().absolute())
+
+
+def _check_local_root(root: Path) -> None:
+    """Reject a repository path that is a file, or a folder odoo-dr cannot open."""
+    try:
+        is_folder = root.is_dir()
+        exists = is_folder or root.exists()
+    except OSError as exc:
+        raise RepositoryError(
+            f"cannot open repository {root}: {exc.strerror or exc}"
+        ) from None
+    if exists and not is_folder:
+        raise RepositoryError(
+            f"repository path {root} is a file, not a folder",
+            hint="--repo and $ODOO_DR_REPO take the repository's folder, the one "
+            "that holds config.json",
+        )
 
 
 class Repository:
@@ -134,6 +151,8 @@ class Repository:
     def open(cls, location: str) -> Repository:
         """Open the repository at `location`, checking its format."""
         backend = _backend_for(location)
+        if isinstance(backend, LocalBackend):
+            _check_local_root(backend.root)
         try:
             raw = backend.read("config.json")
         except ObjectNotFound:
@@ -143,6 +162,13 @@ class Repository:
                     "config.json is missing",
                     hint="put back config.json from a copy of the repository; every "
                     "repository's config.json has the same format apart from its id",
+                ) from None
+            if isinstance(backend, LocalBackend) and backend.root.is_dir():
+                raise RepositoryError(
+                    f"folder {backend.describe()} is not an odoo-dr repository: it "
+                    "has no config.json",
+                    hint="check --repo and $ODOO_DR_REPO; odoo-dr init creates a "
+                    "repository in a new or empty folder",
                 ) from None
             raise RepositoryError(
                 f"no odoo-dr repository at {backend.describe()}",
@@ -188,6 +214,9 @@ class Repository:
         )
         log.info("published snapshot %s tenant=%s", manifest.id, manifest.tenant)
 
+    def manifest_path(self, snapshot_id: str) -> str:
+        return f"{self.location}/snapshots/{snapshot_id}.json"
+
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
         raw = self.backend.read(f"snapshots/{snapshot_id}.json")
         try:
@@ -196,7 +225,8 @@ class Repository:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
             raise SnapshotDamaged(
-                f"snapshot manifest {snapshot_id} in {self.location} is damaged: "
+                f"snapshot manifest {snapshot_id} is damaged "
+                f"({self.manifest_path(snapshot_id)}): "
                 f"{error['msg']}" + (f" at {where}" if where else ""),
                 hint="restore another snapshot; run 'odoo-dr verify' for the others",
             ) from None
@@ -269,6 +299,77 @@ class Repository:
         manifests = self.list_snapshots(tenant)
         return manifests[-1] if manifests else None
 
+    def resolve_snapshot(self, reference: str) -> SnapshotManifest:
+        """Return the snapshot named by `reference`: a tenant, an id or an id prefix.
+
+        A tenant means its latest readable snapshot. Each error names the reason
+        nothing was chosen: a damaged manifest (with its file), an ambiguous prefix
+        (with the ids it matches), or no match at all (with the manifests that
+        could not be read, since one of them may be the one meant).
+        """
+        manifests, damaged = self.scan_snapshots()
+        of_tenant = [item for item in manifests if item.tenant == reference]
+        if of_tenant:
+            latest = of_tenant[-1]
+            _warn_newer_damaged(reference, latest, damaged)
+            return latest
+        by_id = {item.id: item for item in manifests}
+        if reference in by_id:
+            return by_id[reference]
+        if reference in damaged:
+            return self.load_snapshot(reference)
+        ids = [*by_id, *damaged]
+        matches = sorted(
+            snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
+        )
+        if len(matches) == 1:
+            return by_id.get(matches[0]) or self.load_snapshot(matches[0])
+        if matches:
+            listed = ", ".join(
+                f"{snapshot_id} ({by_id[snapshot_id].tenant!r})"
+                if snapshot_id in by_id
+                else f"{snapshot_id} (unreadable)"
+                for snapshot_id in matches[:10]
+            )
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise RejectedError(
+                f"snapshot id prefix {reference!r} is ambiguous: it matches "
+                f"{len(matches)} snapshots, {listed}{more}",
+                hint="give more characters of the id",
+            )
+        if damaged:
+            files = ", ".join(
+                self.manifest_path(snapshot_id) for snapshot_id in sorted(damaged)[:5]
+            )
+            raise RejectedError(
+                f"no snapshot or tenant named {reference!r} among the readable "
+                f"snapshots of repository {self.location}; {len(damaged)} snapshot "
+                f"manifest(s) could not be read, and one of them may be it: {files}",
+                hint="run 'odoo-dr verify' to see why; list the others with: "
+                "odoo-dr snapshots",
+            )
+        raise RejectedError(
+            f"no snapshot or tenant named {reference!r} in repository {self.location}",
+            hint="list snapshots with: odoo-dr snapshots",
+        )
+
+    def check_writable(self, folder: str, purpose: str) -> None:
+        """Write and remove an empty file in `folder`, as a save there would.
+
+        Raises `RepositoryError` naming the path when the repository is read-only
+        for this process (permissions, a read-only mount, a full disk).
+        """
+        key = f"{folder}/.write-test-{tempfiles.temporary_name()}"
+        try:
+            self.backend.write(key, b"")
+        except RepositoryError as exc:
+            raise RepositoryError(
+                f"repository {self.location} is not writable, and {purpose}: "
+                f"{exc.message}",
+                hint=exc.hint,
+            ) from None
+        self.backend.delete(key)
+
     def save_drill(self, record: DrillRecord) -> None:
         self.backend.write(
             f"drills/{record.id}.json",
@@ -303,6 +404,25 @@ class Repository:
             log.info(
                 "removed %d leftover temporary files from %s", removed, self.location
             )
+
+
+def _warn_newer_damaged(
+    tenant: str, latest: SnapshotManifest, damaged: dict[str, str]
+) -> None:
+    """Log the unreadable manifests that are newer than the snapshot chosen.
+
+    Snapshot ids begin with their time, so a newer unreadable manifest may be a
+    later snapshot of the same tenant that the restore cannot use.
+    """
+    newer = sorted(snapshot_id for snapshot_id in damaged if snapshot_id > latest.id)
+    if newer:
+        log.warning(
+            "using snapshot %s, the latest readable one of tenant %r; the newer "
+            "snapshot manifest(s) %s cannot be read and may belong to it",
+            latest.id,
+            tenant,
+            ", ".join(newer),
+        )
 
 
 def new_id(moment: datetime) -> str:
