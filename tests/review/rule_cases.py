@@ -1,9 +1,12 @@
 """Rule fixtures: finding them, building their repositories, checking a review.
 
-A rule fixture is a folder under fixtures/<RULE-ID>/<pass|fail>/ with an
-inventory.yaml. A repository.yaml beside it describes odoo-dr repositories to
-create, with snapshot and drill ages relative to now, and an expect.yaml may name
-a part of the expected message and the expected `file:line` of the finding.
+A rule fixture is a folder under fixtures/<RULE-ID>/ with an inventory.yaml,
+named for the result the rule must give: `pass` (every finding passes), `fail`
+(one fails) or `unknown` (none is evaluated, as its evidence is not read),
+followed by `-CASE` when a rule has several such fixtures. A repository.yaml
+beside it describes odoo-dr repositories to create, with snapshot and drill ages
+relative to now, and an expect.yaml may name a part of the expected message and
+the expected `file:line` of the finding.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ def fixture_cases(*prefixes: str) -> list[tuple[str, str]]:
     for folder in sorted(FIXTURES.iterdir()):
         if not folder.name.startswith(prefixes):
             continue
-        for case in ("pass", "fail"):
-            if (folder / case).is_dir():
+        for case in sorted(path.name for path in folder.iterdir() if path.is_dir()):
+            if case.partition("-")[0] in ("pass", "fail", "unknown"):
                 cases.append((folder.name, case))
     return cases
 
@@ -171,22 +174,28 @@ def review_fixture(materialize: Callable[..., Path], rule_id: str, case: str):
 
 
 def check_case(materialize: Callable[..., Path], rule_id: str, case: str) -> None:
-    """Assert the rule passed on a `pass` fixture and failed on a `fail` one; an
-    expect.yaml in the fixture may name a message part and a file:line."""
+    """Assert the rule's result that the fixture's name gives (see the module
+    docstring). An expect.yaml in the fixture may name a message part and a
+    file:line."""
     folder, result, findings = review_fixture(materialize, rule_id, case)
-    summary = [(f.passed, f.target, f.outcome.message) for f in findings]
+    summary = [(f.outcome.passed, f.target, f.outcome.message) for f in findings]
     assert findings, (
         f"{rule_id} produced no finding; problems: {result.evidence_problems}"
     )
-    if case == "pass":
-        assert all(f.passed for f in findings), summary
-    else:
-        assert any(not f.passed for f in findings), summary
     expect_file = folder / "expect.yaml"
-    if not expect_file.is_file():
-        return
-    expect = YAML(typ="safe").load(expect_file.read_text()) or {}
-    relevant = [f for f in findings if f.passed == (case == "pass")]
+    expect = {}
+    if expect_file.is_file():
+        expect = YAML(typ="safe").load(expect_file.read_text()) or {}
+    kind = case.partition("-")[0]
+    if kind == "unknown":
+        assert all(not f.evaluated for f in findings), summary
+        relevant = findings
+    elif kind == "pass":
+        assert all(f.passed for f in findings), summary
+        relevant = findings
+    else:
+        assert any(f.failed for f in findings), summary
+        relevant = [f for f in findings if f.failed]
     if "message" in expect:
         assert any(expect["message"] in f.outcome.message for f in relevant), summary
     if "location" in expect:

@@ -1,4 +1,5 @@
-"""A review result with every kind of finding, for the report and scorecard tests.
+"""A review result with every kind of finding, for the report and scorecard tests:
+passed, failed, suppressed and not evaluated.
 
 It is built on a real inventory and a real odoo-dr repository with snapshot and
 drill records. Only the findings are written by hand, from rules that are not
@@ -218,6 +219,11 @@ def findings(conf: str) -> list[Finding]:
             ),
         ),
         (RULES["info"], Outcome(True, "prices known")),
+        # Not evaluated: the evidence it needs was not read.
+        (
+            RULES["kubernetes"],
+            Outcome(None, "the cluster was not read", "production", "beta"),
+        ),
     ]
     return [Finding(rule, outcome) for rule, outcome in built]
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from odoo_dr.review.engine import ReviewOptions, run_review
-from odoo_dr.review.inventory import InventoryError, load_inventory
+from odoo_dr.review.inventory import (
+    InventoryError,
+    format_duration,
+    load_inventory,
+    parse_duration,
+)
+from odoo_dr.review.reports import common
 
 OFFLINE = ReviewOptions(live=False)
 
@@ -85,6 +91,48 @@ def test_durations_parsed(tmp_path):
     assert gold.objectives["region_loss"].rpo == 30
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90min", 5400), ("1h30m", 5400), ("1h30min", 5400), ("1d 12h", 129600)],
+)
+def test_durations_with_several_units(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "1x", "h", "1h30"])
+def test_invalid_durations_rejected(text):
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "unknown"),
+        (0, "0s"),
+        (45.4, "45s"),
+        (59.6, "1min"),
+        (900, "15min"),
+        (5400, "1h30min"),
+        (72 * 3600, "3d"),
+        (72 * 3600 + 0.4, "3d"),
+        (259199.7, "3d"),
+        (95400, "1d2h30min"),
+        (1.5 * 86400, "1d12h"),
+        (604800, "1w"),
+        (30 * 86400, "30d"),
+        (3725, "1h2min"),
+        (125, "2min5s"),
+        (-120, "-2min"),
+    ],
+)
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+    if seconds is not None and seconds >= 0:
+        # What is printed reads back as the same duration, to the unit shown.
+        assert abs(parse_duration(text) - seconds) <= 30
+
+
 def test_review_cli_json_and_fail_on(cli, tmp_path):
     write(tmp_path / "odoo.conf", "[options]\ndb_name = acme\nadmin_passwd = admin\n")
     result = cli("review", str(tmp_path), "--format", "json", "--no-live")
@@ -103,3 +151,34 @@ def test_review_schema_is_json_schema(cli):
     schema = json.loads(result.stdout)
     assert schema["title"] == "Inventory"
     assert "environments" in schema["required"]
+
+
+def test_absolute_folder_targets_and_locations(cli, tmp_path):
+    write(tmp_path / "platform" / "odoo.conf", "[options]\ndb_name = acme\n")
+    result = cli("review", str(tmp_path / "platform"), "--no-live", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["base_dir"] == str((tmp_path / "platform").resolve())
+    targets = [item["target"] for item in report["findings"]]
+    assert all("//" not in target for target in targets), targets
+    [manager] = [item for item in report["findings"] if item["rule"] == "SEC-001"]
+    assert manager["target"] == "production/odoo.conf"
+    assert (manager["file"], manager["line"]) == ("odoo.conf", 1)
+    terminal = cli("review", str(tmp_path / "platform"), "--no-live").stdout
+    assert "production/odoo.conf: list_db is not set" in terminal
+    assert "at odoo.conf:1" in terminal
+    assert "//" not in terminal
+
+
+def test_file_outside_inventory_folder_absolute(tmp_path):
+    shared = write(tmp_path / "shared" / "odoo.conf", "[options]\nlist_db = True\n")
+    inventory = write(
+        tmp_path / "platform" / "inventory.yaml",
+        "environments:\n  - name: production\n"
+        "    evidence: {odoo_conf: [../shared/odoo.conf]}\n"
+        "    tenants: [{name: acme}]\n",
+    )
+    result = run_review(inventory, OFFLINE)
+    [finding] = [item for item in result.findings if item.rule.id == "SEC-001"]
+    assert finding.target == "production" + str(shared.resolve())
+    assert common.location_text(finding, result.base_dir) == f"{shared.resolve()}:2"

@@ -280,16 +280,21 @@ def test_real_shape_init_loads(shape, tmp_path):
 
 def test_real_shape_unrendered_chart_reported():
     result = run_review(REAL_SHAPES / "helm-chart", ReviewOptions(live=False))
-    unread = sorted(
-        Path(problem.split(":", 1)[0]).name for problem in result.evidence_problems
-    )
-    assert unread == ["deployment.yaml", "pvc.yaml"]
+    [problem] = result.evidence_problems
+    assert problem.startswith(".: a Helm chart, whose templates ")
+    assert "(deployment.yaml, pvc.yaml)" in problem
+    assert "run `helm template NAME . -f values.yaml > rendered.yaml`" in problem
+    assert "invalid YAML" not in problem
 
 
 def test_real_shape_broken_document_named():
     result = run_review(REAL_SHAPES / "broken-multidoc", ReviewOptions(live=False))
-    assert len(result.evidence_problems) == 1
-    assert "deploy.yaml:31: invalid YAML" in result.evidence_problems[0]
+    [problem] = result.evidence_problems
+    assert problem.startswith("deploy.yaml:31: invalid YAML")
+    assert "the document on lines 19-44 is skipped" in problem
+    # The file's other documents are read: the Service and the Odoo Deployment.
+    assert list(outcomes(result, "K8S-003")) == ["production/Service/shop/shop-db"]
+    assert list(outcomes(result, "FS-001")) == ["production/Deployment/shop/shop-odoo"]
 
 
 def test_real_shape_commented_options_unset():

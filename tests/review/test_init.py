@@ -227,6 +227,29 @@ spec:
     )
 
 
+def test_discover_tenants_of_compose_loop_and_operator(tmp_path):
+    write(
+        tmp_path / "sandbox" / "docker-compose.yml",
+        "services:\n  backup:\n    image: registry.example.com/odoo-dr:0.9\n"
+        "    entrypoint: [/bin/sh, -c]\n"
+        "    command:\n      - >-\n        while true; do\n"
+        '        for db in sandbox_acme sandbox_beta; do odoo-dr backup "$$db"; done;\n'
+        "        sleep 86400; done\n",
+    )
+    write(
+        tmp_path / "production" / "shop.yaml",
+        "apiVersion: apps.example.net/v1\nkind: OdooDeployment\n"
+        "metadata: {name: shop, namespace: erp}\n"
+        "spec:\n  image: odoo:17.0\n  database: {host: pg, name: shop_prod}\n",
+    )
+    discovery = discover_files(tmp_path)
+    tenants = {item.name: sorted(item.tenants) for item in discovery.environments}
+    assert tenants == {
+        "sandbox": ["sandbox_acme", "sandbox_beta"],
+        "production": ["shop_prod"],
+    }
+
+
 def test_init_names_unreadable_files(cli, tmp_path):
     folder = tmp_path / "chart"
     write(folder / "Chart.yaml", "apiVersion: v2\nname: odoo\nversion: 1.0.0\n")
@@ -239,8 +262,8 @@ def test_init_names_unreadable_files(cli, tmp_path):
     result = cli("review", "init", str(folder), "--no-live")
     assert result.returncode == 0, result.stderr
     text = flat((folder / "inventory.yaml").read_text())
-    assert "NOTE: a Helm chart's templates are not rendered here" in text
-    assert "Not read: " in text
+    assert "a Helm chart, whose templates (deployment.yaml)" in text
+    assert "run `helm template NAME . -f values.yaml > rendered.yaml`" in text
     inventory, _base = load_inventory(folder / "inventory.yaml")
     assert tenants_of(inventory, "production") == []
 

@@ -6,6 +6,8 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from odoo_dr.review.engine import ReviewOptions, run_review
 from odoo_dr.review.evidence.endpoints import backup_endpoints
 from odoo_dr.review.evidence.exposure import load_routing
@@ -596,7 +598,11 @@ def test_unexpected_shapes_do_not_crash(tmp_path):
         "unexpected type (AttributeError: 'str' object has no attribute 'get')"
     ]
     result = run_review(tmp_path, ReviewOptions(live=False))
-    assert result.evidence_problems == manifests.problems
+    # The review names files relative to the folder it reviews.
+    assert result.evidence_problems == [
+        "odd.yaml:15: cannot read this document, a value has an unexpected type "
+        "(AttributeError: 'str' object has no attribute 'get')"
+    ]
 
 
 def test_missing_path_reported(tmp_path):
@@ -762,3 +768,256 @@ def test_operator_kinds_by_group(tmp_path):
     middlewares = manifests.of_kind("Middleware")
     assert [item.group for item in middlewares] == ["traefik.containo.us", "traefik.io"]
     assert [item.location.line for item in middlewares] == [27, 32]
+
+
+def test_invalid_document_keeps_the_others(tmp_path):
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n"
+        "---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\n"
+        " data: {}\n"
+        "---\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: last}\n"
+    )
+    manifests = load(tmp_path, "all.yaml", text)
+    assert [(item.kind, item.name) for item in manifests.objects] == [
+        ("ConfigMap", "first"),
+        ("Service", "last"),
+    ]
+    assert [item.location.line for item in manifests.objects] == [1, 11]
+    [problem] = manifests.problems
+    assert problem.startswith(f"{tmp_path / 'all.yaml'}:9: invalid YAML")
+    assert "the document on lines 4-9 is skipped" in problem
+
+
+def test_each_chart_reported_once(tmp_path):
+    for chart in ("odoo", "postgres"):
+        write(tmp_path, f"{chart}/Chart.yaml", f"apiVersion: v2\nname: {chart}\n")
+        write(tmp_path, f"{chart}/values.yaml", "replicas: 1\nservices: {}\n")
+        for name in ("deployment.yaml", "service.yaml"):
+            write(
+                tmp_path,
+                f"{chart}/templates/{name}",
+                "apiVersion: v1\nkind: Service\nmetadata:\n"
+                "  name: {{ .Release.Name }}\n{{- if .Values.x }}\nspec: {}\n"
+                "{{- end }}\n",
+            )
+    write(
+        tmp_path,
+        "rendered.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n",
+    )
+    manifests = load_manifests([tmp_path], root=tmp_path)
+    assert [item.name for item in manifests.objects] == ["a"]
+    assert manifests.compose == []
+    assert len(manifests.problems) == 2
+    first, second = sorted(manifests.problems)
+    assert first.startswith("odoo: a Helm chart, whose templates")
+    assert "(deployment.yaml, service.yaml)" in first
+    assert "in odoo, run `helm template NAME . -f values.yaml > rendered.yaml`" in first
+    assert "list odoo/rendered.yaml under the environment's manifests" in first
+    assert second.startswith("postgres: a Helm chart")
+    assert "invalid YAML" not in first + second
+
+
+def test_template_outside_chart_named(tmp_path):
+    write(
+        tmp_path,
+        "deploy.yaml",
+        'kind: Deployment\nmetadata:\n  labels:\n    {{- include "odoo.labels" . }}\n',
+    )
+    manifests = load_manifests([tmp_path], root=tmp_path)
+    [problem] = manifests.problems
+    assert problem.startswith("deploy.yaml:4: contains template actions")
+    assert "render it first" in problem
+
+
+def workload_with(tmp_path, container: str, kind: str = "Deployment"):
+    text = (
+        f"apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: w}}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n" + container
+    )
+    [workload] = load(tmp_path, "w.yaml", text).workloads()
+    return workload
+
+
+def container(image: str, extra: str = "") -> str:
+    """Return a container of a pod spec, indented for `workload_with`."""
+    return f"        - name: a\n          image: '{image}'\n{extra}"
+
+
+ODOO_CONTAINERS = {
+    "custom image name": container("registry.example.com/acme/odoo-custom:16.0"),
+    "digest": container("ghcr.io/org/erp-odoo@sha256:" + "0" * 64),
+    "odoo folder and port": container(
+        "registry.example.com/odoo/erp:17", "          ports: [{containerPort: 8069}]\n"
+    ),
+    "odoo-bin": container(
+        "python:3.11", "          command: [python3, /opt/odoo/odoo-bin]\n"
+    ),
+    "openerp-server": container(
+        "debian:9", "          command: [openerp-server, -c, /etc/x]\n"
+    ),
+    "entrypoint then odoo": container(
+        "acme/erp:1", "          command: [/entrypoint.sh, odoo]\n"
+    ),
+    "shell exec odoo": container(
+        "acme/erp:1",
+        "          command: [sh, -c, 'wait-for db:5432 && exec odoo --workers=2']\n",
+    ),
+    "odoo.conf mounted": container(
+        "acme/erp:1",
+        "          volumeMounts: [{name: c, mountPath: /etc/odoo/odoo.conf}]\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODOO_CONTAINERS))
+def test_odoo_recognised(tmp_path, case):
+    workload = workload_with(tmp_path, ODOO_CONTAINERS[case])
+    assert workload.is_odoo
+    assert not workload.is_postgres
+
+
+NOT_ODOO_CONTAINERS = {
+    "odoo-dr image": container(
+        "registry.example.com/odoo-dr:0.9",
+        "          command: [odoo-dr, backup, acme, --odoo-config, /etc/odoo/x.conf]\n"
+        "          volumeMounts: [{name: c, mountPath: /etc/odoo/odoo.conf}]\n",
+    ),
+    "odoo-dr command": container(
+        "python:3.11",
+        "          command: [sh, -c, 'odoo-dr backup acme --odoo-config /etc/x']\n"
+        "          volumeMounts: [{name: c, mountPath: /etc/odoo}]\n",
+    ),
+    "database named odoo": container(
+        "postgres:16", "          command: [pg_dump, -d, odoo]\n"
+    ),
+    "exporter": container("prometheuscommunity/postgres-exporter:v0.15.0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_ODOO_CONTAINERS))
+def test_not_odoo(tmp_path, case):
+    workload = workload_with(tmp_path, NOT_ODOO_CONTAINERS[case])
+    assert not workload.is_odoo
+
+
+@pytest.mark.parametrize(
+    ("image", "watches"),
+    [
+        ("prometheuscommunity/postgres-exporter:v0.15.0", "postgresql"),
+        ("quay.io/prometheuscommunity/postgres_exporter", "postgresql"),
+        ("oliver006/redis_exporter:v1.62.0", "redis"),
+        ("bitnami/redis-exporter:1.62.0", "redis"),
+    ],
+)
+def test_exporter_is_not_the_database(tmp_path, image, watches):
+    workload = workload_with(tmp_path, f"        - {{name: a, image: '{image}'}}\n")
+    assert not workload.is_postgres
+    assert not workload.is_redis
+    assert workload.exporters == [watches]
+
+
+def test_wait_for_postgres_init_container(tmp_path):
+    workload = workload_with(
+        tmp_path,
+        "        - {name: odoo, image: 'odoo:17.0'}\n"
+        "      initContainers:\n"
+        "        - name: wait\n          image: postgres:16\n"
+        "          command: [sh, -c, 'until pg_isready -h db; do sleep 2; done']\n",
+    )
+    assert workload.is_odoo
+    assert not workload.is_postgres
+
+
+def test_compose_entrypoint_is_the_program(tmp_path):
+    manifests = load(
+        tmp_path,
+        "docker-compose.yml",
+        "services:\n  backup:\n    image: alpine:3\n"
+        "    entrypoint: [/bin/sh, -c]\n    command: [echo hello]\n",
+    )
+    [service] = manifests.compose
+    assert service.containers[0].command == ["/bin/sh", "-c", "echo hello"]
+
+
+OPERATOR_RESOURCE = """\
+apiVersion: apps.example.net/v1
+kind: OdooDeployment
+metadata:
+  name: shop
+  namespace: erp
+spec:
+  image: registry.example.net/erp/odoo:17.0-20260101
+  replicas: 3
+  database:
+    host: pg-main
+    user: shop
+    name: shop
+  storage:
+    size: 30Gi
+    storageClassName: local-path
+    accessModes: [ReadWriteOnce]
+  config:
+    proxyMode: true
+    listDb: false
+    workers: 4
+---
+apiVersion: apps.example.net/v1
+kind: OdooBackupSchedule
+metadata:
+  name: shop-nightly
+  namespace: erp
+spec:
+  schedule: "0 3 * * *"
+"""
+
+
+def test_operator_resource_read_as_odoo(tmp_path):
+    manifests = load(tmp_path, "shop.yaml", OPERATOR_RESOURCE)
+    [workload] = manifests.workloads()
+    assert workload.operator_kind == "OdooDeployment"
+    assert workload.is_odoo
+    assert (workload.ref, workload.replicas) == ("OdooDeployment/erp/shop", 3)
+    [server] = odoo_servers(manifests)
+    assert server.container.image == "registry.example.net/erp/odoo:17.0-20260101"
+    assert server.version == 17
+    assert server.get("db_host").value == "pg-main"
+    assert server.get("db_user").location.line == 11
+    assert server.flag("proxy_mode") is True
+    assert server.flag("list_db") is False
+    assert server.workers == 4
+    assert database_user(server).value == "shop"
+    volume = filestore_volume(server, manifests)
+    assert volume.mount_path == "/var/lib/odoo"
+    assert volume.claim.name == "shop-filestore"
+    assert volume.claim.access_modes == ("ReadWriteOnce",)
+    assert volume.claim.storage_class == "local-path"
+    assert volume.claim.location.line == 13
+    [conf] = manifests.odoo_confs
+    assert conf.resource == "OdooDeployment/erp/shop"
+
+
+def test_operator_odd_shapes(tmp_path):
+    manifests = load(
+        tmp_path,
+        "odd.yaml",
+        "apiVersion: x.example.org/v1\nkind: OdooInstance\nmetadata: {name: a}\n"
+        "spec: text\n---\n"
+        "apiVersion: x.example.org/v1\nkind: Odoo\nmetadata: {name: b}\n"
+        "spec:\n  image: {repository: reg/odoo, tag: '16.0', digest: 'sha256:ab'}\n"
+        "  replicas: '3'\n  storage: [1, 2]\n"
+        "  database: {hostFromSecret: {name: s, key: host}}\n"
+        "  config: {addonsPath: [a, b], nested: {x: 1}}\n"
+        "  filestore: {enabled: false}\n",
+    )
+    assert manifests.problems == []
+    first, second = manifests.workloads()
+    assert (first.name, first.containers[0].image, first.volumes) == ("a", "", {})
+    assert second.containers[0].image == "reg/odoo:16.0@sha256:ab"
+    assert second.replicas == 1
+    assert second.volumes["filestore"].kind == "emptyDir"
+    [conf] = manifests.odoo_confs
+    assert conf.options == {"addons_path": "a,b"}
+    assert conf.from_operator

@@ -54,6 +54,7 @@ def test_sample_has_every_status(result):
         "pass": [item for item in result.findings if item.passed],
         "fail": result.failed(),
         "suppressed": [item for item in result.findings if item.suppressed_by],
+        "not evaluated": result.not_evaluated(),
     }
     assert all(states.values()), {key: len(value) for key, value in states.items()}
     assert any(item.location and item.location.line for item in result.findings)
@@ -62,6 +63,21 @@ def test_sample_has_every_status(result):
 
 
 # -- every format
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_format_shows_not_evaluated(rendered, name):
+    text = " ".join(rendered[name].split())
+    assert "the cluster was not read" in text
+    assert "not evaluated" in text.lower() or "not-evaluated" in text
+
+
+def test_not_evaluated_is_neither_passed_nor_failed(result):
+    [finding] = result.not_evaluated()
+    assert not finding.passed
+    assert not finding.failed
+    assert finding not in result.failed()
+    assert finding.suppressed_by is None
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -125,11 +141,15 @@ def test_terminal_scorecard_row(rendered):
     rows = [
         line.split()
         for line in rendered["terminal"].splitlines()
-        if line.startswith("production   critical")
+        if line.split()[:2] == ["production", "critical"]
     ]
-    # environment, tier, score, grade, four parts, outstanding, excluded
+    # environment, tier, score and grade, four parts, then findings: outstanding /
+    # excluded / not evaluated
     assert rows == [
-        ["production", "critical", "52", "D", "0", "30", "8", "15", "4", "0"]
+        [
+            *["production", "critical", "52", "D", "0", "30", "8", "15"],
+            *["4", "/", "0", "/", "0"],
+        ]
     ]
 
 
@@ -259,7 +279,7 @@ def test_html_chart_values(rendered):
     assert "<title>high: 1 suppressed</title>" in text
     # Objectives: beta's data at risk (2 days) misses its 1-day RPO.
     assert "<title>production/beta RPO measured: 2d (missed)</title>" in text
-    assert "<title>production/acme RTO measured: 10m (met)</title>" in text
+    assert "<title>production/acme RTO measured: 10min (met)</title>" in text
     assert "<title>production/acme RTO declared: 4h</title>" in text
 
 
@@ -280,8 +300,10 @@ def test_json_statuses(rendered):
     assert statuses.count("pass") == 3
     assert statuses.count("fail") == 5
     assert statuses.count("suppressed") == 1
+    assert statuses.count("not-evaluated") == 1
     assert report["summary"]["suppressed"] == 1
     assert report["summary"]["failed"] == 5
+    assert report["summary"]["not_evaluated"] == 1
     assert report["summary"]["expired_suppressions"] == 1
 
 
@@ -385,6 +407,8 @@ def test_sarif_levels_from_severity(rendered):
         ("TST-004", "production/deployment/odoo"): ("fail", "note"),
         ("TST-001", "production/beta"): ("pass", "none"),
         ("TST-005", "platform"): ("pass", "none"),
+        # Not evaluated: undecided.
+        ("TST-004", "production/beta"): ("open", "none"),
     }
     for (rule_id, target), (kind, level) in cases.items():
         item = sarif_result(document, rule_id, target)
@@ -473,10 +497,11 @@ def test_sarif_without_inventory(result, sarif_validator):
 def test_junit_structure(rendered):
     root = ET.fromstring(rendered["junit"])
     assert root.tag == "testsuites"
+    # Skipped: one suppressed finding and one not evaluated.
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == (
-        "9",
+        "10",
         "5",
-        "1",
+        "2",
     )
     suites = {suite.get("name"): suite for suite in root.findall("testsuite")}
     assert set(suites) == {
@@ -515,8 +540,18 @@ def test_junit_failure_and_skip(rendered):
 
 def test_junit_keeps_awkward_text(rendered):
     root = ET.fromstring(rendered["junit"])
-    case = root.find(".//testcase[@classname='TST-004']")
+    case = root.find(
+        ".//testcase[@classname='TST-004'][@name='production/deployment/odoo']"
+    )
     assert case.find("failure").get("message") == AWKWARD
+
+
+def test_junit_not_evaluated_is_skipped(rendered):
+    root = ET.fromstring(rendered["junit"])
+    case = root.find(".//testcase[@classname='TST-004'][@name='production/beta']")
+    assert case.find("failure") is None
+    skipped = case.find("skipped").get("message")
+    assert skipped == "not evaluated: the cluster was not read"
 
 
 def test_junit_drops_invalid_xml_characters(result):

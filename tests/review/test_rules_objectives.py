@@ -55,8 +55,25 @@ def test_drill_evidence_missing_offline(tmp_path):
     )
     result = run_review(tmp_path, ReviewOptions(live=False))
     [finding] = rule_findings(result, "OBJ-004")
-    assert not finding.passed
+    assert not finding.evaluated
+    assert not finding.failed
     assert "the repository repo was not read" in finding.outcome.message
+    assert result.failed() == [
+        item for item in result.findings if item.failed and item.rule.id != "OBJ-004"
+    ]
+    [line] = result.scorecard
+    assert line.not_evaluated >= 1
+    assert finding not in result.failed()
+
+
+def test_drill_without_repository_fails(tmp_path):
+    (tmp_path / "inventory.yaml").write_text(
+        "environments:\n  - name: p\n    tenants: [{name: acme, tier: low}]\n"
+    )
+    result = run_review(tmp_path, ReviewOptions(live=False))
+    [finding] = rule_findings(result, "OBJ-004")
+    assert finding.failed
+    assert "no odoo-dr repository in the evidence" in finding.outcome.message
 
 
 def test_rpo_from_manifest_archive_timeout(tmp_path):
@@ -73,11 +90,13 @@ def test_rpo_from_manifest_archive_timeout(tmp_path):
     result = run_review(tmp_path, ReviewOptions(live=False))
     [finding] = rule_findings(result, "OBJ-002")
     assert finding.passed
-    assert "archive_timeout 5m" in finding.outcome.message
+    assert "achieved RPO 5min" in finding.outcome.message
+    assert "declared in the manifests, not measured" in finding.outcome.message
+    assert "at least every 5min (archive_timeout)" in finding.outcome.message
     assert finding.location.line == 8
 
 
-def test_rpo_unmeasured_wal_is_low(tmp_path):
+def test_rpo_cloudnative_pg_default_timeout(tmp_path):
     (tmp_path / "cluster.yaml").write_text(
         "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: db}\n"
         "spec:\n  backup:\n    barmanObjectStore:\n"
@@ -91,6 +110,43 @@ def test_rpo_unmeasured_wal_is_low(tmp_path):
     )
     result = run_review(tmp_path, ReviewOptions(live=False))
     [finding] = rule_findings(result, "OBJ-002")
-    assert not finding.passed
+    assert finding.passed
+    assert "CloudNativePG's default archive_timeout" in finding.outcome.message
+    assert "achieved RPO 5min" in finding.outcome.message
+
+
+def test_rpo_archiving_without_timeout_is_low(tmp_path):
+    (tmp_path / "postgres.yaml").write_text(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: postgres\n          image: postgres:16\n"
+        "          args: [-c, archive_mode=on,\n"
+        "                 -c, 'archive_command=wal-g wal-push %p']\n"
+        "---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: base}\n"
+        "spec:\n  schedule: '0 2 * * *'\n  jobTemplate:\n    spec:\n      template:\n"
+        "        spec:\n          containers:\n            - name: walg\n"
+        "              image: wal-g:3\n              command: [wal-g, backup-push]\n"
+    )
+    (tmp_path / "inventory.yaml").write_text(
+        "environments:\n  - name: p\n    evidence: {manifests: [postgres.yaml]}\n"
+        "    tenants: [{name: acme, tier: critical}]\n"
+    )
+    result = run_review(tmp_path, ReviewOptions(live=False))
+    [finding] = rule_findings(result, "OBJ-002")
+    assert finding.failed
     assert finding.severity.label == "low"
-    assert "backups alone give an RPO of 1d" in finding.outcome.message
+    message = finding.outcome.message
+    assert "backups alone give an RPO of 1d" in message
+    assert "wal-g wal archiving is declared in the manifests" in message
+    assert "without archive_timeout" in message
+
+
+def test_rpo_not_evaluated_without_live(tmp_path):
+    (tmp_path / "inventory.yaml").write_text(
+        "environments:\n  - name: p\n    evidence: {repository: repo}\n"
+        "    tenants: [{name: acme, tier: low}]\n"
+    )
+    result = run_review(tmp_path, ReviewOptions(live=False))
+    [finding] = rule_findings(result, "OBJ-002")
+    assert not finding.evaluated
+    assert "the repository repo was not read" in finding.outcome.message

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from tests.review.rule_cases import check_case, fixture_cases
 
+from odoo_dr.review.engine import ReviewOptions, run_review
 from odoo_dr.review.evidence.manifests import AlertRule
 from odoo_dr.review.mechanisms import schedule_interval
-from odoo_dr.review.rules.observability import alert_delay
+from odoo_dr.review.rules.observability import FRESHNESS_METRICS, alert_delay
 from odoo_dr.review.yamlio import Location
 
 CASES = fixture_cases("OBS-")
@@ -54,3 +55,32 @@ def test_alert_delay(expr, for_, delay):
 )
 def test_schedule_interval(schedule, seconds):
     assert schedule_interval(schedule) == seconds
+
+
+def test_exporter_alone_asks_for_down_alert(tmp_path):
+    (tmp_path / "exporter.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: pg-exporter}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: exporter\n"
+        "          image: prometheuscommunity/postgres-exporter:v0.15.0\n"
+    )
+    result = run_review(tmp_path, ReviewOptions(live=False))
+    [finding] = [f for f in result.findings if f.rule.id == "OBS-003"]
+    assert finding.target == "production/postgresql-exporter"
+    assert not finding.passed
+    # An exporter is not the database it watches.
+    assert [f for f in result.findings if f.rule.id == "K8S-003"] == []
+
+
+@pytest.mark.parametrize(
+    ("metric", "freshness"),
+    [
+        ("pgbackrest_backup_since_last_completion_seconds", True),
+        ("pgbackrest_backup_last_completion_time", True),
+        ("pgbackrest_backup_last_size_bytes", False),
+        ("pgbackrest_backup_last_error_status", False),
+        ("pgbackrest_backup_last_duration_seconds", False),
+    ],
+)
+def test_pgbackrest_freshness_metrics(metric, freshness):
+    assert FRESHNESS_METRICS["pgbackrest"].matches({metric}) is freshness

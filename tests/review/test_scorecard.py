@@ -173,6 +173,21 @@ def test_suppressed_excluded_and_counted(tmp_path):
     assert line.outstanding == 0
 
 
+def test_not_evaluated_counted_apart(tmp_path):
+    inventory = platform(tmp_path, "      - {name: acme, tier: critical}\n")
+    findings = [
+        finding(RULES["coverage"], True, "acme"),  # critical: 10
+        finding(RULES["security"], None),  # high, not evaluated
+        finding(RULES["kubernetes"], False),  # low: 1
+    ]
+    line = build_scorecard(context_for(inventory, live=False), findings)[0]
+    assert line.parts["compliance"] == round(10 / 11 * 100, 1)
+    assert line.not_evaluated == 1
+    assert line.outstanding == 1
+    assert line.passed == 1
+    assert line.outstanding_by_severity["high"] == 0
+
+
 def test_alarms_from_observability_only(tmp_path):
     inventory = platform(tmp_path, "      - {name: acme, tier: critical}\n")
     findings = [

@@ -344,4 +344,7 @@ def init(
         f"tenants, {todo} TODO comments to decide"
     )
     if discovery.problems:
-        errors.print(f"{len(discovery.problems)} files not read: see the comments")
+        errors.print(
+            f"{len(discovery.problems)} files, documents or charts not read: see "
+            "the comments"
+        )

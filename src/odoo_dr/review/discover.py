@@ -27,6 +27,7 @@ from odoo_dr.review.evidence.manifests import (
     load_manifests,
 )
 from odoo_dr.review.inventory import EnvironmentKind
+from odoo_dr.review.mechanisms import odoo_dr_databases
 
 # Folders never worth reading for manifests.
 SKIPPED_FOLDERS = {"node_modules", "__pycache__", "venv", "site-packages"}
@@ -229,16 +230,13 @@ def _odoo_args_databases(workload: Workload) -> list[str]:
 
 
 def _odoo_dr_databases(workload: Workload) -> list[str]:
-    """Return the databases of `odoo-dr backup NAME` and `odoo-dr drill NAME`."""
-    names = []
-    for container in workload.containers:
-        tokens = container.command
-        for index, token in enumerate(tokens[:-2]):
-            if token.endswith("odoo-dr") and tokens[index + 1] in ("backup", "drill"):
-                candidate = tokens[index + 2]
-                if not candidate.startswith("-"):
-                    names.append(candidate)
-    return names
+    """Return the databases of `odoo-dr backup NAME` and `odoo-dr drill NAME`, in a
+    command line or in a loop over database names."""
+    text = " ".join(container.command_text for container in workload.containers)
+    if workload.kind == "ComposeService":
+        # docker-compose writes a literal `$` as `$$`.
+        text = text.replace("$$", "$")
+    return sorted(odoo_dr_databases(text, ("backup", "drill")))
 
 
 PLACEHOLDERS = {"%d": "[A-Za-z0-9-]+", "%h": "[A-Za-z0-9.-]+"}
@@ -315,14 +313,11 @@ def discover_files(folder: Path) -> Discovery:
     files = walk(folder)
     manifests = load_manifests(files)
     categories = {path: _category(path, manifests) for path in files}
-    templates = []
     for path in files:
         if categories[path] is None and _unreadable(path, manifests.problems):
             # A YAML file that does not parse stays in the evidence, so every review
-            # reports it, unless it is a Helm template that only `helm template` reads.
-            if _is_template(path):
-                templates.append(path)
-            elif path.suffix.lower() in (".yaml", ".yml"):
+            # reports it, unless it is a template that must be rendered first.
+            if not _is_template(path) and path.suffix.lower() in (".yaml", ".yml"):
                 categories[path] = MANIFESTS
     environments: dict[str, DiscoveredEnvironment] = {}
     owners: dict[Path, str] = {}
@@ -362,7 +357,8 @@ def discover_files(folder: Path) -> Discovery:
                     environment.add_tenant(
                         database, f"{workload.ref} command ({workload.location})"
                     )
-        for job in manifests.cronjobs():
+        jobs = [*manifests.cronjobs(), *workloads]
+        for job in jobs:
             if Path(job.location.file) in in_environment:
                 for database in _odoo_dr_databases(job):
                     environment.add_tenant(database, f"{job.ref} ({job.location})")
@@ -376,12 +372,9 @@ def discover_files(folder: Path) -> Discovery:
             "where this environment's evidence is"
         )
     discovery = Discovery(folder, list(environments.values()))
+    # Each unrendered chart and template file is listed there with the command
+    # that renders it.
     discovery.problems = list(manifests.problems)
-    if templates or any(path.name == "Chart.yaml" for path in files):
-        discovery.notes.append(
-            "a Helm chart's templates are not rendered here: render them with "
-            "`helm template` and point `manifests` at the output"
-        )
     return discovery
 
 

@@ -58,6 +58,7 @@ def _view(environment: Environment, base: Path, live: bool) -> EnvironmentView:
     manifests = load_manifests(
         _resolve(base, sources.manifests + sources.compose + sources.prometheus_rules),
         _resolve(base, sources.odoo_conf),
+        root=base.resolve(),
     )
     evidence = (
         live_evidence.collect_live(sources, base, environment.name)
@@ -68,7 +69,8 @@ def _view(environment: Environment, base: Path, live: bool) -> EnvironmentView:
 
 
 def inventory_for_folder(folder: Path) -> tuple[Inventory, list[str]]:
-    """Describe a folder of manifests that has no inventory; list what is assumed."""
+    """Describe a folder of manifests that has no inventory; list what is assumed.
+    Its evidence paths are relative to the folder."""
     manifests = load_manifests([folder])
     names = sorted(
         {
@@ -83,7 +85,7 @@ def inventory_for_folder(folder: Path) -> tuple[Inventory, list[str]]:
     tenants = [Tenant(name=name) for name in names] or [Tenant(name="odoo")]
     environment = Environment(
         name="production",
-        evidence=EvidenceSources(manifests=[str(folder)]),
+        evidence=EvidenceSources(manifests=["."]),
         tenants=tenants,
     )
     assumptions = [
@@ -119,7 +121,7 @@ def build_context(path: Path, options: ReviewOptions) -> ReviewContext:
         inventory, base = load_inventory(inventory_file)
     else:
         inventory, assumptions = inventory_for_folder(path)
-        base = Path(".")
+        base = path
     views = [
         _view(environment, base, options.live) for environment in inventory.environments
     ]

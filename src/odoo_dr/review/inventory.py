@@ -23,20 +23,22 @@ from pydantic import (
 
 from odoo_dr.review.yamlio import Location, YamlError, line_at, load_documents
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(min|[smhdw])"
+_DURATION = re.compile(rf"^\s*(?:{_DURATION_PART}\s*)+$")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: Any) -> Any:
-    """Turn `15m`-style text into seconds; leave numbers for pydantic to check."""
+    """Turn `15m`-style text (or several parts, such as `1h30min`) into seconds;
+    leave numbers for pydantic to check."""
     if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
+        if _DURATION.match(value) is None:
             raise ValueError(
                 f"invalid duration {value!r}: write a number and a unit, such as 30s, "
-                "15m, 4h, 1d or 2w"
+                "15m, 90min, 4h, 1h30m, 1d or 2w"
             )
-        return round(float(match.group(1)) * _UNITS[match.group(2)])
+        parts = re.findall(_DURATION_PART, value)
+        return round(sum(float(number) * _UNITS[unit] for number, unit in parts))
     return value
 
 
@@ -46,26 +48,51 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(\d+(\.\d+)?\s*(min|[smhdw])\s*)+$",
+                },
                 {"type": "integer", "minimum": 0},
             ],
-            "description": "seconds, or a number with a unit: 30s, 15m, 4h, 1d, 2w",
+            "description": "seconds, or numbers with units: 30s, 15m (or 15min), "
+            "4h, 1h30m, 1d, 2w",
         }
     ),
 ]
 
+# Units a duration is printed in, largest first.
+_PRINT_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
 
 def format_duration(seconds: float | None) -> str:
+    """Print a duration the way an inventory writes it: `45s`, `15min`, `4h`,
+    `3d`, `2w`, and `1h30min` or `1d2h30min` when no single unit fits.
+
+    A duration that is a whole number of the largest unit it reaches prints in that
+    unit. Any other prints as days, hours and minutes, or as minutes and seconds
+    below an hour, rounded to the smallest unit it shows.
+    """
     if seconds is None:
         return "unknown"
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
+    sign = "-" if seconds < 0 else ""
+    total = abs(seconds)
+    whole = round(total)
+    if whole < 60:
+        return f"{sign}{whole}s"
+    unit, size = next(item for item in _PRINT_UNITS if item[1] <= whole)
+    if whole % size == 0:
+        return f"{sign}{whole // size}{unit}"
+    # Below an hour, show seconds; from an hour, round to the minute.
+    step = 1 if total < 3600 else 60
+    remaining = round(total / step) * step
+    parts = []
+    for unit, size in _PRINT_UNITS[1:]:
+        if size < step:
+            break
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
 
 
 class Strict(BaseModel):

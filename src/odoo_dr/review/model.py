@@ -58,9 +58,14 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One result of a rule's check on one environment, tenant or resource."""
+    """One result of a rule's check on one environment, tenant or resource.
 
-    passed: bool
+    `passed` is None when the check was not evaluated: the evidence it needs was
+    not read (live evidence off, or a source that could not be reached). Such an
+    outcome is counted apart, as neither passed nor failed.
+    """
+
+    passed: bool | None
     message: str
     environment: str | None = None
     tenant: str | None = None
@@ -100,7 +105,17 @@ class Finding:
 
     @property
     def passed(self) -> bool:
-        return self.outcome.passed
+        return self.outcome.passed is True
+
+    @property
+    def failed(self) -> bool:
+        """Whether the check failed, suppressed or not."""
+        return self.outcome.passed is False
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether the check ran on the evidence it needs (see `Outcome`)."""
+        return self.outcome.passed is not None
 
     @property
     def severity(self) -> Severity:
@@ -112,9 +127,10 @@ class Finding:
 
     @property
     def target(self) -> str:
-        """`environment/tenant/resource`, the parts that apply."""
+        """`environment/tenant/resource`, the parts that apply. A resource named
+        by an absolute path joins without its leading `/`."""
         parts = [self.outcome.environment, self.outcome.tenant, self.outcome.resource]
-        return "/".join(part for part in parts if part) or "platform"
+        return "/".join(part.lstrip("/") for part in parts if part) or "platform"
 
     @property
     def location(self) -> Location | None:
@@ -167,5 +183,8 @@ class ReviewResult:
         return [
             item
             for item in self.findings
-            if not item.passed and (include_suppressed or item.suppressed_by is None)
+            if item.failed and (include_suppressed or item.suppressed_by is None)
         ]
+
+    def not_evaluated(self) -> list[Finding]:
+        return [item for item in self.findings if not item.evaluated]

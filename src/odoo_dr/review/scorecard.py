@@ -16,7 +16,9 @@ made of weighted parts, each a share between 0 and 1.
 
 A check is one finding. Severity weights: critical 10, high 5, medium 3, low 1,
 info 0. Suppressed findings are left out of the shares and counted as excluded;
-failed unsuppressed findings are counted as outstanding. A part with nothing to
+failed unsuppressed findings are counted as outstanding. Checks that were not
+evaluated, because the evidence they need was not read, are left out of the shares
+and counted apart. A part with nothing to
 measure (no check applies, no drill record was read) scores 0 and is listed as
 unmeasured, because missing evidence earns no points. A line counts the findings of
 its environment (and those of no environment) that concern one of its tenants or no
@@ -99,6 +101,9 @@ class ScoreLine:
     outstanding: int
     excluded: int
     passed: int
+    # Checks not evaluated because their evidence was not read: neither passed
+    # nor failed, and left out of the shares.
+    not_evaluated: int = 0
     outstanding_by_severity: dict[str, int] = field(default_factory=dict)
     unmeasured: list[str] = field(default_factory=list)
     tenants: list[TenantObjectives] = field(default_factory=list)
@@ -116,9 +121,11 @@ class ScoreLine:
 
 
 def weighted_share(findings: list[Finding]) -> float | None:
-    """Return the severity-weighted share of passed unsuppressed findings, or None
-    when no finding has weight."""
-    counted = [item for item in findings if item.suppressed_by is None]
+    """Return the severity-weighted share of passed findings among the evaluated,
+    unsuppressed ones, or None when no such finding has weight."""
+    counted = [
+        item for item in findings if item.suppressed_by is None and item.evaluated
+    ]
     total = sum(SEVERITY_WEIGHT[item.severity] for item in counted)
     if total == 0:
         return None
@@ -235,7 +242,7 @@ def score_line(
     parts = {name: round((share or 0.0) * 100, 1) for name, share in shares.items()}
     score = sum(WEIGHTS[name] * (share or 0.0) for name, share in shares.items())
     outstanding = [
-        item for item in relevant if not item.passed and item.suppressed_by is None
+        item for item in relevant if item.failed and item.suppressed_by is None
     ]
 
     return ScoreLine(
@@ -246,6 +253,7 @@ def score_line(
         outstanding=len(outstanding),
         excluded=sum(1 for item in relevant if item.suppressed_by is not None),
         passed=sum(1 for item in relevant if item.passed),
+        not_evaluated=sum(1 for item in relevant if not item.evaluated),
         outstanding_by_severity={
             level.label: sum(1 for item in outstanding if item.severity == level)
             for level in reversed(Severity)

@@ -148,7 +148,7 @@ def load_suppressions(
 
 def _matches(suppression: Suppression, finding: Finding) -> bool:
     return (
-        not finding.passed
+        finding.failed
         and finding.rule.id == suppression.rule
         and fnmatchcase(finding.target, suppression.target)
     )

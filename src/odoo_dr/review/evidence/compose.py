@@ -169,7 +169,10 @@ def add_compose_services(document: Any, location: Location, into: ManifestSet) -
                     Container(
                         name=str(name),
                         image=str(service.get("image", "")),
-                        command=text_list(service.get("command")),
+                        # The entrypoint is the program and `command` its
+                        # arguments, as `command` and `args` in Kubernetes.
+                        command=text_list(service.get("entrypoint"))
+                        + text_list(service.get("command")),
                         env=values,
                         ports=[
                             *(port.target for port in published if port.target),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from odoo_dr.review.evidence.objects import (
     Volume,
     Workload,
 )
+from odoo_dr.review.evidence.operators import is_odoo_resource, operator_workload
 from odoo_dr.review.evidence.workloads import (
     WORKLOAD_KINDS,
     as_dict,
@@ -35,8 +37,9 @@ from odoo_dr.review.evidence.workloads import (
 from odoo_dr.review.yamlio import (
     Location,
     YamlError,
+    display_path,
     line_at,
-    load_documents,
+    load_valid_documents,
     walk_files,
 )
 
@@ -47,6 +50,7 @@ __all__ = [
     "K8sObject",
     "ManifestSet",
     "OdooConf",
+    "PostgresConf",
     "PublishedPort",
     "Volume",
     "Workload",
@@ -57,6 +61,11 @@ __all__ = [
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+# Where an odoo.conf comes from when it is neither a file nor in a ConfigMap or a
+# Secret: the custom resource of an Odoo operator.
+CONF_HOLDERS = ("file", "ConfigMap", "Secret")
+
+
 @dataclass
 class OdooConf:
     """The `[options]` of one odoo.conf, with the line of each option."""
@@ -64,9 +73,13 @@ class OdooConf:
     location: Location
     options: dict[str, str]
     lines: dict[str, int]
-    # `file`, or the kind of the object holding it: `ConfigMap` or `Secret`.
+    # `file`, or the kind of the object holding it: `ConfigMap`, `Secret`, or the
+    # custom resource of an Odoo operator (`OdooInstance`, ...).
     origin: str = "file"
     holder: K8sObject | None = None
+    # How findings name it: its file relative to the review root, or the custom
+    # resource that sets its options.
+    resource: str = ""
 
     def at(self, key: str) -> Location:
         line = self.lines.get(key)
@@ -75,11 +88,26 @@ class OdooConf:
         base = self.location.line or 1
         return Location(self.location.file, base + line - 1)
 
+    @property
+    def from_operator(self) -> bool:
+        """Whether an operator writes this odoo.conf from a custom resource, so an
+        option the resource does not set takes the operator's default."""
+        return self.origin not in CONF_HOLDERS
+
     def flag(self, key: str) -> bool | None:
         value = self.options.get(key)
         if value is None:
             return None
         return value.strip().lower() not in {"false", "0", "no", "off", "none", ""}
+
+
+@dataclass
+class PostgresConf:
+    """A postgresql.conf text: a file, or a ConfigMap value (`holder`)."""
+
+    text: str
+    location: Location
+    holder: K8sObject | None = None
 
 
 @dataclass
@@ -102,8 +130,20 @@ class ManifestSet:
     templates: dict[tuple[str, int], str] = field(default_factory=dict)
     # nginx configuration texts, each with the location of its first line.
     nginx_configs: list[tuple[str, Location]] = field(default_factory=list)
+    postgres_confs: list[PostgresConf] = field(default_factory=list)
+    # Odoo servers that an operator runs, read from their custom resources.
+    operated: list[Workload] = field(default_factory=list)
+    # Unrendered Helm charts: the chart folder and the template files below it.
+    charts: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # The review root that findings name files relative to (None: as given).
+    root: Path | None = None
+
+    def display(self, file: str) -> str:
+        """Return `file` as findings name it: relative to the review root when it
+        lies below it, else absolute."""
+        return display_path(file, self.root)
 
     def of_kind(self, *kinds: str, group: str | None = None) -> list[K8sObject]:
         return [
@@ -119,7 +159,7 @@ class ManifestSet:
                 workload = workload_of(item)
                 if workload is not None:
                     found.append(workload)
-        return found + self.compose
+        return found + self.compose + self.operated
 
     def cronjobs(self) -> list[Workload]:
         jobs = []
@@ -132,6 +172,19 @@ class ManifestSet:
     @property
     def empty(self) -> bool:
         return not (self.objects or self.compose or self.odoo_confs or self.alerts)
+
+
+_POSTGRESQL_SETTING = re.compile(
+    r"^\s*(archive_mode|archive_command|archive_library|archive_timeout|wal_level"
+    r"|shared_buffers|max_connections|listen_addresses|max_wal_senders)\s*=",
+    re.MULTILINE,
+)
+
+
+def looks_like_postgresql_conf(text: str) -> bool:
+    """Return whether `text` looks like a postgresql.conf: it sets two or more of
+    the usual settings."""
+    return len(set(_POSTGRESQL_SETTING.findall(text))) >= 2
 
 
 _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*[=:]\s*(.*?)\s*$")
@@ -205,6 +258,8 @@ def _embedded_confs(item: K8sObject, into: ManifestSet) -> None:
             if "[options]" not in text:
                 if item.kind == "ConfigMap" and looks_like_nginx(text):
                     _add_nginx(text, start, into)
+                elif item.kind == "ConfigMap" and looks_like_postgresql_conf(text):
+                    into.postgres_confs.append(PostgresConf(text, start, item))
                 continue
             conf = parse_odoo_conf(text, start)
             if conf is None:
@@ -235,7 +290,22 @@ def _add_object(document: dict, location: Location, into: ManifestSet) -> None:
         _alerts(as_dict(item.get("spec")), item.location, into)
     if item.kind in {"ConfigMap", "Secret"}:
         _embedded_confs(item, into)
+    if "." in item.group and is_odoo_resource(item.kind):
+        _add_operated(item, into)
     into.objects.append(item)
+
+
+def _add_operated(item: K8sObject, into: ManifestSet) -> None:
+    """Add the Odoo server an operator runs from `item`, and the odoo.conf options
+    its custom resource sets."""
+    workload, options, lines = operator_workload(item)
+    into.operated.append(workload)
+    if options:
+        conf = OdooConf(Location(item.location.file, 1), options, lines)
+        conf.origin = item.kind
+        conf.holder = item
+        conf.resource = item.ref
+        into.odoo_confs.append(conf)
 
 
 def _add_document(document: Any, location: Location, into: ManifestSet) -> None:
@@ -275,43 +345,126 @@ def _helm_sources(path: Path, documents: list[Any]) -> dict[tuple[str, int], str
     return found
 
 
-def load_manifests(paths: list[Path], odoo_confs: list[Path] = ()) -> ManifestSet:
+def load_manifests(
+    paths: list[Path], odoo_confs: list[Path] = (), root: Path | None = None
+) -> ManifestSet:
     """Read every manifest, compose file, rule file and odoo.conf below `paths`.
 
-    A file that cannot be parsed, or an object whose shape cannot be read, is listed
-    in `problems` and skipped.
+    A file that cannot be read, or a document that is invalid or whose shape cannot
+    be read, is listed in `problems` and skipped, and the file's other documents
+    are read. The templates of a Helm chart are not read: each chart is listed once
+    in `problems`, with the command that renders it. `root` is the folder that
+    findings name files relative to.
     """
-    found = ManifestSet()
-    for root in paths:
-        if not root.exists():
-            found.problems.append(f"{root}: not found")
+    found = ManifestSet(root=root)
+    for root_path in paths:
+        if not root_path.exists():
+            found.problems.append(f"{root_path}: not found")
             continue
-        for path in walk_files(root, (*YAML_SUFFIXES, ".conf")):
+        for path in walk_files(root_path, (*YAML_SUFFIXES, ".conf")):
             found.files.append(str(path))
+            chart = chart_folder(path)
+            if chart is not None:
+                found.charts.setdefault(str(chart), []).append(str(path))
+                continue
             if path.suffix.lower() == ".conf":
                 _add_conf(path, found)
                 continue
-            try:
-                documents = load_documents(path)
-            except YamlError as exc:
-                found.problems.append(str(exc))
-                continue
-            found.templates.update(_helm_sources(path, documents))
-            for document in documents:
-                location = Location(str(path), line_at(document, ()))
-                try:
-                    _add_document(document, location, found)
-                except (AttributeError, TypeError, ValueError, KeyError) as exc:
-                    found.problems.append(
-                        f"{location}: cannot read this document, a value has an "
-                        f"unexpected type ({type(exc).__name__}: {exc})"
-                    )
+            _add_yaml(path, found)
     for path in odoo_confs:
         _add_conf(path, found)
     for workload in found.compose:
         for text, location in mounted_configs(workload):
             _add_nginx(text, location, found)
+    for chart, files in found.charts.items():
+        found.problems.append(unrendered_chart_problem(found.display(chart), files))
+    for conf in found.odoo_confs:
+        if not conf.resource:
+            conf.resource = found.display(conf.location.file)
+    files = [*found.files, *map(str, paths), *map(str, odoo_confs)]
+    found.problems = [_relative_problem(item, files, found) for item in found.problems]
     return found
+
+
+def _relative_problem(problem: str, files: list[str], found: ManifestSet) -> str:
+    """Name the file a problem starts with relative to the review root."""
+    for file in sorted(files, key=len, reverse=True):
+        if problem.startswith(f"{file}:"):
+            return found.display(file) + problem[len(file) :]
+    return problem
+
+
+def _add_yaml(path: Path, into: ManifestSet) -> None:
+    try:
+        documents, errors = load_valid_documents(path)
+    except YamlError as exc:
+        into.problems.append(str(exc))
+        return
+    if errors and _has_template_actions(path):
+        into.problems.append(
+            f"{errors[0].location}: contains template actions ({{{{ ... }}}}) and is "
+            "not valid YAML: render it first (for a Helm template, with `helm "
+            "template`), and review the rendered file"
+        )
+    else:
+        into.problems += [str(error) for error in errors]
+    into.templates.update(_helm_sources(path, documents))
+    for document in documents:
+        location = Location(str(path), line_at(document, ()))
+        try:
+            _add_document(document, location, into)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            into.problems.append(
+                f"{location}: cannot read this document, a value has an "
+                f"unexpected type ({type(exc).__name__}: {exc})"
+            )
+
+
+# Files of a Helm chart folder that only `helm template` reads: the chart's
+# metadata, its values, its templates and the charts it depends on.
+_CHART_PARTS = ("templates", "charts", "crds")
+
+
+def chart_folder(path: Path) -> Path | None:
+    """Return the Helm chart folder `path` belongs to as a source file (Chart.yaml,
+    values*.yaml, or a file below templates/, charts/ or crds/), else None."""
+    if path.name in ("Chart.yaml", "Chart.lock") or (
+        path.name.startswith("values") and (path.parent / "Chart.yaml").is_file()
+    ):
+        return path.parent if (path.parent / "Chart.yaml").is_file() else None
+    for parent in path.parents:
+        if parent.name in _CHART_PARTS and (parent.parent / "Chart.yaml").is_file():
+            return parent.parent
+    return None
+
+
+def unrendered_chart_problem(chart: str, files: list[str]) -> str:
+    """Describe an unrendered Helm chart and the command that renders it."""
+    templates = [
+        Path(file).name for file in files if f"{os.sep}templates{os.sep}" in file
+    ]
+    listed = ", ".join(templates[:5]) + (
+        f" and {len(templates) - 5} more" if len(templates) > 5 else ""
+    )
+    folder = "the chart's folder" if chart == "." else chart
+    rendered = "rendered.yaml" if chart == "." else f"{chart}/rendered.yaml"
+    return (
+        f"{chart}: a Helm chart, whose templates"
+        + (f" ({listed})" if listed else "")
+        + " the review cannot read before they are rendered: in "
+        f"{folder}, run `helm template NAME . -f values.yaml > rendered.yaml`, and "
+        f"list {rendered} under the environment's manifests"
+    )
+
+
+def _has_template_actions(path: Path) -> bool:
+    """Return whether `path` contains Go template actions (`{{ ... }}`), as Helm
+    charts do."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"\{\{.*?\}\}", text, re.DOTALL) is not None
 
 
 def _add_conf(path: Path, into: ManifestSet) -> None:
@@ -325,6 +478,8 @@ def _add_conf(path: Path, into: ManifestSet) -> None:
         into.odoo_confs.append(conf)
     elif looks_like_nginx(text):
         _add_nginx(text, Location(str(path), 1), into)
+    elif looks_like_postgresql_conf(text):
+        into.postgres_confs.append(PostgresConf(text, Location(str(path), 1)))
 
 
 def _add_nginx(text: str, location: Location, into: ManifestSet) -> None:

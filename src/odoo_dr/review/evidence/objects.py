@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from odoo_dr.review.evidence import classify
 from odoo_dr.review.yamlio import Location, line_at
 
 
@@ -120,30 +121,38 @@ class Workload:
     pod_labels: dict[str, str] = field(default_factory=dict)
     published: list[PublishedPort] = field(default_factory=list)
     label_locations: dict[str, Location] = field(default_factory=dict)
+    # The custom resource kind (`OdooInstance`, ...) of an Odoo run by an operator.
+    operator_kind: str | None = None
+    # Claims that an operator creates from the workload's custom resource, by name:
+    # their `accessModes` and `storageClassName`, and where the resource sets them.
+    declared_claims: dict[str, tuple[dict, Location]] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
         namespace = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind}/{namespace}{self.name}"
 
-    def _matches(self, words: tuple[str, ...]) -> bool:
-        for container in self.containers:
-            image = container.image.lower().rsplit("/", 1)[-1]
-            if any(word in image for word in words):
-                return True
-        return False
+    @property
+    def main_containers(self) -> list[Container]:
+        return [container for container in self.containers if not container.init]
 
     @property
     def is_odoo(self) -> bool:
-        return self._matches(("odoo",)) or any(
-            "odoo-bin" in c.command_text or c.command_text.startswith("odoo")
-            for c in self.containers
+        """Whether the workload runs an Odoo server (see `classify`)."""
+        return self.operator_kind is not None or any(
+            classify.is_odoo_container(container) for container in self.main_containers
         )
 
     @property
     def is_postgres(self) -> bool:
-        return self._matches(("postgres", "postgis", "timescale"))
+        return any(classify.is_postgres_container(c) for c in self.containers)
 
     @property
     def is_redis(self) -> bool:
-        return self._matches(("redis", "valkey", "keydb"))
+        return any(classify.is_redis_container(c) for c in self.containers)
+
+    @property
+    def exporters(self) -> list[str]:
+        """What the workload's metrics exporters watch (`postgresql`, `redis`, ...)."""
+        found = [classify.exporter_of(container) for container in self.containers]
+        return [item for item in found if item is not None]

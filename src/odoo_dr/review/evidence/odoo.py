@@ -11,10 +11,10 @@ Odoo. The official image's entrypoint also turns
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odoo_dr.review.evidence import classify
 from odoo_dr.review.evidence.manifests import (
     Container,
     ManifestSet,
@@ -80,18 +80,6 @@ _OBJECT_STORAGE_MODULES = (
     "fs_attachment",
 )
 _OBJECT_STORAGE_ENV = ("AWS_BUCKETNAME",)
-_NOT_SERVERS = ("odoo-dr", "exporter", "backup", "proxy")
-# Options only an Odoo server's command line carries.
-_SERVER_OPTIONS = {
-    "--workers",
-    "--max-cron-threads",
-    "--proxy-mode",
-    "--db-filter",
-    "--gevent-port",
-    "--longpolling-port",
-    "--no-database-list",
-    "--addons-path",
-}
 _VERSION = re.compile(r"(?<![\d.])(\d{1,2})\.0(?!\d)")
 
 
@@ -106,45 +94,18 @@ class Setting:
 
 
 def _image_name(image: str) -> str:
-    """Return the last path part of an image reference, without tag or digest."""
-    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0].lower()
+    return classify.image_name(image)
 
 
 def is_odoo_container(container: Container) -> bool:
-    """Recognise an Odoo server by its image name, else by an Odoo command line, or
-    by port 8069 in an image stored below an `odoo` path."""
-    name = _image_name(container.image)
-    if any(word in name for word in _NOT_SERVERS):
-        return False
-    if "odoo" in name:
-        return True
-    tokens = _tokens(container.command)
-    if tokens and (tokens[0].rsplit("/", 1)[-1] in {"odoo", "odoo-bin"}):
-        return True
-    if any(token.partition("=")[0] in _SERVER_OPTIONS for token in tokens):
-        return True
-    return "odoo" in container.image.lower() and DEFAULT_HTTP_PORT in container.ports
-
-
-def _tokens(command: list[str]) -> list[str]:
-    """Split the command into words, including a shell command given as one word."""
-    tokens = []
-    for word in command:
-        if " " in word:
-            try:
-                tokens += shlex.split(word)
-            except ValueError:
-                tokens += word.split()
-        else:
-            tokens.append(word)
-    return tokens
+    return classify.is_odoo_container(container)
 
 
 def command_options(container: Container) -> dict[str, Setting]:
     """Read the Odoo options on a container's command line."""
     found: dict[str, Setting] = {}
     location = container.command_location or container.location
-    tokens = _tokens(container.command)
+    tokens = classify.command_tokens(container.command)
     for index, token in enumerate(tokens):
         name, equals, value = token.partition("=")
         key = _OPTIONS.get(name)
@@ -268,6 +229,10 @@ class OdooServer:
 
 
 def main_container(workload: Workload) -> Container | None:
+    """Return the Odoo container of a workload; for an Odoo that an operator runs,
+    the container read from its custom resource."""
+    if workload.operator_kind is not None:
+        return workload.containers[0] if workload.containers else None
     for container in workload.containers:
         if not container.init and is_odoo_container(container):
             return container
@@ -278,6 +243,9 @@ def _mounts_conf(workload: Workload, conf: OdooConf) -> bool:
     """Return whether the workload mounts the ConfigMap, Secret or file holding
     `conf`."""
     if conf.holder is not None:
+        if conf.holder is workload.source:
+            # The options an Odoo operator's custom resource sets.
+            return True
         if workload.kind == "ComposeService":
             return False
         reference = f"{conf.holder.kind}/{conf.holder.name}"
@@ -303,7 +271,8 @@ def odoo_servers(manifests: ManifestSet) -> list[OdooServer]:
     workloads = [
         item
         for item in manifests.workloads()
-        if item.kind in SERVER_KINDS and main_container(item) is not None
+        if (item.kind in SERVER_KINDS or item.operator_kind is not None)
+        and main_container(item) is not None
     ]
     if not workloads:
         return [
@@ -387,14 +356,25 @@ OFFICIAL_POSTGRES_IMAGES = ("postgres", "postgis", "timescaledb", "timescaledb-h
 
 def database_user(server: OdooServer) -> Setting | None:
     """Return the role an Odoo server connects as: db_user, else `odoo` for the
-    official image, whose entrypoint connects as `odoo` unless USER is set."""
+    official image, whose entrypoint connects as `odoo` unless USER is set, else
+    PGUSER, which libpq reads when Odoo names no user. None when unknown."""
     setting = server.get("db_user")
     if setting is not None and setting.value.strip() not in ("", "False"):
         return setting
     container = server.container
-    if container is not None and _image_name(container.image) == "odoo":
-        if "bitnami" not in container.image and "USER" not in container.env_sources:
-            return Setting("odoo", server.location, "the image's default")
+    if container is None:
+        return None
+    if server.workload is not None and server.workload.operator_kind is not None:
+        # The operator writes odoo.conf; its default role is unknown here.
+        return None
+    if _image_name(container.image) == "odoo" and "bitnami" not in container.image:
+        if "USER" in container.env_sources:
+            return None
+        return Setting("odoo", server.location, "the image's default")
+    user = container.env.get("PGUSER")
+    if user and "PGUSER" not in container.env_sources:
+        location = container.env_locations.get("PGUSER") or server.location
+        return Setting(user, location, "environment")
     return None
 
 

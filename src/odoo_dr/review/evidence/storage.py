@@ -185,6 +185,11 @@ def filestore_volume(
             ),
             None,
         )
+        if claim is None and volume.claim in workload.declared_claims:
+            # A claim an operator creates from the workload's custom resource.
+            spec, where = workload.declared_claims[volume.claim]
+            claim = _claim(workload.source, spec, str(volume.claim), False)
+            claim.location = where
     elif volume is None and name in workload.claim_templates and workload.source:
         templates = as_list(workload.source.get("spec", "volumeClaimTemplates"))
         index = workload.claim_templates.index(name)

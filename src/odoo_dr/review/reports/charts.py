@@ -27,7 +27,19 @@ PART_COLOURS = {
     "alarms": "#b7791f",
     "runbooks": "#6b46c1",
 }
-STATUS_COLOURS = {"fail": "#c53030", "suppressed": "#a0aec0", "pass": "#38a169"}
+STATUS_COLOURS = {
+    "fail": "#c53030",
+    "suppressed": "#a0aec0",
+    "not-evaluated": "#ecc94b",
+    "pass": "#38a169",
+}
+# The statuses of the severity chart, in bar order, with their legend labels.
+STATUS_LABELS = (
+    ("fail", "failed"),
+    ("suppressed", "suppressed"),
+    ("not-evaluated", "not evaluated"),
+    ("pass", "passed"),
+)
 STATE_COLOURS = {"met": "#38a169", "missed": "#c53030", "unknown": "#a0aec0"}
 DECLARED_COLOUR = "#4a5568"
 
@@ -115,9 +127,10 @@ def scorecard_chart(lines: list[ScoreLine]) -> Markup:
 
 
 def severity_chart(rows: list[dict]) -> Markup:
-    """Bar per severity: failed, suppressed and passed findings side by side."""
+    """Bar per severity: failed, suppressed, not evaluated and passed findings side
+    by side."""
     largest = max(
-        (row["fail"] + row["suppressed"] + row["pass"] for row in rows), default=0
+        (sum(row[key] for key, _ in STATUS_LABELS) for row in rows), default=0
     )
     # Leave room after the longest bar for its "N failed of M" label.
     scale = (WIDTH - LABEL - 120) / max(largest, 1)
@@ -126,25 +139,16 @@ def severity_chart(rows: list[dict]) -> Markup:
         y = 10 + index * ROW
         body.append(_label(y, row["severity"]))
         x = float(LABEL)
-        for key, label in (
-            ("fail", "failed"),
-            ("suppressed", "suppressed"),
-            ("pass", "passed"),
-        ):
+        for key, label in STATUS_LABELS:
             count = row[key]
             tip = f"{row['severity']}: {count} {label}"
             body.append(_rect(x, y, count * scale, STATUS_COLOURS[key], tip))
             x += count * scale
-        total = row["fail"] + row["suppressed"] + row["pass"]
+        total = sum(row[key] for key, _ in STATUS_LABELS)
         body.append(_text(x + 6, y + 12, f"{row['fail']} failed of {total}"))
     legend_y = 10 + len(rows) * ROW + 14
     body += _legend(
-        legend_y,
-        [
-            ("failed", STATUS_COLOURS["fail"]),
-            ("suppressed", STATUS_COLOURS["suppressed"]),
-            ("passed", STATUS_COLOURS["pass"]),
-        ],
+        legend_y, [(label, STATUS_COLOURS[key]) for key, label in STATUS_LABELS]
     )
     return _svg("Findings by severity and status", legend_y + 8, body)
 

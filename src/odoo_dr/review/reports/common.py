@@ -17,16 +17,21 @@ from odoo_dr.review.suppressions import (
     SuppressionStatus,
     expired_for,
 )
+from odoo_dr.review.yamlio import Location, display_path
 
 PASS = "pass"
 FAIL = "fail"
 SUPPRESSED = "suppressed"
+# A check that was not evaluated because the evidence it needs was not read.
+UNKNOWN = "not-evaluated"
 SEVERITIES = list(reversed(Severity))
 
 
 def status(finding: Finding) -> str:
-    """Return `pass`, `fail`, or `suppressed` for a failed finding accepted by a
-    suppression."""
+    """Return `pass`, `fail`, `suppressed` for a failed finding accepted by a
+    suppression, or `not-evaluated`."""
+    if not finding.evaluated:
+        return UNKNOWN
     if finding.passed:
         return PASS
     return SUPPRESSED if finding.suppressed_by is not None else FAIL
@@ -51,6 +56,10 @@ def passed(result: ReviewResult) -> list[Finding]:
     return ordered(item for item in result.findings if item.passed)
 
 
+def not_evaluated(result: ReviewResult) -> list[Finding]:
+    return ordered(result.not_evaluated())
+
+
 def summary(result: ReviewResult) -> dict:
     """Count checks by status, and failed unsuppressed findings by severity."""
     failures = result.failed()
@@ -60,6 +69,7 @@ def summary(result: ReviewResult) -> dict:
         "passed": sum(1 for item in result.findings if item.passed),
         "failed": len(failures),
         "suppressed": sum(1 for item in result.findings if status(item) == SUPPRESSED),
+        "not_evaluated": len(result.not_evaluated()),
         "failed_by_severity": {
             level.label: sum(1 for item in failures if item.severity == level)
             for level in SEVERITIES
@@ -79,6 +89,7 @@ def by_severity(result: ReviewResult) -> list[dict]:
                 PASS: sum(1 for item in findings if status(item) == PASS),
                 FAIL: sum(1 for item in findings if status(item) == FAIL),
                 SUPPRESSED: sum(1 for item in findings if status(item) == SUPPRESSED),
+                UNKNOWN: sum(1 for item in findings if status(item) == UNKNOWN),
             }
         )
     return rows
@@ -112,9 +123,17 @@ def suppression_note(finding: Finding) -> str:
     return f"accepted through {item.expires}{where}: {item.reason}"
 
 
-def location_text(finding: Finding) -> str | None:
-    location = finding.location
-    return str(location) if location is not None else None
+def display_location(location: Location | None, base: Path | None) -> str | None:
+    """Return `file:line`, the file relative to the review's base when it lies
+    below it, else absolute."""
+    if location is None:
+        return None
+    file = display_path(location.file, base)
+    return f"{file}:{location.line}" if location.line else file
+
+
+def location_text(finding: Finding, base: Path | None = None) -> str | None:
+    return display_location(finding.location, base)
 
 
 def duration(seconds: float | None) -> str:
@@ -151,14 +170,8 @@ PARTS = [Part(key, PART_LABELS[key], weight) for key, weight in WEIGHTS.items()]
 
 
 def base_relative(path: str, base: Path | None) -> str:
-    """Return `path` relative to `base` when it lies below it, else unchanged."""
-    if base is None:
-        return path
-    absolute = Path(path) if Path(path).is_absolute() else Path.cwd() / path
-    try:
-        return absolute.resolve().relative_to(base).as_posix()
-    except ValueError:
-        return path
+    """Return `path` relative to `base` when it lies below it, else absolute."""
+    return display_path(path, base)
 
 
 @cache

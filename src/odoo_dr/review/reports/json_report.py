@@ -13,6 +13,7 @@ from odoo_dr.review.model import RULES, Finding, ReviewResult, Rule
 from odoo_dr.review.reports import common
 from odoo_dr.review.scorecard import WEIGHTS, ScoreLine
 from odoo_dr.review.suppressions import SuppressionStatus
+from odoo_dr.review.yamlio import Location, display_path
 
 FORMAT_VERSION = 1
 
@@ -27,6 +28,12 @@ def rule_dict(rule: Rule) -> dict:
         "remediation": rule.remediation,
         "snippet": rule.snippet,
     }
+
+
+def _file(location: Location | None, result: ReviewResult) -> str | None:
+    """Return the location's file relative to `base_dir` when it lies below it,
+    else absolute."""
+    return display_path(location.file, result.base_dir) if location else None
 
 
 def finding_dict(result: ReviewResult, finding: Finding) -> dict:
@@ -44,12 +51,12 @@ def finding_dict(result: ReviewResult, finding: Finding) -> dict:
         "tenant": outcome.tenant,
         "resource": outcome.resource,
         "message": outcome.message,
-        "file": location.file if location else None,
+        "file": _file(location, result),
         "line": location.line if location else None,
         "evidence": [
             {
                 "text": item.text,
-                "file": item.location.file if item.location else None,
+                "file": _file(item.location, result),
                 "line": item.location.line if item.location else None,
             }
             for item in outcome.evidence
@@ -89,6 +96,7 @@ def score_dict(line: ScoreLine) -> dict:
         "outstanding": line.outstanding,
         "outstanding_by_severity": line.outstanding_by_severity,
         "excluded": line.excluded,
+        "not_evaluated": line.not_evaluated,
         "tenants": [
             {
                 "tenant": item.tenant,

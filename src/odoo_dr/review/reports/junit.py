@@ -4,9 +4,10 @@ Azure DevOps).
 One `testsuite` per rule area, one `testcase` per finding: `classname` is the rule
 id and `name` the finding's target. A failed finding has a `failure` with the
 message as its `message` attribute and the severity as its `type`. A suppressed
-one is `skipped` with the suppression's reason and expiry, and a passed one is a
-plain testcase. `file` and `line` attributes name the evidence when it comes from a
-file, as pytest writes them.
+one is `skipped` with the suppression's reason and expiry, one that was not
+evaluated (its evidence was not read) is `skipped` with its message, and a passed
+one is a plain testcase. `file` and `line` attributes name the evidence when it
+comes from a file, as pytest writes them.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ def _failure_text(result: ReviewResult, finding: Finding) -> str:
         f"target: {finding.target}",
         f"result: {finding.outcome.message}",
     ]
-    location = common.location_text(finding)
+    location = common.location_text(finding, result.base_dir)
     if location:
         lines.append(f"location: {location}")
     for item in finding.outcome.evidence:
-        where = f" ({item.location})" if item.location else ""
+        shown = common.display_location(item.location, result.base_dir)
+        where = f" ({shown})" if shown else ""
         lines.append(f"evidence: {item.text}{where}")
     note = common.expiry_note(result, finding)
     if note:
@@ -59,7 +61,7 @@ def _testcase(result: ReviewResult, finding: Finding) -> ET.Element:
     )
     location = finding.location
     if location is not None:
-        case.set("file", _clean(location.file))
+        case.set("file", _clean(common.base_relative(location.file, result.base_dir)))
         if location.line:
             case.set("line", str(location.line))
     state = common.status(finding)
@@ -77,6 +79,9 @@ def _testcase(result: ReviewResult, finding: Finding) -> ET.Element:
         ET.SubElement(
             case, "skipped", {"message": _clean(common.suppression_note(finding))}
         )
+    elif state == common.UNKNOWN:
+        message = f"not evaluated: {finding.outcome.message}"
+        ET.SubElement(case, "skipped", {"message": _clean(message)})
     return case
 
 
@@ -85,7 +90,8 @@ def _counts(element: ET.Element, findings: list[Finding]) -> None:
     element.set("tests", str(len(findings)))
     element.set("failures", str(states.count(common.FAIL)))
     element.set("errors", "0")
-    element.set("skipped", str(states.count(common.SUPPRESSED)))
+    skipped = states.count(common.SUPPRESSED) + states.count(common.UNKNOWN)
+    element.set("skipped", str(skipped))
     element.set("time", "0")
 
 

@@ -52,9 +52,11 @@ def render(result: ReviewResult) -> str:
         failed=common.failed(result),
         suppressed=common.suppressed(result),
         passed=common.passed(result),
+        not_evaluated=common.not_evaluated(result),
         expired=common.expired(result),
         unused=common.unused(result),
         expiry_note=lambda finding: common.expiry_note(result, finding),
+        location_text=lambda finding: common.location_text(finding, result.base_dir),
     )
 
 

@@ -4,11 +4,12 @@ One run. `tool.driver.rules` lists every registered rule: its title as the short
 description, why it matters as the full description, and its remediation as help.
 Each finding is a result: a failed one has kind `fail` and a level from its
 severity (critical and high: error, medium: warning, low and info: note), a passed
-one has kind `pass` and level `none`. A suppressed finding carries a `suppressions`
-entry of kind `external` with the reason as its justification.
+one has kind `pass` and level `none`, and one that was not evaluated (its evidence
+was not read) has kind `open` and level `none`. A suppressed finding carries a
+`suppressions` entry of kind `external` with the reason as its justification.
 
 File locations are URIs relative to the review's base (the inventory's folder, or
-the working folder for a folder reviewed without an inventory), named by the
+the reviewed folder when it has no inventory), named by the
 `REVIEWROOT` base id that `originalUriBaseIds` resolves. Files outside the base
 get absolute `file:` URIs. A finding without a file points at the inventory file
 when there is one, and always carries a logical location named by its target.
@@ -116,6 +117,14 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key).hexdigest()[:32]
 
 
+def _kind(finding: Finding) -> str:
+    """Return the SARIF result kind: `pass`, `fail`, or `open` (undecided) for a
+    check that was not evaluated."""
+    if not finding.evaluated:
+        return "open"
+    return "pass" if finding.passed else "fail"
+
+
 def result_dict(result: ReviewResult, finding: Finding, rule_index: int) -> dict:
     message = finding.outcome.message
     note = common.expiry_note(result, finding)
@@ -124,8 +133,8 @@ def result_dict(result: ReviewResult, finding: Finding, rule_index: int) -> dict
     entry: dict = {
         "ruleId": finding.rule.id,
         "ruleIndex": rule_index,
-        "kind": "pass" if finding.passed else "fail",
-        "level": "none" if finding.passed else LEVELS[finding.severity],
+        "kind": _kind(finding),
+        "level": LEVELS[finding.severity] if finding.failed else "none",
         "message": {"text": f"{finding.target}: {message}"},
         "locations": _locations(result, finding),
         "partialFingerprints": {"odooDrFinding/v1": _fingerprint(finding)},

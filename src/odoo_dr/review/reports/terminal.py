@@ -43,6 +43,11 @@ def _header(result: ReviewResult) -> RenderableType:
     lines.append(", ")
     lines.append(f"{counts['failed']} failed", style="red" if counts["failed"] else "")
     lines.append(f", {counts['suppressed']} suppressed (excluded from the score)")
+    if counts["not_evaluated"]:
+        lines.append(
+            f", {counts['not_evaluated']} not evaluated (evidence not read)",
+            style="yellow",
+        )
     severities = [
         f"{number} {level}"
         for level, number in counts["failed_by_severity"].items()
@@ -50,6 +55,8 @@ def _header(result: ReviewResult) -> RenderableType:
     ]
     if severities:
         lines.append(f"\nfailed by severity: {', '.join(severities)}")
+    if result.base_dir is not None:
+        lines.append(f"\nfiles are named relative to {result.base_dir}", style="dim")
     return lines
 
 
@@ -95,15 +102,16 @@ def _table(title: str) -> Table:
 
 def _scorecard(result: ReviewResult) -> RenderableType:
     weights = ", ".join(f"{part.label} {part.weight}" for part in common.PARTS)
-    table = _table(f"Scorecard (points out of {weights})")
+    title = f"Scorecard (points out of {weights})"
+    table = _table(title)
+    # Wide enough that the title stays on one line.
+    table.min_width = len(title)
     table.add_column("environment", overflow="fold")
     table.add_column("tier", overflow="fold")
-    table.add_column("score", justify="right")
-    table.add_column("grade")
+    table.add_column("score", justify="right", no_wrap=True)
     for part in common.PARTS:
         table.add_column(part.label.replace(" ", "\n"), justify="right")
-    table.add_column("outstanding", justify="right")
-    table.add_column("excluded", justify="right")
+    table.add_column("findings", justify="right", no_wrap=True)
     for line in result.scorecard:
         cells = []
         for part in common.PARTS:
@@ -111,16 +119,18 @@ def _scorecard(result: ReviewResult) -> RenderableType:
                 cells.append(Text("n/m", style="dim"))
             else:
                 cells.append(Text(f"{line.points(part.key):.0f}"))
-        table.add_row(
-            line.environment,
-            line.tier,
-            f"{line.score:.0f}",
-            Text(line.grade, style=GRADE_STYLE[line.grade]),
-            *cells,
-            Text(str(line.outstanding), style="red" if line.outstanding else ""),
-            str(line.excluded),
+        score = Text(f"{line.score:.0f} ")
+        score.append(line.grade, style=GRADE_STYLE[line.grade])
+        findings = Text(str(line.outstanding), style="red" if line.outstanding else "")
+        findings.append(f" / {line.excluded} / ")
+        findings.append(
+            str(line.not_evaluated), style="yellow" if line.not_evaluated else ""
         )
-    table.caption = "n/m: not measured, no evidence for this part (0 points)"
+        table.add_row(line.environment, line.tier, score, *cells, findings)
+    table.caption = (
+        "n/m: not measured, no evidence for this part (0 points)\n"
+        "findings: failed and not suppressed / suppressed / not evaluated"
+    )
     table.caption_justify = "left"
     return table
 
@@ -161,7 +171,7 @@ def _objectives(result: ReviewResult) -> RenderableType | None:
 
 def _target(result: ReviewResult, finding: Finding) -> Text:
     text = Text(f"{finding.target}: {finding.outcome.message}", overflow="fold")
-    location = common.location_text(finding)
+    location = common.location_text(finding, result.base_dir)
     if location:
         text.append(f"\n  at {location}", style="dim")
     note = common.expiry_note(result, finding)
@@ -226,6 +236,12 @@ def renderables(result: ReviewResult) -> list[RenderableType]:
         _scorecard(result),
         _objectives(result),
         _findings(result, "Failed, most severe first", common.failed(result), True),
+        _findings(
+            result,
+            "Not evaluated: the evidence these checks need was not read",
+            common.not_evaluated(result),
+            False,
+        ),
         _findings(
             result,
             "Suppressed: counted, excluded from the score and --fail-on",

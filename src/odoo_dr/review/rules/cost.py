@@ -198,8 +198,9 @@ def cost_estimate(context: ReviewContext) -> Iterator[Outcome]:
                 lines.append("bucket listing stopped early, so this is a lower bound")
         base = {"environment": view.name, "resource": "storage-cost"}
         if not lines:
+            # The sources are named but were not read: the cost is unknown.
             yield Outcome(
-                False,
+                None,
                 "no retained size known (repository or bucket not read), so no "
                 "cost estimate",
                 **base,

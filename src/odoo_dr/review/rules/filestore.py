@@ -74,6 +74,16 @@ def filestore_persistent(context: ReviewContext) -> Iterator[Outcome]:
         compose = server.workload.kind == "ComposeService"
         message = _describe(volume)
         severity = None
+        if volume.volume is None and server.workload.operator_kind is not None:
+            yield Outcome(
+                None,
+                f"the {server.workload.kind} sets no filestore storage, so the "
+                "operator's default applies, which the manifests do not show",
+                environment=environment,
+                resource=server.resource,
+                evidence=(Evidence(server.workload.ref, server.workload.location),),
+            )
+            continue
         if volume.volume is None:
             passed = False
             message += (
@@ -141,9 +151,10 @@ def filestore_shared(context: ReviewContext) -> Iterator[Outcome]:
 
 def _sharing(
     server: OdooServer, volume: FilestoreVolume, replicas: int
-) -> tuple[bool, str, Evidence] | None:
+) -> tuple[bool | None, str, Evidence] | None:
     """Say whether `replicas` copies of the server see one filestore; None when the
-    claim is not in the manifests, so its access mode is unknown."""
+    claim is not in the manifests. The verdict is None (not evaluated) when an
+    operator creates the claim with an access mode the manifests do not name."""
     stored = _object_storage(server)
     claim = volume.claim
     if stored is not None:
@@ -161,6 +172,14 @@ def _sharing(
             f"{replicas} replicas, each with its own claim from the "
             f"volumeClaimTemplate {claim.name}, so each has a different filestore",
             Evidence("volumeClaimTemplate", claim.location),
+        )
+    if claim is not None and not claim.access_modes and server.workload.operator_kind:
+        return (
+            None,
+            f"{replicas} replicas; the {server.workload.kind} names no access mode "
+            f"for the claim {claim.name}, so the operator's default applies, which "
+            "the manifests do not show",
+            Evidence(f"claim {claim.name}", claim.location),
         )
     if claim is not None:
         modes = ", ".join(claim.access_modes) or "no access mode"

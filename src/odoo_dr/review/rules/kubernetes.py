@@ -314,6 +314,17 @@ def odoo_network_policy(context: ReviewContext) -> Iterator[Outcome]:
             workload = server.workload
             if workload is None or workload.kind == "ComposeService":
                 continue
+            if workload.operator_kind is not None:
+                # The operator creates the pods, so their labels are unknown here.
+                yield Outcome(
+                    None,
+                    f"the pods of this {workload.kind} are created by its operator, "
+                    "with labels the manifests do not show",
+                    environment=view.name,
+                    resource=workload.ref,
+                    evidence=(Evidence(workload.ref, workload.location),),
+                )
+                continue
             selecting = [item for item in policies if item.selects(workload)]
             yield Outcome(
                 bool(selecting),

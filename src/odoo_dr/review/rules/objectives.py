@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +9,7 @@ from datetime import datetime
 from odoo_dr.repository.manifest import DrillRecord
 from odoo_dr.review.context import EnvironmentView, ReviewContext
 from odoo_dr.review.inventory import Disruption, Objective, Tenant, format_duration
-from odoo_dr.review.mechanisms import DATABASE, WAL, kinds
+from odoo_dr.review.mechanisms import DATABASE, WAL, Mechanism, kinds
 from odoo_dr.review.model import Area, Evidence, Outcome, Severity, rule
 from odoo_dr.review.yamlio import Location
 
@@ -44,12 +43,43 @@ class RecoveryPoint:
     wal: bool = False
 
 
+def _declared_wal_points(view: EnvironmentView, tenant: Tenant) -> list[RecoveryPoint]:
+    """Return the RPO that WAL archiving declared in the manifests gives: at most
+    its archive_timeout, as segments switch at least that often."""
+    found = []
+    for mechanism in view.covering(WAL):
+        if not mechanism.declared or mechanism.archive_timeout is None:
+            continue
+        if not mechanism.protects(tenant.name):
+            continue
+        origin = (
+            "CloudNativePG's default archive_timeout"
+            if mechanism.archive_timeout_default
+            else "archive_timeout"
+        )
+        found.append(
+            RecoveryPoint(
+                mechanism.archive_timeout,
+                f"{mechanism.kind} (declared in the manifests, not measured) "
+                "switches WAL segments at least every "
+                f"{format_duration(mechanism.archive_timeout)} ({origin}), assuming "
+                "the archiver keeps up",
+                mechanism.archive_timeout_location or mechanism.location,
+                wal=True,
+            )
+        )
+    return found
+
+
 def recovery_points(
     view: EnvironmentView, tenant: Tenant, now: datetime
 ) -> list[RecoveryPoint]:
-    """Measure the achievable RPO of `tenant` from each mechanism that shows it:
-    the WAL archive's age, the latest repository snapshot's age, or the longest gap
-    between two runs of a scheduled backup."""
+    """Measure the achievable RPO of `tenant` from each mechanism that shows it.
+
+    These are the WAL archive's age on the live server (else the archive_timeout
+    of the WAL archiving that the manifests declare), the latest repository
+    snapshot's age, and the longest gap between two runs of a scheduled backup.
+    """
     found = []
     postgres = view.live.postgres
     on_server = postgres is not None and (
@@ -65,21 +95,9 @@ def recovery_points(
                     wal=True,
                 )
             )
-    wal = view.covering(WAL)
-    if wal and not any(point.wal for point in found) and postgres is None:
-        timeout = manifest_archive_timeout(view)
-        if timeout is not None:
-            seconds, location = timeout
-            found.append(
-                RecoveryPoint(
-                    seconds,
-                    f"WAL archived by {kinds(wal)} with archive_timeout "
-                    f"{format_duration(seconds)} (from the manifests, assuming the "
-                    "archiver keeps up)",
-                    location,
-                    wal=True,
-                )
-            )
+    if not on_server:
+        # The live server, when read, shows whether archiving really is on.
+        found += _declared_wal_points(view, tenant)
     repository = view.live.repository
     if repository is not None:
         snapshots = [
@@ -103,47 +121,32 @@ def recovery_points(
         if id(mechanism) in seen:
             continue
         seen.add(id(mechanism))
+        how = (
+            f"({mechanism.schedule})"
+            if mechanism.schedule
+            else "(the sleep of its loop)"
+        )
         found.append(
             RecoveryPoint(
                 mechanism.interval,
                 f"{mechanism.kind} runs every {format_duration(mechanism.interval)} "
-                f"at most ({mechanism.schedule})",
+                f"at most {how}",
                 mechanism.location,
             )
         )
     return found
 
 
-_PG_TIME = re.compile(r"^\s*(\d+)\s*(ms|s|min|h|d)?\s*$")
-_PG_TIME_UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400, None: 1}
-_ARCHIVE_TIMEOUT_ARGUMENT = re.compile(r"archive_timeout\s*=\s*['\"]?(\w+)")
-
-
-def pg_seconds(text: object) -> int | None:
-    """Return the seconds of a PostgreSQL time setting such as `60`, `5min` or `1h`
-    (a bare number counts as seconds, archive_timeout's unit)."""
-    match = _PG_TIME.match(str(text))
-    if match is None:
-        return None
-    return round(int(match.group(1)) * _PG_TIME_UNITS[match.group(2)])
-
-
-def manifest_archive_timeout(view: EnvironmentView) -> tuple[int, Location] | None:
-    """Return a non-zero archive_timeout that the manifests set on PostgreSQL: a
-    `-c archive_timeout=` argument or a CloudNativePG parameter."""
-    for cluster in view.manifests.of_kind("Cluster", group="postgresql.cnpg.io"):
-        value = cluster.get("spec", "postgresql", "parameters", "archive_timeout")
-        seconds = pg_seconds(value) if value is not None else None
-        if seconds:
-            where = cluster.at("spec", "postgresql", "parameters", "archive_timeout")
-            return seconds, where
-    for workload in view.postgres:
-        for container in workload.containers:
-            match = _ARCHIVE_TIMEOUT_ARGUMENT.search(container.command_text)
-            seconds = pg_seconds(match.group(1)) if match else None
-            if seconds:
-                return seconds, container.command_location or workload.location
-    return None
+def unread_sources(view: EnvironmentView) -> list[str]:
+    """Return the live sources the inventory names for the environment that were
+    not read (live evidence off, or unreachable)."""
+    sources = view.environment.evidence
+    unread = []
+    if sources.repository and view.live.repository is None:
+        unread.append(f"the repository {sources.repository}")
+    if sources.postgres_dsn and view.live.postgres is None:
+        unread.append("the live PostgreSQL")
+    return unread
 
 
 def tenant_drills(view: EnvironmentView, tenant: Tenant) -> list[DrillRecord]:
@@ -231,46 +234,102 @@ def rpo_achieved(context: ReviewContext) -> Iterator[Outcome]:
         if objective is None:
             continue
         disruption, target = objective
+        base = {"environment": view.name, "tenant": tenant.name}
         points = recovery_points(view, tenant, context.now)
-        covered = [m for m in view.covering(DATABASE) if m.protects(tenant.name)]
-        if not points:
-            if covered or view.covering(WAL):
-                yield Outcome(
-                    False,
-                    "achieved RPO cannot be measured: no schedule, WAL archiver "
-                    "status or repository snapshot in the evidence for "
-                    + kinds(covered or view.covering(WAL)),
-                    environment=view.name,
-                    tenant=tenant.name,
-                    severity=Severity.LOW,
-                )
-            continue
-        best = min(points, key=lambda item: item.seconds)
-        passed = best.seconds <= target.rpo
-        wal = view.covering(WAL)
-        if not passed and wal and not any(point.wal for point in points):
+        evidence = tuple(Evidence(item.source, item.location) for item in points)
+        best = min(points, key=lambda item: item.seconds, default=None)
+        if best is not None and best.seconds <= target.rpo:
             yield Outcome(
-                False,
-                f"backups alone give an RPO of {format_duration(best.seconds)}, above "
-                f"the {disruption.value} RPO of {format_duration(target.rpo)}; WAL "
-                f"archived by {kinds(wal)} may do better, but its archive age needs "
-                "the live server (evidence.postgres_dsn) or an archive_timeout in "
-                "the manifests",
-                environment=view.name,
-                tenant=tenant.name,
-                evidence=tuple(Evidence(item.source, item.location) for item in points),
-                severity=Severity.LOW,
+                True,
+                f"achieved RPO {format_duration(best.seconds)} is within the "
+                f"{disruption.value} RPO of {format_duration(target.rpo)}: "
+                f"{best.source}",
+                evidence=evidence,
+                **base,
             )
             continue
-        yield Outcome(
-            passed,
-            f"achieved RPO {format_duration(best.seconds)} is "
-            f"{'within' if passed else 'above'} the {disruption.value} RPO of "
-            f"{format_duration(target.rpo)}: {best.source}",
-            environment=view.name,
-            tenant=tenant.name,
-            evidence=tuple(Evidence(item.source, item.location) for item in points),
-        )
+        wal = view.covering(WAL)
+        untimed = [
+            item for item in wal if item.declared and item.archive_timeout is None
+        ]
+        if untimed and view.live.postgres is None:
+            yield _untimed_archiving(best, untimed, disruption, target, base)
+            continue
+        if best is not None:
+            if wal and not any(point.wal for point in points):
+                yield Outcome(
+                    False,
+                    f"backups alone give an RPO of {format_duration(best.seconds)}, "
+                    f"above the {disruption.value} RPO of "
+                    f"{format_duration(target.rpo)}; WAL archived by {kinds(wal)} "
+                    "may do better, but its archive age needs the live server "
+                    "(evidence.postgres_dsn)",
+                    evidence=evidence,
+                    severity=Severity.LOW,
+                    **base,
+                )
+                continue
+            yield Outcome(
+                False,
+                f"achieved RPO {format_duration(best.seconds)} is above the "
+                f"{disruption.value} RPO of {format_duration(target.rpo)}: "
+                f"{best.source}",
+                evidence=evidence,
+                **base,
+            )
+            continue
+        covered = [m for m in view.covering(DATABASE) if m.protects(tenant.name)]
+        unread = unread_sources(view)
+        if unread:
+            yield Outcome(
+                None,
+                "achieved RPO not evaluated: "
+                + " and ".join(unread)
+                + (" were" if len(unread) > 1 else " was")
+                + " not read (live evidence off or unreadable), and no schedule or "
+                "WAL archiving in the manifests shows it",
+                **base,
+            )
+        elif covered or wal:
+            yield Outcome(
+                False,
+                "achieved RPO cannot be measured: no schedule, WAL archiver "
+                "status or repository snapshot in the evidence for "
+                + kinds(covered or wal),
+                severity=Severity.LOW,
+                **base,
+            )
+
+
+def _untimed_archiving(
+    best: RecoveryPoint | None,
+    archiving: list[Mechanism],
+    disruption: Disruption,
+    target: Objective,
+    base: dict,
+) -> Outcome:
+    """Describe WAL archiving declared without archive_timeout: it bounds the data
+    at risk by volume (a 16 MB segment by default), not by time."""
+    backups = (
+        f"backups alone give an RPO of {format_duration(best.seconds)}, above the "
+        f"{disruption.value} RPO of {format_duration(target.rpo)}; "
+        if best is not None
+        else ""
+    )
+    evidence = [Evidence(item.label, item.location) for item in archiving]
+    if best is not None:
+        evidence.insert(0, Evidence(best.source, best.location))
+    return Outcome(
+        False,
+        backups + f"WAL archiving by {kinds(archiving)} is declared in the manifests "
+        "(not measured) without archive_timeout, so a quiet server keeps a partly "
+        "filled segment unarchived for any length of time: set archive_timeout "
+        f"below the RPO of {format_duration(target.rpo)}, or give "
+        "evidence.postgres_dsn to measure the archive's age",
+        evidence=tuple(evidence),
+        severity=Severity.LOW,
+        **base,
+    )
 
 
 @rule(
@@ -327,12 +386,21 @@ def drill_recent(context: ReviewContext) -> Iterator[Outcome]:
         base = {"environment": view.name, "tenant": tenant.name}
         if view.live.repository is None:
             where = view.environment.evidence.repository
-            reason = (
-                f"the repository {where} was not read (live evidence off or unreadable)"
-                if where
-                else "no odoo-dr repository in the evidence, so no drill records"
-            )
-            yield Outcome(False, f"no drill evidence: {reason}", **base)
+            if where:
+                # Drill records may well be there: the check cannot be made.
+                yield Outcome(
+                    None,
+                    f"the repository {where} was not read (live "
+                    "evidence off or unreadable), so its drill records are unknown",
+                    **base,
+                )
+            else:
+                yield Outcome(
+                    False,
+                    "no drill evidence: no odoo-dr repository in the evidence, so "
+                    "no drill records",
+                    **base,
+                )
             continue
         passing = [item for item in drills if item.passed]
         if not passing:

@@ -6,6 +6,7 @@ import ast
 import operator
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from odoo_dr.review.context import EnvironmentView, ReviewContext
 from odoo_dr.review.evidence.manifests import AlertRule
@@ -14,18 +15,61 @@ from odoo_dr.review.mechanisms import Mechanism
 from odoo_dr.review.model import Area, Evidence, Outcome, Severity, rule
 from odoo_dr.review.rules.postgres import pitr_tenants, strictest_rpo
 
-# Metrics that carry a backup's last success, by mechanism kind (the first word).
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """Metrics that carry a backup's last success, and the labels that name the
+    object a series is about."""
+
+    patterns: tuple[re.Pattern[str], ...]
+    identity: frozenset[str]
+
+    def matches(self, metrics: set[str]) -> bool:
+        return any(item.match(metric) for item in self.patterns for metric in metrics)
+
+
+def _family(labels: str, *patterns: str) -> MetricFamily:
+    return MetricFamily(
+        tuple(re.compile(item) for item in patterns), frozenset(labels.split())
+    )
+
+
+# By mechanism kind (its first word). An alert on one of these metrics watches
+# every mechanism of the kind that its label matchers select.
 FRESHNESS_METRICS = {
-    "cloudnative-pg": ("cnpg_collector_last_available_backup_timestamp",),
-    "velero": ("velero_backup_last_successful_timestamp",),
-    "k8up": ("k8up_jobs_successful_counter", "k8up_schedules_"),
-    "pgbackrest": ("pgbackrest_backup_since_last_completion_seconds",),
+    "cloudnative-pg": _family(
+        "pod cluster", r"^cnpg_collector_last_available_backup_timestamp$"
+    ),
+    "velero": _family("schedule", r"^velero_backup_last_successful_timestamp$"),
+    "k8up": _family("name", r"^k8up_jobs_successful_counter$", r"^k8up_schedules_"),
+    "pgbackrest": _family(
+        "stanza",
+        r"^pgbackrest_backup_since_last_completion_seconds$",
+        # pgbackrest_exporter's other `_last_` metrics are sizes, durations and
+        # statuses, not times.
+        r"^pgbackrest_backup_last_(?!\w*(?:bytes|status|databases|annotations"
+        r"|duration))\w+$",
+    ),
+    "wal-g": _family("instance", r"^walg_last_upload$", r"^walg_backup_timestamp$"),
 }
-CRONJOB_METRICS = (
-    "kube_cronjob_status_last_successful_time",
-    "kube_cronjob_status_last_schedule_time",
-    "kube_job_status_completion_time",
+# kube-state-metrics' metrics of a CronJob's last run, for backups run by CronJobs;
+# their `job` label is the scrape job, not the backup.
+CRONJOB_METRICS = _family(
+    "cronjob job_name",
+    r"^kube_cronjob_status_last_successful_time$",
+    r"^kube_cronjob_status_last_schedule_time$",
+    r"^kube_job_status_completion_time$",
 )
+# Metrics any backup job may publish: the Pushgateway's push time (its `job` label
+# is the pushing job), a textfile collector's last-success time. An alert on one
+# of them counts only when it names the mechanism.
+GENERIC_METRICS = _family(
+    "job exported_job name cronjob job_name service container deployment app",
+    r"^push_time_seconds$",
+    r"^\w*(last_success|last_successful|last_completion)\w*$",
+    r"^\w*backup\w*_(timestamp|time)(_seconds)?$",
+)
+NAMESPACE_LABELS = {"namespace", "exported_namespace"}
 ARCHIVE_AGE_METRICS = (
     "pg_stat_archiver_last_archive_age",
     "cnpg_pg_stat_archiver_seconds_since_last_archival",
@@ -48,7 +92,11 @@ _PROM_UNITS = {
     "y": 31536000,
 }
 _COMPARISON = re.compile(r"(?:>=|>)\s*(?P<value>[0-9.eE+*/() -]+?)\s*$")
-_LABEL = re.compile(r'(\w+)\s*(=~|=)\s*"([^"]*)"')
+_LABEL = re.compile(r"""(\w+)\s*(!~|=~|!=|=)\s*(?:"([^"]*)"|'([^']*)'|`([^`]*)`)""")
+_METRIC = re.compile(r"[A-Za-z_:][\w:]*")
+# The names of pods or Jobs an object creates: a StatefulSet's or CloudNativePG's
+# `NAME-1`, and a CronJob's Job `NAME-29000000` (the scheduled minute).
+_CREATED_SUFFIXES = ("", "-1", "-29000000")
 _OPERATORS = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -97,35 +145,84 @@ def alert_delay(alert: AlertRule) -> float | None:
     return threshold + prometheus_duration(alert.duration)
 
 
-def _names_mechanism(alert: AlertRule, name: str) -> bool:
-    """Whether the alert's label matchers select the object called `name`."""
-    for _label, op, value in _LABEL.findall(alert.expr):
-        if op == "=" and value == name:
-            return True
-        if op == "=~":
-            try:
-                if re.fullmatch(value, name):
-                    return True
-            except re.error:
-                continue
-    return False
+def _matchers(alert: AlertRule) -> list[tuple[str, str, str]]:
+    """Return the label matchers of an alert's expression: (label, operator,
+    value)."""
+    found = []
+    for label, op, *values in _LABEL.findall(alert.expr):
+        value = next((item for item in values if item), "")
+        found.append((label, op, value))
+    return found
+
+
+def _selects(op: str, value: str, names: set[str]) -> bool:
+    """Return whether a matcher `op value` selects one of `names`, or a pod or Job
+    that one of them creates."""
+    candidates = {name + suffix for name in names for suffix in _CREATED_SUFFIXES}
+    if op in ("=", "!="):
+        hit = value in candidates
+    else:
+        try:
+            hit = any(re.fullmatch(value, item) for item in candidates)
+        except re.error:
+            return False
+    return hit if op in ("=", "=~") else not hit
+
+
+def names_mechanism(
+    alert: AlertRule, mechanism: Mechanism, identity_labels: frozenset[str]
+) -> bool | None:
+    """Return whether the alert selects the mechanism.
+
+    True when a matcher on one of `identity_labels` in its expression (or, without
+    one, one of the alert's own labels) names it. False when they name only other
+    objects, or when a namespace matcher excludes the mechanism's namespace. None
+    when nothing names any object, so the alert watches them all.
+    """
+    names = mechanism.alert_names
+    matchers = _matchers(alert)
+    for label, op, value in matchers:
+        if label in NAMESPACE_LABELS and mechanism.namespace is not None:
+            if not _selects(op, value, {mechanism.namespace}):
+                return False
+    identity = [item for item in matchers if item[0] in identity_labels]
+    if not identity:
+        identity = [
+            (label, "=", value)
+            for label, value in alert.labels.items()
+            if label in identity_labels
+        ]
+    if not identity:
+        return None
+    excluding = [item for item in identity if item[1] in ("!=", "!~")]
+    if any(not _selects(op, value, names) for _, op, value in excluding):
+        return False
+    selecting = [item for item in identity if item[1] in ("=", "=~")]
+    if not selecting:
+        return True
+    return any(_selects(op, value, names) for _, op, value in selecting)
 
 
 def freshness_alerts(view: EnvironmentView, mechanism: Mechanism) -> list[AlertRule]:
-    """Return the alerts about this mechanism's last successful run."""
+    """Return the alerts about this mechanism's last successful run: on a metric of
+    its kind (or of its CronJob) that no label matcher points elsewhere, or on a
+    generic last-success metric whose labels name it."""
+    families = [FRESHNESS_METRICS.get(mechanism.kind.split()[0])]
+    if mechanism.workload is not None and mechanism.workload.kind == "CronJob":
+        families.append(CRONJOB_METRICS)
     found = []
-    kind = mechanism.kind.split()[0]
     for alert in view.manifests.alerts:
-        if mechanism.workload is not None and mechanism.workload.kind == "CronJob":
-            if any(
-                metric in alert.expr for metric in CRONJOB_METRICS
-            ) and _names_mechanism(alert, mechanism.name):
-                found.append(alert)
+        metrics = set(_METRIC.findall(alert.expr))
+        for family in families:
+            if family is None or not family.matches(metrics):
                 continue
-        metrics = FRESHNESS_METRICS.get(kind, ())
-        if any(metric in alert.expr for metric in metrics):
-            labelled = _LABEL.findall(alert.expr)
-            if not labelled or _names_mechanism(alert, mechanism.name):
+            if names_mechanism(alert, mechanism, family.identity) is not False:
+                found.append(alert)
+                break
+        else:
+            if GENERIC_METRICS.matches(metrics) and names_mechanism(
+                alert, mechanism, GENERIC_METRICS.identity
+            ):
                 found.append(alert)
     return found
 
@@ -270,14 +367,19 @@ _UP_PATTERNS = {
 
 
 def _components(view: EnvironmentView) -> list[str]:
+    """Return the components whose exporters should be alerted on: those the
+    evidence shows, directly or by an exporter that watches one (a managed
+    database outside the manifests, say)."""
+    exported = {item for workload in view.workloads for item in workload.exporters}
     found = []
     if (
         view.live.postgres is not None
         or view.postgres
         or view.manifests.of_kind("Cluster", group="postgresql.cnpg.io")
+        or "postgresql" in exported
     ):
         found.append("postgresql")
-    if view.live.redis is not None or view.redis:
+    if view.live.redis is not None or view.redis or "redis" in exported:
         found.append("redis")
     return found
 

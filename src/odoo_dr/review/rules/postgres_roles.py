@@ -5,24 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from odoo_dr.review.context import EnvironmentView, ReviewContext
+from odoo_dr.review.evidence.odoo import (
+    Setting,
+    database_user,
+    manifest_superusers,
+    odoo_servers,
+)
 from odoo_dr.review.mechanisms import DATABASE
 from odoo_dr.review.model import Area, Evidence, Outcome, Severity, rule
-from odoo_dr.review.yamlio import Location
 
 
-def _application_roles(view: EnvironmentView) -> list[tuple[str, Location]]:
-    """Return the roles Odoo connects as, from odoo.conf and Odoo workloads."""
-    roles = []
-    for conf in view.odoo_confs:
-        user = conf.options.get("db_user")
-        if user and user != "False":
-            roles.append((user, conf.at("db_user")))
-    for workload in view.odoo:
-        for container in workload.containers:
-            user = container.env.get("USER") or container.env.get("PGUSER")
-            if user:
-                roles.append((user, workload.location))
-    return roles
+def _application_roles(view: EnvironmentView) -> list[tuple[str, Setting]]:
+    """Return the roles the Odoo servers connect as, each once, with where each is
+    set: db_user (odoo.conf, command line, environment), else the image's
+    default."""
+    roles: dict[str, Setting] = {}
+    for server in odoo_servers(view.manifests):
+        setting = database_user(server)
+        if setting is not None:
+            roles.setdefault(setting.value.strip(), setting)
+    return list(roles.items())
 
 
 @rule(
@@ -34,35 +36,44 @@ def _application_roles(view: EnvironmentView) -> list[tuple[str, Location]]:
     "programs as the server, so one flaw in Odoo or a module reaches all tenants "
     "and their backups' source.",
     "Create a role for Odoo with CREATEDB only, owning its databases, and set it as "
-    "db_user.",
+    "db_user. With the official postgres image, POSTGRES_USER is a superuser: keep "
+    "it for administration and create Odoo's role apart.",
     snippet="CREATE ROLE odoo LOGIN CREATEDB PASSWORD '...';",
 )
 def application_not_superuser(context: ReviewContext) -> Iterator[Outcome]:
     for view in context.environments:
         live = view.live.postgres
-        seen = set()
-        for role, location in _application_roles(view):
-            if role in seen:
-                continue
-            seen.add(role)
+        superusers = manifest_superusers(view.manifests)
+        for role, setting in _application_roles(view):
+            evidence = [
+                Evidence(f"db_user = {role} ({setting.origin})", setting.location)
+            ]
             if live is not None:
                 is_super = role in live.superusers
                 how = (
                     "a superuser on the live server" if is_super else "not a superuser"
                 )
-            else:
-                is_super = role == "postgres"
+            elif role == "postgres":
+                is_super, how = True, "the bootstrap superuser"
+            elif role in superusers:
+                is_super = True
                 how = (
-                    "the bootstrap superuser"
-                    if is_super
-                    else "not 'postgres' (no live server to check its attributes)"
+                    "a superuser: the manifests create it as the POSTGRES_USER of the "
+                    "official postgres image"
+                )
+                evidence.append(Evidence(f"POSTGRES_USER = {role}", superusers[role]))
+            else:
+                is_super = False
+                how = (
+                    "which the manifests do not create as a superuser (no live server "
+                    "to check its attributes)"
                 )
             yield Outcome(
                 not is_super,
                 f"Odoo connects as {role!r}, {how}",
                 environment=view.name,
                 resource=f"role/{role}",
-                evidence=(Evidence(f"db_user = {role}", location),),
+                evidence=tuple(evidence),
             )
 
 

@@ -29,6 +29,9 @@ def database_manager_closed(context: ReviewContext) -> Iterator[Outcome]:
     for view in context.environments:
         for conf in view.odoo_confs:
             enabled = conf.flag("list_db")
+            if enabled is None and conf.from_operator:
+                yield _operator_default(view.name, conf, "list_db")
+                continue
             # Odoo's default is list_db = True.
             if enabled is None or enabled:
                 yield Outcome(
@@ -36,7 +39,7 @@ def database_manager_closed(context: ReviewContext) -> Iterator[Outcome]:
                     "list_db is "
                     + ("not set (Odoo's default is True)" if enabled is None else "on"),
                     environment=view.name,
-                    resource=conf.location.file,
+                    resource=conf.resource,
                     evidence=(Evidence("list_db", conf.at("list_db")),),
                 )
             else:
@@ -44,9 +47,20 @@ def database_manager_closed(context: ReviewContext) -> Iterator[Outcome]:
                     True,
                     "list_db = False",
                     environment=view.name,
-                    resource=conf.location.file,
+                    resource=conf.resource,
                     evidence=(Evidence("list_db = False", conf.at("list_db")),),
                 )
+
+
+def _operator_default(environment: str, conf: OdooConf, option: str) -> Outcome:
+    return Outcome(
+        None,
+        f"{conf.origin} sets no {option}, so its operator's default applies, which "
+        "the manifests do not show",
+        environment=environment,
+        resource=conf.resource,
+        evidence=(Evidence(conf.resource, conf.holder.location),),
+    )
 
 
 @rule(
@@ -64,6 +78,9 @@ def master_password_set(context: ReviewContext) -> Iterator[Outcome]:
         for conf in view.odoo_confs:
             value = conf.options.get("admin_passwd")
             location = conf.at("admin_passwd")
+            if value is None and conf.from_operator:
+                yield _operator_default(view.name, conf, "admin_passwd")
+                continue
             if value in (None, "", "False"):
                 passed, message = False, "admin_passwd is not set"
             elif value.strip() in {"admin", "odoo", "password", "changeme"}:
@@ -74,7 +91,7 @@ def master_password_set(context: ReviewContext) -> Iterator[Outcome]:
                 passed,
                 message,
                 environment=view.name,
-                resource=conf.location.file,
+                resource=conf.resource,
                 evidence=(Evidence("admin_passwd", location),),
             )
 
@@ -102,7 +119,7 @@ def master_password_hashed(context: ReviewContext) -> Iterator[Outcome]:
                 if hashed
                 else "admin_passwd is in clear",
                 environment=view.name,
-                resource=conf.location.file,
+                resource=conf.resource,
                 evidence=(Evidence("admin_passwd", conf.at("admin_passwd")),),
             )
 
@@ -250,6 +267,13 @@ def _conf_storage(environment: str, conf: OdooConf) -> Outcome | None:
     if holder.kind == "ConfigMap":
         passed = hashed
         message = f"admin_passwd is {form} in the ConfigMap {holder.name}"
+    elif holder.kind != "Secret":
+        # The custom resource of an Odoo operator.
+        passed = hashed
+        message = (
+            f"admin_passwd is {form} in the {holder.kind} {holder.name}, readable by "
+            "anyone who can read the resource or its manifest"
+        )
     elif tracked_by_git(conf.location.file):
         passed = hashed
         message = (
