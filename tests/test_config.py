@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from odoo_dr.cli.options import filestore_root, restore_filestore_root
 from odoo_dr.errors import RejectedError
 from odoo_dr.odoo.config import read_odoo_config
 from odoo_dr.pg.connection import PgSettings
@@ -84,6 +85,19 @@ def test_invalid_dsn_message_hides_password():
     with pytest.raises(RejectedError) as raised:
         PgSettings.from_options(dsn="host=x password=hunter2 'unterminated")
     assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("data_dir", ["odoo-data", "$HOME/odoo-data", "../data"])
+def test_relative_data_dir_rejected(tmp_path, data_dir):
+    config = read_odoo_config(
+        write_conf(tmp_path, f"[options]\ndata_dir = {data_dir}\n")
+    )
+    for resolve in (filestore_root, restore_filestore_root):
+        with pytest.raises(RejectedError) as raised:
+            resolve(None, config)
+        assert f"data_dir {data_dir!r}" in raised.value.message
+        assert "not an absolute path" in raised.value.message
+        assert "--filestore-root" in raised.value.hint
 
 
 def test_dsn_overrides_odoo_config(tmp_path):

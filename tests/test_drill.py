@@ -48,6 +48,25 @@ def test_drill_passes_and_is_recorded(cli, repository, odoo_database, filestore_
     assert not Path(record["scratch_filestore"]).exists()
 
 
+def test_unknown_allowed_cron_warned(cli, repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    query(
+        summary.database,
+        "DELETE FROM ir_model_data WHERE model = 'ir.cron' AND module = 'base'"
+        " AND name = 'autovacuum_job'",
+    )
+    snapshot = take_backup(cli, repository, summary.database, filestore_root)
+    result = cli(
+        "drill", snapshot, "--allow-cron", "sale.no_such_job", "--json",
+        "--repo", repository.location,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert warnings == [
+        "--allow-cron sale.no_such_job: no scheduled action with this XML id"
+    ]
+
+
 def test_drill_by_tenant_uses_latest(cli, repository, odoo_database, filestore_root):
     summary = odoo_database()
     take_backup(cli, repository, summary.database, filestore_root)

@@ -230,6 +230,7 @@ def test_sigterm_restore_leaves_nothing(
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
+    assert b"interrupted by SIGTERM" in err
     assert list(temp.iterdir()) == []
     assert not database_exists(target)
     leftovers = query(
@@ -240,6 +241,28 @@ def test_sigterm_restore_leaves_nothing(
     )
     assert leftovers == []
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_sigint_backup_reports_interruption(repository, odoo_database, filestore_root):
+    from test_cases import MEDIUM
+
+    summary = odoo_database(scale=MEDIUM)
+    locks = Path(repository.location) / "locks"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odoo_dr", "backup", summary.database,
+         "--filestore-root", str(filestore_root), "--repo", repository.location],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(locks.iterdir()):
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    assert out == ""
+    assert repository.snapshot_ids() == []
+    assert list(locks.iterdir()) == []
 
 
 @pytest.fixture
@@ -495,6 +518,25 @@ def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore
         f"filestore file {shared['path']}: object {shared['chunks'][0]} missing"
         in problems
     )
+
+
+def test_verify_reads_unindexed_packs(cli, repository, odoo_database, filestore_root):
+    """Restores read packs from their headers when the index is lost; so does verify."""
+    summary = odoo_database()
+    backup(cli, repository, summary.database, filestore_root)
+    for index_file in (Path(repository.location) / "index").iterdir():
+        index_file.write_text("{not json")
+
+    for extra in ((), ("--read-data",)):
+        result = cli("verify", *extra, "--json", "--repo", repository.location)
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["unindexed_packs"] > 0
+        assert all(item["ok"] for item in report["snapshots"])
+    text = cli("verify", "--repo", repository.location)
+    assert text.returncode == 0, text.stdout
+    assert "every snapshot can be restored" in text.stdout
+    assert "listed by no index file" in text.stderr
 
 
 @dataclass

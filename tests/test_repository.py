@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import stat
@@ -245,6 +246,30 @@ def test_truncated_lock_is_stale(repository):
     repository.backend.write(lock.key, b'{"tenant": "ACME')
     with repository.lock_tenant("ACME_Prod", "backup"):
         pass
+
+
+class _InterruptOnLog(logging.Handler):
+    """Raise KeyboardInterrupt from a log call, as a signal handler would there."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise KeyboardInterrupt
+
+
+def test_interrupted_lock_acquire_removed(repository):
+    # acquire() logs "locked tenant" once the lock file exists.
+    logger = logging.getLogger("odoo_dr.repository.lock")
+    handler = _InterruptOnLog(level=logging.DEBUG)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with repository.lock_tenant("ACME_Prod", "backup"):
+                pass
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert list((Path(repository.location) / "locks").iterdir()) == []
 
 
 def test_damaged_manifest_isolated(cli, repository, odoo_database, filestore_root):

@@ -162,3 +162,37 @@ def test_live_swap_left_alone(tmp_path, database_names, unique):
     next(root.glob(".odoo-dr-swap-*")).write_text(json.dumps(journal))
     assert swap.finish_interrupted(PgSettings.from_options(), root) == []
     assert (root / target / "old-file").exists()
+
+
+def test_unmarked_temporary_dropped(database_names):
+    """A restore killed between CREATE DATABASE and its mark leaves this behind."""
+    name = temporary.new_temporary_name()
+    database_names.append(name)
+    create_marked(name, None, template=True)
+    clean()
+    assert not database_exists(name)
+
+
+def test_unmarked_while_creating_kept(database_names):
+    name = temporary.new_temporary_name()
+    database_names.append(name)
+    create_marked(name, None, template=True)
+    with admin_connection() as creator:
+        creator.execute(
+            "SELECT pg_advisory_lock(%s)", (temporary.creation_lock_key(name),)
+        )
+        clean()
+        assert database_exists(name)
+    clean()
+    assert not database_exists(name)
+
+
+def test_unmarked_other_names_kept(database_names, unique):
+    not_template = temporary.new_temporary_name()
+    other = f"odoo-dr-restore-{unique}"
+    database_names.extend([not_template, other])
+    create_marked(not_template, None)
+    create_marked(other, None, template=True)
+    clean()
+    assert database_exists(not_template)
+    assert database_exists(other)

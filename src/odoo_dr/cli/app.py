@@ -16,6 +16,9 @@ from odoo_dr.cli.output import errors
 from odoo_dr.cli.review import review_app
 from odoo_dr.errors import ExitCode, OdooDrError
 
+# The exit code of a run stopped by SIGINT or SIGTERM, as shells report Ctrl-C.
+INTERRUPTED = 130
+
 app = typer.Typer(
     name="odoo-dr",
     help="Back up, restore and drill Odoo databases with their filestore.",
@@ -63,18 +66,34 @@ def configure(
     apply_verbosity(verbose, quiet)
 
 
-def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+# The signal that interrupted this run, for the message printed on exit.
+_interrupted_by: str | None = None
+
+
+def _interrupt(signum: int, _frame: object) -> None:
     # systemd, Kubernetes and timeout(1) stop a process with SIGTERM: unwind like
-    # Ctrl-C, so every cleanup step of a backup, restore or drill runs.
+    # Ctrl-C, so every cleanup step of a backup, restore or drill runs. It must be a
+    # KeyboardInterrupt: psycopg cancels a running query only for that or SystemExit.
+    global _interrupted_by
+    _interrupted_by = signal.Signals(signum).name
     raise KeyboardInterrupt
+
+
+def _report_interruption() -> None:
+    errors.print(
+        f"odoo-dr: interrupted by {_interrupted_by or 'SIGINT'}: the run stopped and "
+        "removed its temporary databases and files"
+    )
 
 
 def main() -> None:
     """Run the command line and exit with the documented exit code.
 
-    Typer (in standalone mode) reports usage errors itself, with exit code 2.
+    Typer (in standalone mode) reports usage errors itself, with exit code 2, and
+    turns a KeyboardInterrupt into exit code 130 without a message.
     """
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         app()
     except OdooDrError as exc:
@@ -84,8 +103,12 @@ def main() -> None:
             errors.print(f"odoo-dr: hint: {exc.hint}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        errors.print("odoo-dr: interrupted; nothing was published or left behind")
-        sys.exit(130)
+        _report_interruption()
+        sys.exit(INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED and _interrupted_by is not None:
+            _report_interruption()
+        raise
     except Exception as exc:
         # Engine commands turn their failures into OdooDrError; reaching this is a
         # bug, reported in one line (the traceback with -v).

@@ -121,7 +121,8 @@ def filestore_root(
     if explicit is not None:
         return explicit.expanduser().absolute(), "--filestore-root"
     if odoo_config is not None and odoo_config.data_dir is not None:
-        return odoo_config.data_dir / "filestore", f"data_dir in {odoo_config.path}"
+        root = _config_filestore_root(odoo_config.data_dir, odoo_config.path)
+        return root, f"data_dir in {odoo_config.path}"
     from_environment = os.environ.get(FILESTORE_VARIABLE)
     if from_environment:
         return Path(from_environment).expanduser().absolute(), f"${FILESTORE_VARIABLE}"
@@ -129,6 +130,19 @@ def filestore_root(
     if odoo_config is not None:
         source += f", since {odoo_config.path} sets no data_dir"
     return default_data_dir() / "filestore", source
+
+
+def _config_filestore_root(data_dir: Path, config_path: Path) -> Path:
+    """Return `<data_dir>/filestore`, rejecting a data_dir that is not absolute."""
+    if not data_dir.is_absolute():
+        raise RejectedError(
+            f"data_dir {str(data_dir)!r} in {config_path} is not an absolute "
+            "path: Odoo resolves it from the folder the server was started in, which "
+            "odoo-dr cannot know",
+            hint="write data_dir in odoo.conf as an absolute path, or pass "
+            "--filestore-root <data_dir>/filestore",
+        )
+    return data_dir / "filestore"
 
 
 def restore_filestore_root(
@@ -143,7 +157,7 @@ def restore_filestore_root(
     if explicit is not None:
         return explicit.expanduser().absolute()
     if odoo_config is not None and odoo_config.data_dir is not None:
-        return odoo_config.data_dir / "filestore"
+        return _config_filestore_root(odoo_config.data_dir, odoo_config.path)
     if odoo_config is not None:
         raise RejectedError(
             f"{odoo_config.path} sets no data_dir, so the folder where the target "

@@ -61,6 +61,7 @@ def _as_json(report: VerifyReport) -> dict:
         "bytes_read": report.bytes_read,
         "unreadable_manifests": report.unreadable,
         "damaged_packs": report.damaged_packs,
+        "unindexed_packs": report.unindexed_packs,
         "snapshots": [
             {
                 "id": item.snapshot_id,
@@ -94,6 +95,12 @@ def _print_report(report: VerifyReport) -> None:
         errors.print(f"snapshot {snapshot_id} is unreadable: {message}")
     for pack_id, message in report.damaged_packs.items():
         console.out(f"  pack {pack_id} is damaged: {message}")
+    if report.unindexed_packs:
+        errors.print(
+            f"{report.unindexed_packs:,} pack(s) are listed by no index file (a backup "
+            "was killed before writing one, or an index file is damaged): their "
+            "headers were read instead, and the next backup indexes them again"
+        )
     checked = "read and checked" if report.read_data else "looked up"
     console.out(
         f"{report.objects_checked:,} objects {checked}"

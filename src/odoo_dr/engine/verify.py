@@ -49,6 +49,8 @@ class VerifyReport:
     bytes_read: int
     read_data: bool
     damaged_packs: dict[str, str] = field(default_factory=dict)
+    # Packs that no index file lists, whose chunks were found from their headers.
+    unindexed_packs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -121,6 +123,10 @@ def verify(
     jobs: int = 2,
 ) -> VerifyReport:
     manifests, unreadable = repository.scan_snapshots(tenant)
+    # A restore reads packs that no index file lists (a backup killed before it
+    # wrote one, or a damaged index file) from their headers, so verify does too.
+    # The index is only extended in memory; the next backup writes the index file.
+    unindexed = repository.blobs.index.add_unindexed_packs()
     reports: list[SnapshotReport] = []
     needed: dict[str, list[tuple[SnapshotReport, str]]] = {}
     for manifest in manifests:
@@ -157,5 +163,11 @@ def verify(
         for report, description in needed[blob_id]:
             report.problems.append(f"{description}: object {blob_id} {problem}")
     return VerifyReport(
-        reports, unreadable, len(needed), bytes_read, read_data, pack_problems
+        reports,
+        unreadable,
+        len(needed),
+        bytes_read,
+        read_data,
+        pack_problems,
+        unindexed,
     )

@@ -14,10 +14,18 @@ restore's final renames, `swapping` (the new database) and `replaced` (a target
 renamed aside by --force): only the restore's swap journal may finish those (see
 `engine.swap`). A database named `odoo-dr-drill-…` is never left without a mark,
 unless `drill --keep` kept it on purpose.
+
+CREATE DATABASE cannot run in a transaction, so a process killed between it and
+the COMMENT that marks the database leaves an unmarked `odoo-dr-restore-…`
+template. The creator holds an advisory lock named after the database from before
+CREATE DATABASE until the mark is set, and the server releases it when that
+session ends, so an unmarked temporary database whose lock is free is a leftover.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -42,6 +50,9 @@ REPLACED_PREFIX = "odoo-dr-replaced-"
 DRILL_PREFIX = "odoo-dr-drill-"
 REFRESH_SECONDS = 60
 STALE_AFTER = timedelta(minutes=10)
+
+# A name `new_temporary_name` returns; only these are dropped when unmarked.
+_TEMPORARY_NAME = re.compile(r"^odoo-dr-restore-[0-9a-f]{12}$")
 
 _MARK = re.compile(
     r"^odoo-dr (?P<kind>temporary|drill|replaced|swapping) database of pid"
@@ -95,16 +106,33 @@ def new_aside_name() -> str:
     return REPLACED_PREFIX + uuid.uuid4().hex[:12]
 
 
+def creation_lock_key(dbname: str) -> int:
+    """Return the advisory lock key held while `dbname` is created and marked."""
+    digest = hashlib.sha256(f"odoo-dr create {dbname}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def create_temporary(
     connection: psycopg.Connection, dbname: str, options: sql.Composable
 ) -> None:
-    """Create `dbname` hidden from Odoo's database list, marked as this process's."""
-    connection.execute(
-        sql.SQL("CREATE DATABASE {} {} IS_TEMPLATE true").format(
-            sql.Identifier(dbname), options
+    """Create `dbname` hidden from Odoo's database list, marked as this process's.
+
+    `connection` must be in autocommit mode on the maintenance database, where
+    `clean_stale` looks for the advisory lock.
+    """
+    key = creation_lock_key(dbname)
+    connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} {} IS_TEMPLATE true").format(
+                sql.Identifier(dbname), options
+            )
         )
-    )
-    set_comment(connection, dbname, mark_text("temporary"))
+        set_comment(connection, dbname, mark_text("temporary"))
+    finally:
+        # After an error the session may be unusable; closing it releases the lock.
+        with contextlib.suppress(psycopg.Error):
+            connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def clear_mark(connection: psycopg.Connection, dbname: str) -> None:
@@ -216,11 +244,11 @@ def clean_stale(connection: psycopg.Connection) -> list[str]:
     Databases in an interrupted swap are left to their swap journal, which a restore
     into the same filestore root finishes. Returns a line per database, for the log.
     """
+    actions = _drop_unmarked(connection)
     rows = connection.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
         " WHERE shobj_description(oid, 'pg_database') LIKE 'odoo-dr %'"
     ).fetchall()
-    actions = []
     for name, comment in rows:
         mark = parse_mark(comment)
         if mark is None or not abandoned(mark):
@@ -235,4 +263,35 @@ def clean_stale(connection: psycopg.Connection) -> list[str]:
             continue
         drop(connection, name)
         actions.append(f"dropped {name!r}")
+    return actions
+
+
+def _drop_unmarked(connection: psycopg.Connection) -> list[str]:
+    """Drop temporary databases whose creator died before it could mark them."""
+    rows = connection.execute(
+        "SELECT datname FROM pg_database WHERE datistemplate"
+        " AND datname LIKE 'odoo-dr-restore-%'"
+        " AND shobj_description(oid, 'pg_database') IS NULL"
+    ).fetchall()
+    actions = []
+    for (name,) in rows:
+        if not _TEMPORARY_NAME.match(name):
+            continue
+        key = creation_lock_key(name)
+        locked = connection.execute(
+            "SELECT pg_try_advisory_lock(%s)", (key,)
+        ).fetchone()[0]
+        if not locked:
+            continue  # its creator is still between CREATE DATABASE and the mark
+        try:
+            comment = connection.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                " WHERE datname = %s",
+                (name,),
+            ).fetchone()
+            if comment is not None and comment[0] is None:
+                drop(connection, name)
+                actions.append(f"dropped {name!r}, created but never marked")
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
     return actions

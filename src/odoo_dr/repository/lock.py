@@ -117,14 +117,20 @@ class TenantLock:
 
     def release(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
         holder = self._read()
         if holder and holder.get("token") == self.token:
             self.backend.delete(self.key)
 
     def __enter__(self) -> TenantLock:
-        self.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            # SIGINT or SIGTERM right after the lock file appeared: remove it, since
+            # __exit__ is not called when __enter__ raises.
+            self.release()
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
