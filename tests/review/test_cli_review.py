@@ -223,3 +223,42 @@ def test_sarif_uris_relative_to_inventory(cli, platform, tmp_path):
         "uriBaseId": "REVIEWROOT",
     }
     assert physical["region"] == {"startLine": 4}
+
+
+def test_output_ending_in_slash_is_a_folder(cli, platform, tmp_path):
+    folder = tmp_path / "new" / "reports"
+    result = cli("review", str(platform), "--no-live", "-f", "json", "-o", f"{folder}/")
+    assert result.returncode == 0, result.stderr
+    assert folder.is_dir()
+    assert [path.name for path in folder.iterdir()] == ["review.json"]
+
+
+def test_several_formats_to_a_file_rejected(cli, platform, tmp_path):
+    existing = tmp_path / "review.json"
+    existing.write_text("{}")
+    result = cli(
+        "review", str(platform), "--no-live", "-f", "json", "-f", "sarif",
+        "-o", str(existing),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"2 report formats need a folder, and {existing} is a file" in (
+        result.stderr
+    )
+    assert existing.read_text() == "{}"
+
+
+def test_fail_on_counts_in_words(cli, platform, tmp_path):
+    report = review_json(cli, platform)
+    # Accept every failing critical rule but COV-001, which fails once: acme has
+    # no backup.
+    others = failed_rules(report, "critical") - {"COV-001"}
+    accepted = accept(tmp_path / "accepted.yaml", others)
+    result = cli(
+        "review", str(platform), "--no-live", "--fail-on", "critical",
+        "--suppressions", str(accepted),
+    )  # fmt: skip
+    assert result.returncode == 5
+    assert (
+        "1 failed finding at or above critical is not suppressed (--fail-on)"
+        in result.stderr
+    )

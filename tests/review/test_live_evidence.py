@@ -211,3 +211,37 @@ def test_collect_live_keeps_partial_problems(pg_archiving, tmp_path):
         item.startswith("staging: ") and "pg_monitor" in item
         for item in evidence.problems
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hun@ter2@127.0.0.1:{port}/0",
+        "redis://127.0.0.1:{port}/0?password=hunter2",
+        "redis://:hun/ter2@127.0.0.1:{port}/0",
+    ],
+)
+def test_redis_password_never_shown(url):
+    with pytest.raises(EvidenceUnavailable) as raised:
+        collect_redis(url.format(port=free_port()))
+    assert "hunter2" not in str(raised.value)
+    assert "ter2" not in str(raised.value)
+    assert "127.0.0.1" in str(raised.value)
+
+
+def test_unusable_addresses_are_evidence_not_read(tmp_path):
+    # The inventory rejects these; built directly, they are still no crash.
+    sources = EvidenceSources.model_construct(
+        postgres_dsn="host=127.0.0.1 sslpassword=hunter2",
+        redis_url="http://:hunter2@127.0.0.1:6379",
+        s3=S3Evidence.model_construct(
+            bucket="dr", prefix="", endpoint_url="not a url", region=None
+        ),
+        repository=None,
+    )
+    evidence = collect_live(sources, tmp_path, "production")
+    assert len(evidence.problems) == 3
+    text = "\n".join(evidence.problems)
+    assert "hunter2" not in text
+    assert "evidence failed" not in text
+    assert "--dsn" not in text

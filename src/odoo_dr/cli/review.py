@@ -47,9 +47,7 @@ def _use_colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _write_reports(
-    result: ReviewResult, chosen: list[str], output: Path | None
-) -> None:
+def _write_reports(result: ReviewResult, chosen: list[str], output: str | None) -> None:
     from odoo_dr.review.reports import SUFFIXES, renderer
     from odoo_dr.review.reports import terminal as terminal_report
 
@@ -62,21 +60,29 @@ def _write_reports(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    # A trailing slash names a folder, which is created if need be.
+    folder = output.endswith(("/", os.sep))
+    target = Path(output)
+    if len(chosen) > 1 and target.exists() and not target.is_dir():
+        raise RejectedError(
+            f"{len(chosen)} report formats need a folder, and {target} is a file",
+            hint="give --output a folder, or give one --format",
+        )
     try:
-        if len(chosen) == 1 and not output.is_dir():
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(renderer(chosen[0])(result), encoding="utf-8")
-            written = [output]
+        if len(chosen) == 1 and not folder and not target.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(renderer(chosen[0])(result), encoding="utf-8")
+            written = [target]
         else:
-            output.mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
             written = []
             for name in chosen:
-                path = output / f"review{SUFFIXES[name]}"
+                path = target / f"review{SUFFIXES[name]}"
                 path.write_text(renderer(name)(result), encoding="utf-8")
                 written.append(path)
     except OSError as exc:
         raise RejectedError(
-            f"cannot write the report to {output}: {exc.strerror or exc}"
+            f"cannot write the report to {target}: {exc.strerror or exc}"
         ) from None
     errors.print(f"wrote {', '.join(str(path) for path in written)}")
 
@@ -102,12 +108,13 @@ def run(
         ),
     ] = None,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
-            help="File to write one report to, or folder to write each report to "
-            "as review.<suffix>. Default: stdout.",
+            help="File to write one report to, or folder (an existing one, or a "
+            "path ending in /) to write each report to as review.<suffix>. "
+            "Default: stdout.",
             show_default=False,
         ),
     ] = None,
@@ -189,9 +196,11 @@ def run(
     if threshold is not None:
         blocking = [item for item in result.failed() if item.severity >= threshold]
         if blocking:
+            findings = "finding" if len(blocking) == 1 else "findings"
+            verb = "is" if len(blocking) == 1 else "are"
             errors.print(
-                f"{len(blocking)} failed findings at or above {threshold.label} "
-                "are not suppressed (--fail-on)"
+                f"{len(blocking)} failed {findings} at or above {threshold.label} "
+                f"{verb} not suppressed (--fail-on)"
             )
             raise typer.Exit(ExitCode.VERIFICATION_FAILED)
 

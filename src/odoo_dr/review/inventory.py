@@ -11,8 +11,10 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -42,9 +44,19 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+def _not_negative(seconds: int) -> int:
+    if seconds < 0:
+        raise ValueError(
+            f"invalid duration {seconds}: a duration is a number of seconds of 0 or "
+            "more, or numbers with units, such as 15m or 4h"
+        )
+    return seconds
+
+
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
+    AfterValidator(_not_negative),
     WithJsonSchema(
         {
             "anyOf": [
@@ -143,12 +155,14 @@ class Tier(Strict):
 
     objectives: dict[Disruption, Objective] = Field(default_factory=dict)
     drill_every: Duration = Field(
-        description="a drill counts as tested recovery for this long"
+        gt=0, description="a drill counts as tested recovery for this long"
     )
     needs_pitr: bool = Field(
         default=False, description="point-in-time recovery (WAL archiving) required"
     )
-    min_replicas: int = Field(default=1, description="PostgreSQL instances required")
+    min_replicas: int = Field(
+        default=1, ge=1, description="PostgreSQL instances required"
+    )
 
 
 def _objectives(values: dict[str, tuple[str, str]]) -> dict[Disruption, Objective]:
@@ -219,20 +233,71 @@ class Integration(Strict):
 
 
 class Retention(Strict):
-    keep_last: int | None = None
-    daily: int | None = None
-    weekly: int | None = None
-    monthly: int | None = None
-    yearly: int | None = None
+    keep_last: int | None = Field(default=None, ge=0)
+    daily: int | None = Field(default=None, ge=0)
+    weekly: int | None = Field(default=None, ge=0)
+    monthly: int | None = Field(default=None, ge=0)
+    yearly: int | None = Field(default=None, ge=0)
     legal_min: Duration | None = Field(
         default=None, description="the shortest time the law requires backups kept"
     )
 
 
+# Messages about the live sources' addresses never repeat them, because they may
+# contain a password.
+
+
+def _check_dsn(value: str | None) -> str | None:
+    if value is None:
+        return value
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(value)
+    except ProgrammingError:
+        raise ValueError(
+            "not a libpq connection string or URI: write key=value pairs, such as "
+            "'host=db.example user=odoo_dr_review', or a URI, such as "
+            "'postgresql://odoo_dr_review@db.example:5432/'"
+        ) from None
+    return value
+
+
+def _check_redis_url(value: str | None) -> str | None:
+    if value is None:
+        return value
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ValueError("the port of the Redis URL is not a number") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            "not a Redis URL: write redis://HOST:PORT/DB, rediss:// for TLS, or "
+            "unix://PATH"
+        )
+    return value
+
+
+def _check_endpoint(value: str | None) -> str | None:
+    if value is None:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not a URL: write http:// or https:// and the host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "credentials do not belong in the URL: give them through "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile"
+        )
+    return value
+
+
 class S3Evidence(Strict):
     bucket: str
     prefix: str = ""
-    endpoint_url: str | None = None
+    endpoint_url: Annotated[str | None, AfterValidator(_check_endpoint)] = None
     region: str | None = None
 
 
@@ -247,10 +312,10 @@ class EvidenceSources(Strict):
     compose: list[str] = Field(default_factory=list)
     odoo_conf: list[str] = Field(default_factory=list)
     prometheus_rules: list[str] = Field(default_factory=list)
-    postgres_dsn: str | None = Field(
+    postgres_dsn: Annotated[str | None, AfterValidator(_check_dsn)] = Field(
         default=None, description="libpq connection string of the live server"
     )
-    redis_url: str | None = None
+    redis_url: Annotated[str | None, AfterValidator(_check_redis_url)] = None
     s3: S3Evidence | None = None
     repository: str | None = Field(
         default=None, description="an odoo-dr repository holding this environment"
@@ -373,9 +438,9 @@ def load_inventory(path: Path) -> tuple[Inventory, Path]:
             )
             line = line_at(document, loc)
             where = Location(str(path), line)
-            problems.append(
-                f"{where}: {_field_path(loc) or 'inventory'}: {error['msg']}"
-            )
+            # pydantic starts the messages of validators with "Value error, ".
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {_field_path(loc) or 'inventory'}: {message}")
         raise InventoryError(problems) from None
     problems = []
     for env_index, environment in enumerate(inventory.environments):

@@ -404,12 +404,13 @@ def _scheduled_backups(manifests: ManifestSet) -> list[Mechanism]:
     found = []
     for backup in manifests.of_kind("ScheduledBackup", group="postgresql.cnpg.io"):
         cluster = backup.get("spec", "cluster", "name")
+        schedule = backup.get("spec", "schedule")
         found.append(
             Mechanism(
                 "cloudnative-pg ScheduledBackup",
                 {DATABASE},
                 backup.location,
-                schedule=backup.get("spec", "schedule"),
+                schedule=schedule if isinstance(schedule, str) else None,
                 detail=backup.ref,
                 names={backup.name, str(cluster)} if cluster else {backup.name},
                 namespace=backup.namespace,

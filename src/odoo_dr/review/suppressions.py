@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -73,7 +73,7 @@ class SuppressionStatus:
 
 
 def _parse_expires(value: object, where: Location) -> date:
-    # ruamel.yaml reads an unquoted 2026-06-30 as a date, a quoted one as text.
+    # YAML reads an unquoted 2026-06-30 as a date, a quoted one as text.
     if isinstance(value, str):
         try:
             return date.fromisoformat(value.strip())
@@ -81,6 +81,11 @@ def _parse_expires(value: object, where: Location) -> date:
             raise SuppressionError(
                 f"{where}: invalid expires {value!r}: write a date as YYYY-MM-DD"
             ) from None
+    if isinstance(value, datetime):
+        raise SuppressionError(
+            f"{where}: invalid expires {value.isoformat(sep=' ')!r}: write a date "
+            "as YYYY-MM-DD, without a time"
+        )
     if isinstance(value, date):
         return value
     raise SuppressionError(f"{where}: invalid expires {value!r}: write YYYY-MM-DD")

@@ -53,7 +53,51 @@ class Routing:
         return found
 
 
-def _resolve(route: Route, servers: list[OdooServer], known: list[Service]) -> Target:
+class _Backends:
+    """The Services by name and the Odoo servers by pod label, so that resolving
+    every route costs time in proportion to the routes, not routes times servers."""
+
+    def __init__(self, servers: list[OdooServer], known: list[Service]) -> None:
+        self.servers = servers
+        self.services: dict[str, list[Service]] = {}
+        for service in known:
+            self.services.setdefault(service.name, []).append(service)
+        self.by_label: dict[tuple[str, str], list[OdooServer]] = {}
+        for server in servers:
+            if server.workload is not None:
+                for pair in server.workload.pod_labels.items():
+                    self.by_label.setdefault(pair, []).append(server)
+
+    def service(self, route: Route) -> Service | None:
+        return next(
+            (
+                item
+                for item in self.services.get(route.service or "", ())
+                if same_namespace(item.namespace, route.namespace)
+            ),
+            None,
+        )
+
+    def selected(self, service: Service) -> list[OdooServer]:
+        """Return the servers `service` selects, in the order of `servers`."""
+        candidates = self.servers
+        if service.selector.labels:
+            # The rarest label of the selector narrows the servers most.
+            candidates = min(
+                (
+                    self.by_label.get(pair, [])
+                    for pair in service.selector.labels.items()
+                ),
+                key=len,
+            )
+        return [
+            item
+            for item in candidates
+            if item.workload is not None and service.selects(item.workload)
+        ]
+
+
+def _resolve(route: Route, servers: list[OdooServer], backends: _Backends) -> Target:
     if route.blocked_by:
         return Target(route, None, None, False)
     if route.kind == "nginx" and route.compose is None and route.service in LOOPBACK:
@@ -72,36 +116,30 @@ def _resolve(route: Route, servers: list[OdooServer], known: list[Service]) -> T
             # Traefik picks the lowest port the container exposes.
             port = min(server.container.ports, default=server.http_port)
         return Target(route, server, port, True)
-    service = next(
-        (
-            item
-            for item in known
-            if item.name == route.service
-            and same_namespace(item.namespace, route.namespace)
-        ),
-        None,
-    )
+    service = backends.service(route)
     if service is None:
         odoo = route.service is not None and "odoo" in route.service.lower()
         return Target(route, None, None, odoo)
-    backends = [
-        item
-        for item in servers
-        if item.workload is not None and service.selects(item.workload)
-    ]
-    if not backends:
+    selected = backends.selected(service)
+    if not selected:
         return Target(route, None, None, False)
-    port = service.target_port(route.port, [item.workload for item in backends])
-    return Target(route, backends[0], port, True)
+    port = service.target_port(route.port, [item.workload for item in selected])
+    return Target(route, selected[0], port, True)
 
 
 def load_routing(manifests: ManifestSet, servers: list[OdooServer]) -> Routing:
-    routes = load_routes(manifests)
-    routes.routes += nginx_routes(manifests)
-    known = services(manifests)
-    return Routing(
-        routes, [_resolve(route, servers, known) for route in routes.routes], known
-    )
+    """Return the routes to Odoo and where each leads. Several rules ask with the
+    same servers; the answer is kept on `manifests` for them."""
+    cache = manifests.__dict__.setdefault("_routing", {})
+    key = (len(manifests.objects), tuple(id(server) for server in servers))
+    if key not in cache:
+        routes = load_routes(manifests)
+        routes.routes += nginx_routes(manifests)
+        known = services(manifests)
+        backends = _Backends(servers, known)
+        targets = [_resolve(route, servers, backends) for route in routes.routes]
+        cache[key] = Routing(routes, targets, known)
+    return cache[key]
 
 
 def behind_proxy(

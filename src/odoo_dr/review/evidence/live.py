@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -217,7 +218,12 @@ def collect_postgres(dsn: str) -> PostgresFacts:
     need CONNECT on each database or pg_read_all_stats: grant pg_monitor, which
     includes it. What a role may not read is left unknown and listed in `problems`.
     """
-    settings = PgSettings.from_options(dsn=dsn)
+    try:
+        settings = PgSettings.from_options(dsn=dsn)
+    except OdooDrError as exc:
+        # The message speaks of --dsn, which is postgres_dsn here.
+        message = exc.message.replace("--dsn", "postgres_dsn")
+        raise EvidenceUnavailable(f"PostgreSQL: {message}") from None
     if "connect_timeout" not in settings.params:
         settings = PgSettings(
             {**settings.params, "connect_timeout": "10"}, settings.password
@@ -362,6 +368,9 @@ def collect_redis(url: str) -> RedisFacts:
         )
     except redis.RedisError as exc:
         raise EvidenceUnavailable(f"{where}: {exc}") from None
+    except ValueError:
+        # redis-py rejects the URL; its message may quote it.
+        raise EvidenceUnavailable(f"{where}: not a valid Redis URL") from None
     try:
         for name in REDIS_CONFIG:
             facts.config.update(
@@ -379,11 +388,17 @@ def collect_redis(url: str) -> RedisFacts:
 
 
 def _redacted(url: str) -> str:
-    """Return `url` without a password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    """Return `url` without its user information (which may hold a password, and
+    an `@` in it) and without the value of a `password` query parameter."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "***"
+    rest, question, query = rest.partition("?")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    if question:
+        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", query)
+    return f"{scheme}://{rest}{question}{query}"
 
 
 # -- S3 bucket
@@ -422,9 +437,12 @@ def collect_bucket(
     from botocore.exceptions import BotoCoreError, ClientError
 
     config = Config(connect_timeout=10, read_timeout=30, retries={"max_attempts": 2})
-    client = boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    try:
+        client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+    except ValueError as exc:
+        raise EvidenceUnavailable(f"S3 bucket {bucket}: {exc}") from None
     facts = BucketFacts(bucket, None, None, None, None, None)
 
     def read(name: str, call: str, key: str) -> Any:

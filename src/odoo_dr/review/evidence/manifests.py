@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from ruamel.yaml.scalarstring import LiteralScalarString
 
 from odoo_dr.review.evidence.compose import add_compose_services
 from odoo_dr.review.evidence.nginx import looks_like_nginx, mounted_configs, parse
@@ -35,11 +35,13 @@ from odoo_dr.review.evidence.workloads import (
     workload_of,
 )
 from odoo_dr.review.yamlio import (
+    LiteralText,
     Location,
     YamlError,
     display_path,
     line_at,
     load_valid_documents,
+    read_text,
     walk_files,
 )
 
@@ -119,6 +121,35 @@ class AlertRule:
     location: Location
 
 
+def memoized(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Cache what `function(manifests, ...)` returns on the ManifestSet.
+
+    Rules ask for the same objects, workloads and claims once per tenant, and a
+    scan of every object each time would make a review cost the square of the
+    platform's size. The cache holds until evidence is added (the sizes of the
+    lists change). Callers get a copy of a list or dict, so they may change it.
+    """
+
+    @functools.wraps(function)
+    def wrapper(manifests: ManifestSet, *args: Any, **kwargs: Any) -> Any:
+        sizes = (
+            len(manifests.objects),
+            len(manifests.compose),
+            len(manifests.odoo_confs),
+            len(manifests.operated),
+        )
+        cache = manifests.__dict__.setdefault("_memo", {})
+        key = (function.__qualname__, args, tuple(sorted(kwargs.items())))
+        hit = cache.get(key)
+        if hit is None or hit[0] != sizes:
+            hit = (sizes, function(manifests, *args, **kwargs))
+            cache[key] = hit
+        value = hit[1]
+        return type(value)(value) if isinstance(value, (list, dict)) else value
+
+    return wrapper
+
+
 @dataclass
 class ManifestSet:
     objects: list[K8sObject] = field(default_factory=list)
@@ -145,6 +176,7 @@ class ManifestSet:
         lies below it, else absolute."""
         return display_path(file, self.root)
 
+    @memoized
     def of_kind(self, *kinds: str, group: str | None = None) -> list[K8sObject]:
         return [
             item
@@ -152,6 +184,7 @@ class ManifestSet:
             if item.kind in kinds and (group is None or item.group.startswith(group))
         ]
 
+    @memoized
     def workloads(self) -> list[Workload]:
         found = []
         for item in self.objects:
@@ -249,7 +282,7 @@ def _embedded_confs(item: K8sObject, into: ManifestSet) -> None:
             location = item.at(section, key)
             # Only a literal block (`key: |`) keeps the text's lines in the file,
             # starting one line below the key. Other values point at the key.
-            literal = isinstance(value, LiteralScalarString) and not encoded
+            literal = isinstance(value, LiteralText) and not encoded
             start = (
                 Location(location.file, (location.line or 0) + 1)
                 if literal
@@ -357,11 +390,17 @@ def load_manifests(
     findings name files relative to.
     """
     found = ManifestSet(root=root)
+    # A file reached twice (listed under manifests and odoo_conf, or below two of
+    # the paths) is read once, so that its findings are not counted twice.
+    seen: set[Path] = set()
     for root_path in paths:
         if not root_path.exists():
             found.problems.append(f"{root_path}: not found")
             continue
         for path in walk_files(root_path, (*YAML_SUFFIXES, ".conf")):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             found.files.append(str(path))
             chart = chart_folder(path)
             if chart is not None:
@@ -372,6 +411,9 @@ def load_manifests(
                 continue
             _add_yaml(path, found)
     for path in odoo_confs:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         _add_conf(path, found)
     for workload in found.compose:
         for text, location in mounted_configs(workload):
@@ -469,9 +511,9 @@ def _has_template_actions(path: Path) -> bool:
 
 def _add_conf(path: Path, into: ManifestSet) -> None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        into.problems.append(f"{path}: cannot read: {exc}")
+        text = read_text(path)
+    except YamlError as exc:
+        into.problems.append(str(exc))
         return
     conf = parse_odoo_conf(text, Location(str(path), 1))
     if conf is not None and conf.options:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from odoo_dr.review.evidence.manifests import K8sObject, ManifestSet, Workload
+from odoo_dr.review.evidence.manifests import K8sObject, ManifestSet, Workload, memoized
 from odoo_dr.review.evidence.workloads import as_dict, as_list
 from odoo_dr.review.yamlio import Location
 
@@ -151,6 +151,7 @@ def _number(value: object) -> int | None:
     return int(value) if str(value).isdigit() else None
 
 
+@memoized
 def services(manifests: ManifestSet) -> list[Service]:
     found = []
     for item in manifests.of_kind("Service"):
@@ -191,6 +192,7 @@ class NetworkPolicy:
         ) and self.selector.matches(workload.pod_labels)
 
 
+@memoized
 def network_policies(manifests: ManifestSet) -> list[NetworkPolicy]:
     """NetworkPolicies and CiliumNetworkPolicies, with the pods they select."""
     found = [

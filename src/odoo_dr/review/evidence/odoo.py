@@ -11,6 +11,7 @@ Odoo. The official image's entrypoint also turns
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from odoo_dr.review.evidence.manifests import (
     ManifestSet,
     OdooConf,
     Workload,
+    memoized,
 )
 from odoo_dr.review.yamlio import Location
 
@@ -265,6 +267,7 @@ def _mounts_conf(workload: Workload, conf: OdooConf) -> bool:
     return False
 
 
+@memoized
 def odoo_servers(manifests: ManifestSet) -> list[OdooServer]:
     """Return each Odoo server workload with its options, or, without workloads, one
     server per odoo.conf."""
@@ -288,10 +291,7 @@ def odoo_servers(manifests: ManifestSet) -> list[OdooServer]:
     }
     mounted = {id(conf) for confs in linked.values() for conf in confs}
     unmounted = [conf for conf in manifests.odoo_confs if id(conf) not in mounted]
-    named = {
-        id(workload): [conf for conf in unmounted if _names_match(workload, conf)]
-        for workload in workloads
-    }
+    named = _confs_by_name(workloads, unmounted)
     claimed = {id(conf) for confs in named.values() for conf in confs}
     shared = [conf for conf in unmounted if id(conf) not in claimed]
 
@@ -313,20 +313,64 @@ def _normalized(text: str) -> str:
     return text.lower().replace("-", "_").replace(".", "_")
 
 
-def _names_match(workload: Workload, conf: OdooConf) -> bool:
-    """Return whether the database an odoo.conf serves (its db_name, a literal
-    dbfilter, or its file name) appears in the workload's namespace, name or labels,
-    as with one namespace or Deployment per tenant."""
+def _conf_names(conf: OdooConf) -> set[str]:
+    """Return the normalized names of the database an odoo.conf serves: its db_name,
+    a literal dbfilter, and its file name."""
     keys = {Path(conf.location.file).stem}
     keys.update(conf.options.get("db_name", "").split(","))
     dbfilter = conf.options.get("dbfilter", "").strip().strip("^$")
     if re.fullmatch(r"[\w-]+", dbfilter):
         keys.add(dbfilter)
-    keys = {_normalized(key.strip()) for key in keys if len(key.strip()) >= 3}
+    return {_normalized(key.strip()) for key in keys if len(key.strip()) >= 3}
+
+
+def _workload_words(workload: Workload) -> list[str]:
     words = [workload.namespace or "", workload.name]
     words += [*workload.labels.values(), *workload.pod_labels.values()]
-    words = [_normalized(word) for word in words]
-    return any(key in word for key in keys for word in words)
+    return [_normalized(word) for word in words if word]
+
+
+def _token_runs(word: str) -> Iterator[str]:
+    """Yield every run of whole `_`-separated tokens of `word`: for `odoo_acme_de`,
+    `odoo`, `odoo_acme`, `odoo_acme_de`, `acme`, `acme_de` and `de`."""
+    tokens = word.split("_")
+    for start in range(len(tokens)):
+        for end in range(start + 1, len(tokens) + 1):
+            yield "_".join(tokens[start:end])
+
+
+def _confs_by_name(
+    workloads: list[Workload], confs: list[OdooConf]
+) -> dict[int, list[OdooConf]]:
+    """Map each workload to the odoo.conf files whose database it names in its
+    namespace, name or labels, as with one namespace or Deployment per tenant.
+
+    A name matches whole `_`/`-`/`.`-separated words first (`acme` in `odoo-acme`,
+    but `tenant_1` not in `tenant_10`), found through an index so that a platform
+    of thousands of tenants costs time in proportion to its size. Only a workload
+    that no name matches that way is compared by plain substring (`acme` in
+    `acmeodoo`).
+    """
+    names = [(conf, _conf_names(conf)) for conf in confs]
+    order = {id(conf): position for position, conf in enumerate(confs)}
+    index: dict[str, list[OdooConf]] = {}
+    for conf, keys in names:
+        for key in keys:
+            index.setdefault(key, []).append(conf)
+    matches: dict[int, list[OdooConf]] = {}
+    for workload in workloads:
+        words = _workload_words(workload)
+        found: dict[int, OdooConf] = {}
+        for word in words:
+            for run in _token_runs(word):
+                for conf in index.get(run, ()):
+                    found.setdefault(id(conf), conf)
+        if not found:
+            for conf, keys in names:
+                if any(key in word for key in keys for word in words):
+                    found.setdefault(id(conf), conf)
+        matches[id(workload)] = sorted(found.values(), key=lambda conf: order[id(conf)])
+    return matches
 
 
 def max_replicas(workload: Workload, manifests: ManifestSet) -> tuple[int, Location]:

@@ -392,11 +392,30 @@ class RouteSet:
                 return found
         return None
 
+    def _candidates(self, host: str | None) -> list[Route]:
+        """Return the routes that may serve `host`, in order: those naming it, and
+        those with no host or a host pattern. The index is built again when routes
+        are added."""
+        index = self.__dict__.get("_by_host")
+        if index is None or index[0] != len(self.routes):
+            by_host: dict[str, list[int]] = {}
+            anywhere: list[int] = []
+            for position, route in enumerate(self.routes):
+                if route.host_patterns or not route.hosts:
+                    anywhere.append(position)
+                for name in route.hosts:
+                    by_host.setdefault(name, []).append(position)
+            index = (len(self.routes), by_host, anywhere)
+            self.__dict__["_by_host"] = index
+        _size, by_host, anywhere = index
+        positions = sorted({*by_host.get(host or "", ()), *anywhere})
+        return [self.routes[position] for position in positions]
+
     def winner(self, host: str | None, path: str) -> Route | None:
         """Return the route that serves `path` on `host`: the highest priority, then
         the longest matching path, as Ingress controllers and Traefik choose."""
         best, best_key = None, None
-        for route in self.routes:
+        for route in self._candidates(host):
             if not route.serves(host):
                 continue
             specificity = route.match(path)

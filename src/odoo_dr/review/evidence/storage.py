@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odoo_dr.review.evidence.manifests import K8sObject, ManifestSet, Volume
+from odoo_dr.review.evidence.manifests import K8sObject, ManifestSet, Volume, memoized
 from odoo_dr.review.evidence.network import same_namespace
 from odoo_dr.review.evidence.odoo import OdooServer
 from odoo_dr.review.evidence.workloads import as_dict, as_list
@@ -84,11 +84,20 @@ def _claim(item: K8sObject, spec: object, name: str, template: bool) -> Claim:
     )
 
 
+@memoized
 def claims(manifests: ManifestSet) -> list[Claim]:
     return [
         _claim(item, item.get("spec"), item.name, False)
         for item in manifests.of_kind("PersistentVolumeClaim")
     ]
+
+
+@memoized
+def claims_by_name(manifests: ManifestSet) -> dict[str, list[Claim]]:
+    found: dict[str, list[Claim]] = {}
+    for claim in claims(manifests):
+        found.setdefault(claim.name, []).append(claim)
+    return found
 
 
 @dataclass
@@ -105,6 +114,7 @@ class StorageClass:
         )
 
 
+@memoized
 def storage_classes(manifests: ManifestSet) -> dict[str, StorageClass]:
     found = {}
     for item in manifests.of_kind("StorageClass"):
@@ -179,7 +189,7 @@ def filestore_volume(
         claim = next(
             (
                 item
-                for item in claims(manifests)
+                for item in claims_by_name(manifests).get(volume.claim, ())
                 if item.name == volume.claim
                 and same_namespace(item.namespace, workload.namespace)
             ),

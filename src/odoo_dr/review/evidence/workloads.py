@@ -178,11 +178,17 @@ def build_workload(item: K8sObject) -> Workload:
             str(k): str(v) for k, v in as_dict(item.get("metadata", "labels")).items()
         },
         claim_templates=templates,
-        schedule=item.get("spec", "schedule") if item.kind == "CronJob" else None,
+        schedule=_schedule(item) if item.kind == "CronJob" else None,
         source=item,
         pod_labels={str(k): str(v) for k, v in as_dict(pod_labels).items()},
         published=_host_ports(spec, containers, item.location),
     )
+
+
+def _schedule(item: K8sObject) -> str | None:
+    """Return the cron schedule of a CronJob; None when it is not text."""
+    schedule = item.get("spec", "schedule")
+    return schedule if isinstance(schedule, str) else None
 
 
 def workload_of(item: K8sObject) -> Workload | None:
