@@ -20,6 +20,7 @@ from odoo_dr.review.evidence.odoo import (
 )
 from odoo_dr.review.evidence.routes import load_routes
 from odoo_dr.review.evidence.storage import claims, filestore_volume
+from odoo_dr.review.yamlio import LiteralText, line_of, load_documents
 
 KUBERNETES = """\
 apiVersion: apps/v1
@@ -340,6 +341,28 @@ def test_conf_matched_by_tenant_name(tmp_path):
         for server in odoo_servers(manifests)
     }
     assert found == {"tenant-acme-retail": "acme_retail", "tenant-globex": "globex"}
+
+
+def test_conf_name_matches_whole_words(tmp_path):
+    # `shop_1` is inside `shop_10` as text, but not as whole words.
+    for tenant in ("shop_1", "shop_10", "acme"):
+        write(tmp_path, f"odoo/{tenant}.conf", f"[options]\ndb_name = {tenant}\n")
+    deployments = "".join(
+        "---\napiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata:\n  name: odoo\n  namespace: {namespace}\nspec:\n"
+        "  template:\n    spec:\n"
+        "      containers:\n        - name: odoo\n          image: odoo:17.0\n"
+        for namespace in ("shop-1", "shop-10", "acmeodoo")
+    )
+    manifests = load(tmp_path, "k8s/odoo.yaml", deployments)
+    found = {
+        server.workload.namespace: [conf.options["db_name"] for conf in server.confs]
+        for server in odoo_servers(manifests)
+    }
+    assert found["shop-1"] == ["shop_1"]
+    assert found["shop-10"] == ["shop_10"]
+    # No whole-word match: the substring fallback still finds it.
+    assert found["acmeodoo"] == ["acme"]
 
 
 def test_compose_services(tmp_path):
@@ -1021,3 +1044,22 @@ def test_operator_odd_shapes(tmp_path):
     [conf] = manifests.odoo_confs
     assert conf.options == {"addons_path": "a,b"}
     assert conf.from_operator
+
+
+def test_yaml_core_schema_values(tmp_path):
+    # Kubernetes tools read YAML 1.2: `on` and `yes` stay text, `010` is ten.
+    path = write(
+        tmp_path,
+        "values.yaml",
+        "mode: on\nanswer: yes\nflag: true\nzero: 010\nhex: 0x1f\nwhen: 2026-06-30\n"
+        "text: |\n  line\n",
+    )
+    [document] = load_documents(path)
+    assert document["mode"] == "on"
+    assert document["answer"] == "yes"
+    assert document["flag"] is True
+    assert document["zero"] == 10
+    assert document["hex"] == 31
+    assert str(document["when"]) == "2026-06-30"
+    assert line_of(document, "text") == 7
+    assert isinstance(document["text"], LiteralText)

@@ -129,7 +129,7 @@ def _resolve(route: Route, servers: list[OdooServer], backends: _Backends) -> Ta
 
 def load_routing(manifests: ManifestSet, servers: list[OdooServer]) -> Routing:
     """Return the routes to Odoo and where each leads. Several rules ask with the
-    same servers; the answer is kept on `manifests` for them."""
+    same servers; the result is cached on `manifests` for them."""
     cache = manifests.__dict__.setdefault("_routing", {})
     key = (len(manifests.objects), tuple(id(server) for server in servers))
     if key not in cache:

@@ -126,7 +126,7 @@ def memoized(function: Callable[..., Any]) -> Callable[..., Any]:
 
     Rules ask for the same objects, workloads and claims once per tenant, and a
     scan of every object each time would make a review cost the square of the
-    platform's size. The cache holds until evidence is added (the sizes of the
+    platform's size. The cache is valid until evidence is added (the sizes of the
     lists change). Callers get a copy of a list or dict, so they may change it.
     """
 
