@@ -1,4 +1,4 @@
-"""Coverage rules COV-003 onward on their pass and fail fixtures."""
+"""Coverage rules on their pass and fail fixtures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from tests.review.rule_cases import check_case, fixture_cases, rule_findings
 from odoo_dr.review.engine import ReviewOptions, build_context, run_review
 from odoo_dr.review.rules.coverage import schedule_offset
 
-CASES = fixture_cases("COV-003", "COV-004", "COV-005", "COV-006", "COV-007")
+CASES = fixture_cases("COV-")
 
 
 @pytest.mark.parametrize(("rule_id", "case"), CASES, ids=[f"{r}-{c}" for r, c in CASES])

@@ -1,5 +1,4 @@
-"""Security rules SEC-004 onward on their fixtures, and on manifests written by the
-tests."""
+"""Security rules on their fixtures, and on manifests written by the tests."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from tests.review.rule_cases import check_case, fixture_cases, rule_findings
 from odoo_dr.review.engine import ReviewOptions, run_review
 from odoo_dr.review.model import Finding, Severity
 
-CASES = fixture_cases("SEC-004", "SEC-005", "SEC-006")
+CASES = fixture_cases("SEC-")
 OFFLINE = ReviewOptions(live=False)
 
 
