@@ -15,10 +15,37 @@ from odoo_dr.review.mechanisms import (
     VOLUMES,
     WAL,
     CronError,
+    Mechanism,
     cron_runs,
     kinds,
 )
 from odoo_dr.review.model import Area, Evidence, Outcome, Severity, rule
+
+
+def _unread_repository(view: EnvironmentView) -> str | None:
+    """Return the odoo-dr repository the inventory names for the environment when it
+    was not read (live evidence off, or unreadable), else None."""
+    repository = view.environment.evidence.repository
+    return repository if repository and view.live.repository is None else None
+
+
+def _covered(view: EnvironmentView, covering: list[Mechanism]) -> bool | None:
+    """Return whether mechanisms cover a part; None (not evaluated) when none is
+    seen but the environment's repository, which may hold its backups, was not read."""
+    if covering:
+        return True
+    return None if _unread_repository(view) else False
+
+
+def _uncovered(view: EnvironmentView, part: str) -> str:
+    repository = _unread_repository(view)
+    if repository:
+        return (
+            f"not evaluated: no other mechanism covers {part}, and the odoo-dr "
+            f"repository {repository} that may hold its backups was not read "
+            "(live evidence off or unreadable)"
+        )
+    return f"no backup mechanism covers {part}"
 
 
 @rule(
@@ -39,10 +66,10 @@ def database_backed_up(context: ReviewContext) -> Iterator[Outcome]:
             if not item.databases or tenant.name in item.databases
         ]
         yield Outcome(
-            bool(covering),
+            _covered(view, covering),
             "backed up by " + ", ".join(item.kind for item in covering)
             if covering
-            else "no backup mechanism covers this database",
+            else _uncovered(view, "this database"),
             environment=view.name,
             tenant=tenant.name,
             evidence=tuple(Evidence(item.label, item.location) for item in covering),
@@ -67,10 +94,10 @@ def filestore_backed_up(context: ReviewContext) -> Iterator[Outcome]:
             if not item.databases or tenant.name in item.databases
         ]
         yield Outcome(
-            bool(covering),
+            _covered(view, covering),
             "filestore backed up by " + ", ".join(item.kind for item in covering)
             if covering
-            else "no backup mechanism covers the filestore",
+            else _uncovered(view, "the filestore"),
             environment=view.name,
             tenant=tenant.name,
             evidence=tuple(Evidence(item.label, item.location) for item in covering),
