@@ -52,6 +52,16 @@ def accept(path: Path, rules: set[str], expires: str = "2999-01-01") -> Path:
     return path
 
 
+def test_review_usage_names_no_hidden_command(cli, platform):
+    helped = cli("review", str(platform), "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert " review [OPTIONS] [path]" in helped.stdout
+    wrong = cli("review", str(platform), "--no-such-option")
+    assert wrong.returncode == 2
+    assert " review --help' for help" in wrong.stderr
+    assert "review run" not in helped.stdout + wrong.stderr
+
+
 def test_rules_doc_up_to_date():
     load_rules()
     expected = render_rules(sorted(RULES.values(), key=lambda item: item.id))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from odoo_dr.cli import review_init
 from odoo_dr.cli.output import console, errors
@@ -30,6 +30,19 @@ class ReviewGroup(TyperGroup):
         ):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+class _ReviewContext(TyperCommand.context_class):
+    """The context of the review itself, whose path is the group's: usage lines and
+    hints read `odoo-dr review`, without the hidden `run` that ReviewGroup inserts."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else ""
+
+
+class ReviewCommand(TyperCommand):
+    context_class = _ReviewContext
 
 
 review_app = typer.Typer(
@@ -87,7 +100,7 @@ def _write_reports(result: ReviewResult, chosen: list[str], output: str | None) 
     errors.print(f"wrote {', '.join(str(path) for path in written)}")
 
 
-@review_app.command("run", hidden=True)
+@review_app.command("run", hidden=True, cls=ReviewCommand)
 def run(
     path: Annotated[
         Path,
