@@ -1063,3 +1063,26 @@ def test_yaml_core_schema_values(tmp_path):
     assert str(document["when"]) == "2026-06-30"
     assert line_of(document, "text") == 7
     assert isinstance(document["text"], LiteralText)
+
+
+def test_conf_of_same_name_per_namespace(tmp_path):
+    # Each tenant namespace holds a ConfigMap named odoo-conf; each Deployment
+    # mounts its own namespace's one only.
+    documents = "".join(
+        "---\napiVersion: v1\nkind: ConfigMap\n"
+        f"metadata:\n  name: odoo-conf\n  namespace: {tenant}\n"
+        f"data:\n  odoo.conf: |\n    [options]\n    dbfilter = ^{tenant}$\n"
+        "---\napiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata:\n  name: odoo\n  namespace: {tenant}\nspec:\n"
+        "  template:\n    spec:\n"
+        "      containers:\n        - name: odoo\n          image: odoo:17.0\n"
+        "          volumeMounts:\n            - {name: conf, mountPath: /etc/odoo}\n"
+        "      volumes:\n        - name: conf\n          configMap: {name: odoo-conf}\n"
+        for tenant in ("alpha", "beta")
+    )
+    manifests = load(tmp_path, "k8s/odoo.yaml", documents)
+    found = {
+        server.workload.namespace: server.get("dbfilter").value
+        for server in odoo_servers(manifests)
+    }
+    assert found == {"alpha": "^alpha$", "beta": "^beta$"}

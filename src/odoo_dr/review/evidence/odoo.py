@@ -23,6 +23,7 @@ from odoo_dr.review.evidence.manifests import (
     Workload,
     memoized,
 )
+from odoo_dr.review.evidence.network import same_namespace
 from odoo_dr.review.yamlio import Location
 
 # The official image's odoo.conf sets data_dir to /var/lib/odoo, and Bitnami's image
@@ -249,6 +250,10 @@ def _mounts_conf(workload: Workload, conf: OdooConf) -> bool:
             # The options an Odoo operator's custom resource sets.
             return True
         if workload.kind == "ComposeService":
+            return False
+        # A Secret or ConfigMap is mounted only by pods of its own namespace; each
+        # tenant namespace may hold one of the same name.
+        if not same_namespace(conf.holder.namespace, workload.namespace):
             return False
         reference = f"{conf.holder.kind}/{conf.holder.name}"
         return any(
