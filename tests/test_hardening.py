@@ -27,6 +27,7 @@ from odoo_dr.engine import snapshot
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.restore_plan import parse_owner
 from odoo_dr.errors import RejectedError
+from odoo_dr.pg import temporary
 
 
 def backup(cli, repository, name: str, root: Path, *extra: str, **kwargs):
@@ -178,17 +179,31 @@ def test_temporary_database_hidden_from_odoo(
     seen: list[bool] = []
     stop = threading.Event()
 
+    def restore_process(comment: str | None) -> bool:
+        # Only the databases of an odoo-dr restore process count: tests running
+        # beside this one create marked databases of other pids on purpose.
+        mark = temporary.parse_mark(comment)
+        if mark is None or mark["host"] != temporary.HOST:
+            return False
+        try:
+            command = Path(f"/proc/{mark['pid']}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return b"odoo_dr" in command and b"restore" in command
+
     def watch() -> None:
         with admin_connection() as connection:
             while not stop.is_set():
                 # Odoo lists databases that allow connections and are not
                 # templates (odoo.service.db.list_dbs).
                 seen.extend(
-                    row[0]
-                    for row in connection.execute(
-                        "SELECT datistemplate OR NOT datallowconn FROM pg_database"
+                    hidden
+                    for hidden, comment in connection.execute(
+                        "SELECT datistemplate OR NOT datallowconn,"
+                        " shobj_description(oid, 'pg_database') FROM pg_database"
                         " WHERE datname LIKE 'odoo-dr-restore-%'"
                     )
+                    if restore_process(comment)
                 )
                 time.sleep(0.005)
 
