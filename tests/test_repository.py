@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -347,7 +348,11 @@ def test_snapshot_references_explained(
     backup = ["backup", summary.database, "--repo", repository.location,
               "--filestore-root", str(filestore_root)]  # fmt: skip
     older = cli(*backup).stdout.strip()
+    # Ids order by their second first; two backups in the same second would be
+    # ordered by their random tails.
+    time.sleep(1.1)
     newer = cli(*backup).stdout.strip()
+    assert newer > older
     other = cli(*backup, "--tenant", "other tenant").stdout.strip()
     restore = ["--target", summary.database + "_never", "--copy",
                "--filestore-root", str(tmp_path / "out"),
