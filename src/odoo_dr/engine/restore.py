@@ -140,7 +140,7 @@ def clean_leftovers(settings: PgSettings, filestore_root: Path | None) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-# A temporary filestore folder holds this file, naming its restore, until the swap.
+# A temporary filestore folder contains this file, naming its restore, until the swap.
 OWNER_FILE = ".odoo-dr-owner"
 
 

@@ -71,7 +71,7 @@ class BlobIndex:
     def add_unindexed_packs(self) -> int:
         """Index the packs that no index file names, from their own headers.
 
-        Only chunks that no index file knows are taken from them: a chunk already
+        Only chunks that no index file lists are taken from them: a chunk already
         indexed elsewhere may have been written again after damage, and that newer
         copy must keep counting.
         """

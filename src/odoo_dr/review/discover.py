@@ -383,7 +383,8 @@ def _unreadable(path: Path, problems: list[str]) -> bool:
 
 
 def _is_template(path: Path) -> bool:
-    """Whether `path` contains Go template actions (`{{ ... }}`), as Helm charts do."""
+    """Return whether `path` contains Go template actions (`{{ ... }}`), as Helm
+    charts do."""
     try:
         return "{{" in path.read_text(encoding="utf-8", errors="replace")
     except OSError:

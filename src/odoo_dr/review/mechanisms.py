@@ -111,7 +111,7 @@ class Mechanism:
         return self.sleep_interval
 
     def protects(self, database: str) -> bool:
-        """Whether this mechanism's copies contain `database`."""
+        """Return whether this mechanism's copies contain `database`."""
         return not self.databases or database in self.databases
 
 

@@ -99,7 +99,8 @@ def programs(command: list[str]) -> list[str]:
 
 
 def runs_backup(container: Container) -> bool:
-    """Whether the container runs a backup program (odoo-dr, pg_dump, restic, ...)."""
+    """Return whether the container runs a backup program (odoo-dr, pg_dump,
+    restic, ...)."""
     return BACKUP_PROGRAMS.search(" ".join(container.command)) is not None
 
 
@@ -132,7 +133,7 @@ def is_redis_container(container: Container) -> bool:
 
 
 def mounts_odoo_conf(container: Container) -> bool:
-    """Whether an odoo.conf is mounted where Odoo reads it."""
+    """Return whether an odoo.conf is mounted where Odoo reads it."""
     for _name, target in container.mounts:
         path = target.rstrip("/")
         if path.endswith(("/odoo.conf", "/openerp-server.conf")) or path == "/etc/odoo":

@@ -137,7 +137,7 @@ def _options(item: K8sObject, spec: dict) -> tuple[dict[str, str], dict[str, int
 def _filestore(
     item: K8sObject, spec: dict, data_dir: str
 ) -> tuple[Volume | None, dict[str, tuple[dict, Location]]]:
-    """Read the filestore storage the resource asks for: a claim the operator
+    """Read the filestore storage the resource requests: a claim the operator
     creates, or an existing one it mounts."""
     for key in _STORAGE_KEYS:
         storage = spec.get(key)

@@ -26,7 +26,7 @@ def stateful_tenants(view: EnvironmentView) -> list[Tenant]:
 
 def manifest_persistence(workload: Workload) -> tuple[bool, str]:
     """Decide from a Redis workload's command line and volumes whether its data
-    survives a restart; return the answer and the reason."""
+    survives a restart; return the result and the reason."""
     text = " ".join(container.command_text for container in workload.containers)
     aof = re.search(r"--appendonly\s+yes\b", text) is not None
     rdb_off = re.search(r"--save\s+(''|\"\"|$|--)", text) is not None
