@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Protocol
 
 from odoo_dr.errors import RepositoryError
@@ -29,15 +30,30 @@ class Backend(Protocol):
         """Return `length` bytes of `key` from `offset`, or raise ObjectNotFound."""
         ...
 
-    def write(self, key: str, data: bytes, *, sync: bool = False) -> None:
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sync: bool = False,
+        retain_until: datetime | None = None,
+    ) -> None:
         """Store `data` under `key` atomically: readers see all of it or nothing.
 
-        With `sync`, the value is durable when the call returns.
+        With `sync`, the value is durable when the call returns. With
+        `retain_until`, a backend that can lock objects (S3 Object Lock) refuses
+        to delete or overwrite this version before that time; others ignore it.
         """
         ...
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None
+    ) -> bool:
         """Store `data` under `key` only if `key` is absent; return whether it did."""
+        ...
+
+    def retained_until(self, key: str) -> datetime | None:
+        """Return the end of the lock on `key`'s current version, or None."""
         ...
 
     def delete(self, key: str) -> None:

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from odoo_dr import tempfiles
@@ -134,14 +135,23 @@ class LocalBackend:
             temporary.unlink(missing_ok=True)
             raise self._write_error(exc, final) from exc
 
-    def write(self, key: str, data: bytes, *, sync: bool = False) -> None:
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sync: bool = False,
+        retain_until: datetime | None = None,
+    ) -> None:
         final = self._path(key)
         temporary = self._write_temporary(data, sync=sync)
         self._place(temporary, final)
         if sync:
             self._sync_folder(final.parent)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None
+    ) -> bool:
         final = self._path(key)
         temporary = self._write_temporary(data, sync=True)
         try:
@@ -156,6 +166,10 @@ class LocalBackend:
         finally:
             temporary.unlink(missing_ok=True)
         return True
+
+    def retained_until(self, key: str) -> datetime | None:
+        # A folder cannot lock a file against its owner; see the README on S3.
+        return None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -133,6 +133,13 @@ class SnapshotManifest(BaseModel):
     stats: BackupStats
     warnings: list[str] = Field(default_factory=list)
     tool_version: str
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="free labels such as environment=production or tier=gold",
+    )
+    residency: str | None = Field(
+        default=None, description="where the data may be stored, e.g. 'eu'"
+    )
 
     def dump_problem(self) -> str | None:
         """Return why the dump's file list cannot be restored, or None.

@@ -204,13 +204,22 @@ class Repository:
 
     # -- snapshots and drills
 
+    # -- documents: manifests, drill records and other small JSON files
+
+    def write_document(self, key: str, data: bytes, *, sync: bool = True) -> None:
+        """Store a small document (a manifest, a record) under `key`."""
+        self.backend.write(key, data, sync=sync)
+
+    def read_document(self, key: str) -> bytes:
+        """Return the document stored under `key`, or raise `ObjectNotFound`."""
+        return self.backend.read(key)
+
     def save_snapshot(self, manifest: SnapshotManifest) -> None:
         """Publish a snapshot: its blobs and index are made durable first."""
         self.blobs.flush()
-        self.backend.write(
+        self.write_document(
             f"snapshots/{manifest.id}.json",
             manifest.model_dump_json(indent=1).encode("utf-8"),
-            sync=True,
         )
         log.info("published snapshot %s tenant=%s", manifest.id, manifest.tenant)
 
@@ -218,7 +227,7 @@ class Repository:
         return f"{self.location}/snapshots/{snapshot_id}.json"
 
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
-        raw = self.backend.read(f"snapshots/{snapshot_id}.json")
+        raw = self.read_document(f"snapshots/{snapshot_id}.json")
         try:
             manifest = SnapshotManifest.model_validate_json(raw)
         except ValidationError as exc:
@@ -371,10 +380,9 @@ class Repository:
         self.backend.delete(key)
 
     def save_drill(self, record: DrillRecord) -> None:
-        self.backend.write(
+        self.write_document(
             f"drills/{record.id}.json",
             record.model_dump_json(indent=1).encode("utf-8"),
-            sync=True,
         )
 
     def list_drills(self, tenant: str | None = None) -> list[DrillRecord]:
@@ -383,7 +391,7 @@ class Repository:
             if not key.endswith(".json"):
                 continue
             try:
-                record = DrillRecord.model_validate_json(self.backend.read(key))
+                record = DrillRecord.model_validate_json(self.read_document(key))
             except ValidationError as exc:
                 log.warning(
                     "skipping damaged drill record %s: %s", key, exc.errors()[0]["msg"]

@@ -536,7 +536,7 @@ def collect_repository(location: str) -> RepositoryFacts:
                 continue
             try:
                 drills.append(
-                    DrillRecord.model_validate_json(repository.backend.read(key))
+                    DrillRecord.model_validate_json(repository.read_document(key))
                 )
             except ValidationError as exc:
                 unreadable[key] = f"damaged drill record: {exc.errors()[0]['msg']}"
