@@ -11,6 +11,7 @@ import typer
 
 from odoo_dr import __version__
 from odoo_dr.cli import backup, demo, drill, repository, restore, verify
+from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
 from odoo_dr.cli.review import review_app
@@ -33,6 +34,7 @@ app.command("snapshots")(repository.snapshots)
 app.command("restore")(restore.restore)
 app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
+app.add_typer(key_app, name="key")
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

@@ -9,20 +9,47 @@ from rich.table import Table
 
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import age, console, errors, local_time, print_json, size
-from odoo_dr.errors import ExitCode
+from odoo_dr.errors import ExitCode, RejectedError
+from odoo_dr.repository import crypto
 from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository, resolve_location
 
 
 def init(
     repo: opt.RepoOption = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt the repository with AES-256-GCM. The key comes from the "
+            "file named by $ODOO_DR_KEY_FILE, from $ODOO_DR_PASSPHRASE, or from a "
+            "prompt.",
+        ),
+    ] = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
     """Create an empty repository."""
     opt.apply_verbosity(verbose, quiet)
-    repository = Repository.init(resolve_location(repo))
-    console.out(f"created repository {repository.location} (id {repository.config.id})")
+    location = resolve_location(repo)
+    secret = None
+    if encrypt:
+        secret = crypto.secret_from_environment(
+            confirm=True, prompt="Passphrase for the new repository: "
+        )
+        if secret is None:
+            raise RejectedError(
+                f"--encrypt needs a key for repository {location}",
+                hint="set $ODOO_DR_KEY_FILE to the path of a key file or "
+                "$ODOO_DR_PASSPHRASE to a passphrase, or run the command in a "
+                "terminal to be prompted",
+            )
+    repository = Repository.init(location, secret=secret)
+    encrypted = ", encrypted" if repository.encrypted else ""
+    console.out(
+        f"created repository {repository.location} "
+        f"(id {repository.config.id}{encrypted})"
+    )
 
 
 def snapshots(

@@ -246,7 +246,12 @@ class _Backup:
         if self.options.temp_dir is not None:
             tempfiles.remove_stale(self.options.temp_dir)
             return tempfiles.make_folder(self.options.temp_dir, "dump")
-        if isinstance(self.repository.backend, LocalBackend):
+        # An encrypted repository must never hold the dump in clear, not even in tmp/
+        # while a backup runs, so its dump goes to the system's temporary folder.
+        if (
+            isinstance(self.repository.backend, LocalBackend)
+            and not self.repository.encrypted
+        ):
             # The repository's own disk, so a dump never fills /tmp while the
             # repository has room; the next run removes it if this process dies.
             return self.repository.backend.temporary_folder("dump")

@@ -99,7 +99,7 @@ def _read_pack(
     if hashlib.sha256(data).hexdigest() != pack_id:
         pack_problem = "its bytes do not match its name (SHA-256)"
     try:
-        decode_header(data[: header_length(data)])
+        decode_header(data[: header_length(data)], repository.keys)
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         pack_problem = f"its header is unreadable ({exc})"
     problems: dict[str, str] = {}

@@ -1,5 +1,8 @@
 """Blobs: content chunks named by their SHA-256, kept in packs and found by the index.
 
+In an encrypted repository a blob is named by the HMAC-SHA256 of its content under
+the repository's id key, and its compressed bytes are sealed, bound to that name.
+
 Writers add blobs to a pack in memory and store each full pack (16 MiB by default)
 as one file; `flush` stores the last pack and then the index file that lists them,
 and makes both durable. Readers look a blob up in the index and read its byte range.
@@ -17,7 +20,7 @@ from pathlib import Path
 import zstandard
 
 from odoo_dr.errors import CorruptObject, SnapshotDamaged
-from odoo_dr.repository import objects
+from odoo_dr.repository import crypto, objects
 from odoo_dr.repository.backend import Backend, ObjectNotFound
 from odoo_dr.repository.index import BlobIndex, pack_key
 from odoo_dr.repository.manifest import StoredBlob
@@ -41,23 +44,30 @@ class WriteStats:
 
 
 class BlobStore:
-    def __init__(self, backend: Backend, pack_size: int = DEFAULT_PACK_SIZE) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        keys: crypto.RepositoryKeys | None = None,
+    ) -> None:
         self.backend = backend
         self.pack_size = pack_size
+        self.keys = keys
         self._index: BlobIndex | None = None
         self._index_lock = threading.Lock()
         # Metadata (file indexes) goes into packs of its own, so damage to a data
         # pack never hides which files a snapshot holds.
         self._packs_on_disk: set[str] | None = None
         self._writers = {
-            kind: PackWriter(pack_size, self._store_pack) for kind in ("data", "meta")
+            kind: PackWriter(pack_size, self._store_pack, keys)
+            for kind in ("data", "meta")
         }
 
     @property
     def index(self) -> BlobIndex:
         with self._index_lock:
             if self._index is None:
-                index = BlobIndex(self.backend)
+                index = BlobIndex(self.backend, self.keys)
                 index.load()
                 self._index = index
         return self._index
@@ -67,6 +77,12 @@ class BlobStore:
         self.index.add_unindexed_packs()
 
     # -- writing
+
+    def object_id(self, data: bytes | memoryview) -> str:
+        """Return the name of a blob with content `data`."""
+        if self.keys is not None:
+            return self.keys.object_id(data)
+        return objects.object_id(data)
 
     def _store_pack(self, sealed: SealedPack) -> None:
         self.backend.write(pack_key(sealed.id), sealed.data)
@@ -99,7 +115,7 @@ class BlobStore:
         index file makes the one that counts) instead of being referenced by one
         more snapshot.
         """
-        blob_id = objects.object_id(data)
+        blob_id = self.object_id(data)
         writer = self._writers["meta" if meta else "data"]
         if any(pending.pending(blob_id) for pending in self._writers.values()):
             return blob_id, WriteStats()
@@ -110,6 +126,8 @@ class BlobStore:
                 "object %s is damaged; rewriting it from the backup's data", blob_id
             )
         encoded = objects.encode(data)
+        if self.keys is not None:
+            encoded = self.keys.seal(encoded, crypto.BLOB + blob_id.encode("ascii"))
         if not writer.add(blob_id, encoded, len(data)):
             return blob_id, WriteStats()
         return blob_id, WriteStats(new_objects=1, new_bytes=len(encoded))
@@ -176,13 +194,15 @@ class BlobStore:
         that check the whole file's hash themselves.
         """
         try:
+            if self.keys is not None:
+                stored = self.keys.open(stored, crypto.BLOB + blob_id.encode("ascii"))
             data = objects.decode(stored)
-        except zstandard.ZstdError as exc:
+        except (zstandard.ZstdError, crypto.DecryptionFailed) as exc:
             raise CorruptObject(
                 f"object {blob_id} in {self.backend.describe()} is damaged: {exc}",
                 hint="run 'odoo-dr verify --read-data' to find the snapshots it breaks",
             ) from None
-        if verify and objects.object_id(data) != blob_id:
+        if verify and self.object_id(data) != blob_id:
             raise CorruptObject(
                 f"object {blob_id} in {self.backend.describe()} is damaged: its "
                 "content does not match its checksum",

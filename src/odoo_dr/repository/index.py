@@ -8,6 +8,9 @@ run killed before writing its index) are read back from their headers.
 
 When two index entries name the same blob (a damaged copy rewritten into a new pack),
 the entry of the newer index file wins; index file names start with their UTC time.
+
+In an encrypted repository an index file holds the sealed JSON, and its name's hash
+is that of the sealed bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import struct
 import threading
 from datetime import UTC, datetime
 
+from odoo_dr.repository import crypto
 from odoo_dr.repository.backend import Backend
 from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
 
@@ -37,8 +41,11 @@ def pack_key(pack_id: str) -> str:
 class BlobIndex:
     """All blob locations of a repository, with the packs added since loading."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(
+        self, backend: Backend, keys: crypto.RepositoryKeys | None = None
+    ) -> None:
         self.backend = backend
+        self.keys = keys
         self._lock = threading.Lock()
         self._blobs: dict[str, BlobLocation] = {}
         self._packs: set[str] = set()
@@ -53,7 +60,10 @@ class BlobIndex:
 
     def _load_file(self, key: str) -> None:
         try:
-            payload = json.loads(self.backend.read(key))
+            raw = self.backend.read(key)
+            if self.keys is not None:
+                raw = self.keys.open(raw, crypto.INDEX)
+            payload = json.loads(raw)
             if payload.get("format") != FORMAT:
                 raise ValueError(f"unknown format {payload.get('format')!r}")
             for pack in payload["packs"]:
@@ -105,7 +115,7 @@ class BlobIndex:
             header = self.backend.read_range(key, 0, length)
         return {
             blob_id: BlobLocation(pack_id, offset, size_stored, size)
-            for blob_id, offset, size_stored, size in decode_header(header)
+            for blob_id, offset, size_stored, size in decode_header(header, self.keys)
         }
 
     # -- lookups
@@ -157,6 +167,8 @@ class BlobIndex:
             },
             separators=(",", ":"),
         ).encode("utf-8")
+        if self.keys is not None:
+            payload = self.keys.seal(payload, crypto.INDEX)
         moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
         self.backend.write(key, payload, sync=True)

@@ -3,6 +3,9 @@
 A lock is a small JSON file created only if absent. Its holder rewrites it every
 minute. A lock counts as stale when its process is gone from this host, or when it
 was not rewritten for ten minutes (a holder on another host that died).
+
+In an encrypted repository the lock's name is a keyed hash of the tenant and its
+content is sealed, so neither shows which tenant is being backed up.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from odoo_dr.errors import LockHeld
 from odoo_dr.processes import process_alive
+from odoo_dr.repository import crypto
 from odoo_dr.repository.backend import Backend, ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -27,11 +31,21 @@ STALE_AFTER = timedelta(minutes=10)
 
 
 class TenantLock:
-    def __init__(self, backend: Backend, tenant: str, operation: str) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        tenant: str,
+        operation: str,
+        keys: crypto.RepositoryKeys | None = None,
+    ) -> None:
         self.backend = backend
         self.tenant = tenant
         self.operation = operation
-        digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
+        self.keys = keys
+        if keys is not None:
+            digest = keys.name("tenant lock", tenant)[:32]
+        else:
+            digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
         self.key = f"locks/tenant-{digest}.json"
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
@@ -39,7 +53,7 @@ class TenantLock:
         self._created_at = datetime.now(UTC)
 
     def _payload(self) -> bytes:
-        return json.dumps(
+        payload = json.dumps(
             {
                 "tenant": self.tenant,
                 "operation": self.operation,
@@ -51,14 +65,21 @@ class TenantLock:
             },
             indent=1,
         ).encode("utf-8")
+        if self.keys is not None:
+            return self.keys.seal(payload, crypto.LOCK + self.key.encode("ascii"))
+        return payload
 
     def _read(self) -> dict | None:
         try:
-            return json.loads(self.backend.read(self.key))
+            raw = self.backend.read(self.key)
+            if self.keys is not None:
+                raw = self.keys.open(raw, crypto.LOCK + self.key.encode("ascii"))
+            return json.loads(raw)
         except ObjectNotFound:
             return None
         except ValueError:
-            # A lock file that is not JSON was cut short by a crash: treat it as stale.
+            # A lock file that is not JSON (or fails to open) was cut short by a
+            # crash: treat it as stale.
             return {}
 
     def _is_stale(self, holder: dict) -> bool:

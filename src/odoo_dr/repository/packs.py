@@ -7,7 +7,9 @@ length and uncompressed size, so a pack describes itself: the index can always b
 rebuilt from the packs. A pack is named by the SHA-256 of its bytes.
 
 Layout of the header frame: 4 bytes magic 0x184D2A50 (little-endian), 4 bytes payload
-length (little-endian), then the JSON payload.
+length (little-endian), then the JSON payload. In an encrypted repository the payload
+is the sealed JSON, and each blob frame is sealed too (see crypto.py), so `zstd -d`
+no longer reads the blobs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from odoo_dr.repository import crypto
 
 # The first of zstd's sixteen skippable-frame magic numbers (RFC 8878, section 3.1.2).
 SKIPPABLE_MAGIC = 0x184D2A50
@@ -36,11 +40,15 @@ class BlobLocation:
     size: int
 
 
-def encode_header(entries: list[tuple[str, int, int, int]]) -> bytes:
+def encode_header(
+    entries: list[tuple[str, int, int, int]],
+    keys: crypto.RepositoryKeys | None = None,
+    length: int | None = None,
+) -> bytes:
     """Return the header frame for blobs given as (id, offset, length, size).
 
-    Offsets here are relative to the end of the header; `seal` turns them into
-    offsets from the start of the pack before the header is written.
+    With `length`, the JSON payload is padded with spaces so the frame is `length`
+    bytes long. With `keys`, the payload is sealed.
     """
     payload = json.dumps(
         {
@@ -50,6 +58,14 @@ def encode_header(entries: list[tuple[str, int, int, int]]) -> bytes:
         },
         separators=(",", ":"),
     ).encode("utf-8")
+    if length is not None:
+        overhead = _FRAME_HEADER.size + (crypto.OVERHEAD if keys else 0)
+        missing = length - overhead - len(payload)
+        if missing < 0:
+            raise AssertionError("pack header longer than its estimate")
+        payload += b" " * missing
+    if keys is not None:
+        payload = keys.seal(payload, crypto.PACK_HEADER)
     return _FRAME_HEADER.pack(SKIPPABLE_MAGIC, len(payload)) + payload
 
 
@@ -61,10 +77,18 @@ def header_length(prefix: bytes) -> int:
     return _FRAME_HEADER.size + length
 
 
-def decode_header(header: bytes) -> list[tuple[str, int, int, int]]:
-    """Return (id, offset, length, size) of each blob from a pack's header frame."""
+def decode_header(
+    header: bytes, keys: crypto.RepositoryKeys | None = None
+) -> list[tuple[str, int, int, int]]:
+    """Return (id, offset, length, size) of each blob from a pack's header frame.
+
+    Raises ValueError (`crypto.DecryptionFailed` among them) for a damaged header.
+    """
     length = header_length(header)
-    payload = json.loads(header[_FRAME_HEADER.size : length])
+    raw = header[_FRAME_HEADER.size : length]
+    if keys is not None:
+        raw = keys.open(raw, crypto.PACK_HEADER)
+    payload = json.loads(raw)
     if payload.get("format") != FORMAT:
         raise ValueError("not an odoo-dr pack: unknown header format")
     return [(str(a), int(b), int(c), int(d)) for a, b, c, d in payload["blobs"]]
@@ -77,8 +101,14 @@ class SealedPack:
     blobs: dict[str, BlobLocation]
 
 
-def seal(entries: list[tuple[str, bytes, int]]) -> SealedPack:
-    """Build a pack from (blob id, encoded blob, uncompressed size) entries."""
+def seal(
+    entries: list[tuple[str, bytes, int]], keys: crypto.RepositoryKeys | None = None
+) -> SealedPack:
+    """Build a pack from (blob id, encoded blob, uncompressed size) entries.
+
+    Encoded blobs arrive sealed already when `keys` is given; only the header is
+    sealed here.
+    """
     # The header's length depends on the offsets it lists, and the offsets on the
     # header's length, so the offsets are first computed from an estimate and the
     # header is padded to the length that estimate assumed.
@@ -87,23 +117,15 @@ def seal(entries: list[tuple[str, bytes, int]]) -> SealedPack:
     for blob_id, encoded, size in entries:
         relative.append((blob_id, position, len(encoded), size))
         position += len(encoded)
-    estimate = len(encode_header([(b, o + 10**12, n, s) for b, o, n, s in relative]))
+    estimate = len(
+        encode_header([(b, o + 10**12, n, s) for b, o, n, s in relative], keys)
+    )
     absolute = [(b, o + estimate, n, s) for b, o, n, s in relative]
-    header = encode_header(absolute)
-    header = _pad_header(header, estimate)
+    header = encode_header(absolute, keys, length=estimate)
     data = header + b"".join(encoded for _id, encoded, _size in entries)
     pack_id = hashlib.sha256(data).hexdigest()
     blobs = {b: BlobLocation(pack_id, o, n, s) for b, o, n, s in absolute}
     return SealedPack(pack_id, data, blobs)
-
-
-def _pad_header(header: bytes, length: int) -> bytes:
-    """Pad the JSON payload with spaces so the header frame is `length` bytes."""
-    missing = length - len(header)
-    if missing < 0:
-        raise AssertionError("pack header longer than its estimate")
-    payload = header[_FRAME_HEADER.size :] + b" " * missing
-    return _FRAME_HEADER.pack(SKIPPABLE_MAGIC, len(payload)) + payload
 
 
 class PackWriter:
@@ -113,8 +135,14 @@ class PackWriter:
     outside it, so compression and disk writes of other threads go on meanwhile.
     """
 
-    def __init__(self, target_size: int, store: Callable[[SealedPack], None]) -> None:
+    def __init__(
+        self,
+        target_size: int,
+        store: Callable[[SealedPack], None],
+        keys: crypto.RepositoryKeys | None = None,
+    ) -> None:
         self.target_size = target_size
+        self._keys = keys
         self._store = store
         self._lock = threading.Lock()
         self._entries: list[tuple[str, bytes, int]] = []
@@ -137,7 +165,7 @@ class PackWriter:
             if self._bytes >= self.target_size:
                 full = self._take()
         if full:
-            self._store(seal(full))
+            self._store(seal(full, self._keys))
         return True
 
     def _take(self) -> list[tuple[str, bytes, int]]:
@@ -157,4 +185,4 @@ class PackWriter:
         with self._lock:
             entries = self._take()
         if entries:
-            self._store(seal(entries))
+            self._store(seal(entries, self._keys))

@@ -3,13 +3,16 @@
 Layout below the repository root (see README.md in a repository for reading it by
 hand):
 
-    config.json               format, version and id
+    config.json               format, version, id and, if encrypted, the key slots
     packs/<2 hex>/<sha256>    pack files: a header, then zstd frames of content chunks
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
     locks/                    one lock file per tenant being backed up
     tmp/                      writes in progress
+
+An encrypted repository (see crypto.py) seals every file but config.json and
+README.md, and names blobs and lock files by keyed hashes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from odoo_dr.errors import (
     RepositoryError,
     SnapshotDamaged,
 )
-from odoo_dr.repository import objects
+from odoo_dr.repository import crypto, objects
 from odoo_dr.repository.backend import Backend, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
@@ -39,7 +42,7 @@ from odoo_dr.repository.manifest import (
     DrillRecord,
     SnapshotManifest,
 )
-from odoo_dr.repository.readme import REPOSITORY_README
+from odoo_dr.repository.readme import ENCRYPTED_REPOSITORY_README, REPOSITORY_README
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,12 @@ class RepositoryConfig(BaseModel):
     chunking: dict[str, int | str]
     pack_size: int = DEFAULT_PACK_SIZE
     encryption: str = "none"
+    key_slots: list[crypto.KeySlot] = []
+
+    def to_json(self) -> bytes:
+        """Return config.json's bytes; an unencrypted one has no `key_slots`."""
+        exclude = None if self.key_slots else {"key_slots"}
+        return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8")
 
 
 def resolve_location(value: str | None) -> str:
@@ -94,10 +103,20 @@ def _check_local_root(root: Path) -> None:
 
 
 class Repository:
-    def __init__(self, backend: Backend, config: RepositoryConfig) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        config: RepositoryConfig,
+        keys: crypto.RepositoryKeys | None = None,
+    ) -> None:
         self.backend = backend
         self.config = config
-        self.blobs = BlobStore(backend, config.pack_size)
+        self.keys = keys
+        self.blobs = BlobStore(backend, config.pack_size, keys)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.keys is not None
 
     @property
     def location(self) -> str:
@@ -106,8 +125,13 @@ class Repository:
     # -- creating and opening
 
     @classmethod
-    def init(cls, location: str) -> Repository:
-        """Create an empty repository at `location`."""
+    def init(
+        cls,
+        location: str,
+        secret: bytes | None = None,
+        kdf: crypto.KdfParameters = crypto.DEFAULT_KDF,
+    ) -> Repository:
+        """Create an empty repository at `location`, encrypted if `secret` is given."""
         backend = _backend_for(location)
         if isinstance(backend, LocalBackend):
             root = backend.root
@@ -139,17 +163,31 @@ class Repository:
                 "max_size": objects.CHUNK_MAX,
             },
         )
-        backend.write("README.md", REPOSITORY_README.encode("utf-8"))
-        if not backend.create_exclusive(
-            "config.json", config.model_dump_json(indent=2).encode("utf-8")
-        ):
+        keys = None
+        readme = REPOSITORY_README
+        if secret is not None:
+            keys = crypto.RepositoryKeys.generate()
+            config.encryption = crypto.ALGORITHM
+            config.key_slots = [keys.make_slot(secret, config.id, kdf)]
+            readme = ENCRYPTED_REPOSITORY_README
+        backend.write("README.md", readme.encode("utf-8"))
+        if not backend.create_exclusive("config.json", config.to_json()):
             raise RejectedError(f"a repository already exists at {backend.describe()}")
-        log.info("created repository %s id=%s", backend.describe(), config.id)
-        return cls(backend, config)
+        log.info(
+            "created repository %s id=%s encryption=%s",
+            backend.describe(),
+            config.id,
+            config.encryption,
+        )
+        return cls(backend, config, keys)
 
     @classmethod
-    def open(cls, location: str) -> Repository:
-        """Open the repository at `location`, checking its format."""
+    def open(cls, location: str, secret: bytes | None = None) -> Repository:
+        """Open the repository at `location`, checking its format.
+
+        An encrypted repository is unlocked with `secret`, or else with the secret
+        from $ODOO_DR_KEY_FILE, $ODOO_DR_PASSPHRASE or a prompt on a terminal.
+        """
         backend = _backend_for(location)
         if isinstance(backend, LocalBackend):
             _check_local_root(backend.root)
@@ -182,15 +220,16 @@ class Repository:
                 f"{exc.errors()[0]['msg']}",
             ) from None
         unsupported = {
-            "object_hash": (config.object_hash, "sha256"),
-            "compression": (config.compression, "zstd"),
-            "encryption": (config.encryption, "none"),
+            "object_hash": (config.object_hash, ("sha256",)),
+            "compression": (config.compression, ("zstd",)),
+            "encryption": (config.encryption, ("none", crypto.ALGORITHM)),
         }
         for name, (value, known) in unsupported.items():
-            if value != known:
+            if value not in known:
                 raise RepositoryError(
                     f"repository {backend.describe()} uses {name} {value!r}, which "
-                    f"this odoo-dr does not support (it supports {known!r})",
+                    f"this odoo-dr does not support (it supports "
+                    f"{', '.join(map(repr, known))})",
                     hint="upgrade odoo-dr",
                 )
         if config.format != FORMAT or config.version > FORMAT_VERSION:
@@ -200,19 +239,94 @@ class Repository:
                 f"version {FORMAT_VERSION}",
                 hint="upgrade odoo-dr",
             )
-        return cls(backend, config)
+        keys = None
+        if config.encryption == crypto.ALGORITHM:
+            keys, _slot = _unlock(backend, config, secret)
+        return cls(backend, config, keys)
+
+    # -- keys of an encrypted repository
+
+    def _require_encrypted(self) -> crypto.RepositoryKeys:
+        if self.keys is None:
+            raise RejectedError(
+                f"repository {self.location} is not encrypted, so it has no keys",
+                hint="create an encrypted repository with 'odoo-dr init --encrypt' "
+                "and copy the snapshots into it",
+            )
+        return self.keys
+
+    def add_key(
+        self, new_secret: bytes, kdf: crypto.KdfParameters = crypto.DEFAULT_KDF
+    ) -> crypto.KeySlot:
+        """Add a key slot that `new_secret` opens; return it."""
+        keys = self._require_encrypted()
+        slot = keys.make_slot(new_secret, self.config.id, kdf)
+        self._save_slots([*self.config.key_slots, slot])
+        log.info("added key slot %s to repository %s", slot.id, self.location)
+        return slot
+
+    def change_key(
+        self,
+        old_secret: bytes,
+        new_secret: bytes,
+        kdf: crypto.KdfParameters = crypto.DEFAULT_KDF,
+    ) -> crypto.KeySlot:
+        """Replace the key slot that `old_secret` opens by one for `new_secret`.
+
+        The master key stays the same, so no stored object is sealed again.
+        """
+        keys = self._require_encrypted()
+        _keys, position = crypto.unlock(
+            self.config.key_slots, old_secret, self.config.id, self.location
+        )
+        slot = keys.make_slot(new_secret, self.config.id, kdf)
+        slots = list(self.config.key_slots)
+        replaced = slots[position]
+        slots[position] = slot
+        self._save_slots(slots)
+        log.info(
+            "replaced key slot %s by %s in repository %s",
+            replaced.id,
+            slot.id,
+            self.location,
+        )
+        return slot
+
+    def _save_slots(self, slots: list[crypto.KeySlot]) -> None:
+        """Write config.json with `slots`, by an atomic rename."""
+        config = self.config.model_copy(update={"key_slots": slots})
+        self.backend.write("config.json", config.to_json(), sync=True)
+        self.config = config
 
     # -- snapshots and drills
 
     # -- documents: manifests, drill records and other small JSON files
 
     def write_document(self, key: str, data: bytes, *, sync: bool = True) -> None:
-        """Store a small document (a manifest, a record) under `key`."""
+        """Store a small document (a manifest, a record) under `key`.
+
+        In an encrypted repository the document is sealed and bound to `key`, so a
+        document moved to another name fails to open.
+        """
+        if self.keys is not None:
+            data = self.keys.seal(data, crypto.DOCUMENT + key.encode("utf-8"))
         self.backend.write(key, data, sync=sync)
 
     def read_document(self, key: str) -> bytes:
-        """Return the document stored under `key`, or raise `ObjectNotFound`."""
-        return self.backend.read(key)
+        """Return the document stored under `key`, or raise `ObjectNotFound`.
+
+        Raises `SnapshotDamaged` when an encrypted document fails to open.
+        """
+        data = self.backend.read(key)
+        if self.keys is None:
+            return data
+        try:
+            return self.keys.open(data, crypto.DOCUMENT + key.encode("utf-8"))
+        except crypto.DecryptionFailed as exc:
+            raise SnapshotDamaged(
+                f"document {self.location}/{key} is damaged: {exc}",
+                hint="run 'odoo-dr verify' to see what else is damaged",
+            ) from None
 
     def save_snapshot(self, manifest: SnapshotManifest) -> None:
         """Publish a snapshot: its blobs and index are made durable first."""
@@ -397,6 +511,9 @@ class Repository:
                     "skipping damaged drill record %s: %s", key, exc.errors()[0]["msg"]
                 )
                 continue
+            except SnapshotDamaged as exc:
+                log.warning("skipping damaged drill record %s: %s", key, exc.message)
+                continue
             if tenant is None or record.tenant == tenant:
                 records.append(record)
         return records
@@ -404,7 +521,7 @@ class Repository:
     # -- housekeeping
 
     def lock_tenant(self, tenant: str, operation: str) -> TenantLock:
-        return TenantLock(self.backend, tenant, operation)
+        return TenantLock(self.backend, tenant, operation, self.keys)
 
     def cleanup(self) -> None:
         removed = self.backend.cleanup_stale_writes()
@@ -412,6 +529,25 @@ class Repository:
             log.info(
                 "removed %d leftover temporary files from %s", removed, self.location
             )
+
+
+def _unlock(
+    backend: Backend, config: RepositoryConfig, secret: bytes | None
+) -> tuple[crypto.RepositoryKeys, int]:
+    """Return the keys of an encrypted repository and the slot that opened it."""
+    location = backend.describe()
+    if not config.key_slots:
+        raise RepositoryError(
+            f"encrypted repository {location} has no key slots in its config.json",
+            hint="put back config.json from a copy of the repository",
+        )
+    if secret is None:
+        secret = crypto.secret_from_environment(
+            prompt=f"Passphrase of repository {location}: "
+        )
+    if secret is None:
+        raise crypto.missing_secret(location)
+    return crypto.unlock(config.key_slots, secret, config.id, location)
 
 
 def _warn_newer_damaged(

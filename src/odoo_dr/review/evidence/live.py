@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from odoo_dr.errors import OdooDrError
+from odoo_dr.errors import OdooDrError, SnapshotDamaged
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 
@@ -540,6 +540,8 @@ def collect_repository(location: str) -> RepositoryFacts:
                 )
             except ValidationError as exc:
                 unreadable[key] = f"damaged drill record: {exc.errors()[0]['msg']}"
+            except SnapshotDamaged as exc:
+                unreadable[key] = exc.message
     except OdooDrError as exc:
         raise EvidenceUnavailable(f"odoo-dr repository: {exc.message}") from None
     return RepositoryFacts(
