@@ -24,15 +24,19 @@ key_app = typer.Typer(
 def _open(repo: str | None) -> tuple[Repository, bytes]:
     location = resolve_location(repo)
     secret = crypto.secret_from_environment(prompt="Current passphrase: ")
+    if secret is None:
+        raise RejectedError(
+            f"no key given for repository {location}",
+            hint=f"set ${crypto.KEY_FILE_VARIABLE} to the current key file or "
+            f"${crypto.PASSPHRASE_VARIABLE} to the current passphrase, or run the "
+            "command in a terminal to be prompted",
+        )
     repository = Repository.open(location, secret=secret)
     if not repository.encrypted:
         raise RejectedError(
             f"repository {repository.location} is not encrypted, so it has no keys",
             hint="create an encrypted repository with 'odoo-dr init --encrypt'",
         )
-    if secret is None:
-        # Repository.open raised for a missing secret unless it was not needed.
-        raise crypto.missing_secret(repository.location)
     return repository, secret
 
 

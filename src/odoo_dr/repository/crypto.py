@@ -91,17 +91,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def seal_with(key: bytes, data: bytes, associated: bytes) -> bytes:
+def _seal(aead: AESGCM, data: bytes | memoryview, associated: bytes) -> bytes:
     nonce = os.urandom(NONCE_SIZE)
-    sealed = AESGCM(key).encrypt(nonce, data, associated)
-    return bytes([SEALED_VERSION]) + nonce + sealed
+    return bytes([SEALED_VERSION]) + nonce + aead.encrypt(nonce, data, associated)
 
 
-def open_with(key: bytes, sealed: bytes, associated: bytes) -> bytes:
+def _open(aead: AESGCM, sealed: bytes | memoryview, associated: bytes) -> bytes:
+    sealed = bytes(sealed)
     if len(sealed) < OVERHEAD or sealed[0] != SEALED_VERSION:
         raise DecryptionFailed("not sealed by odoo-dr (unknown version or too short)")
     try:
-        return AESGCM(key).decrypt(
+        return aead.decrypt(
             sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :], associated
         )
     except InvalidTag:
@@ -151,24 +151,11 @@ class RepositoryKeys:
         return "RepositoryKeys(<secret>)"
 
     def seal(self, data: bytes | memoryview, associated: bytes) -> bytes:
-        nonce = os.urandom(NONCE_SIZE)
-        sealed = self._aead.encrypt(nonce, data, associated)
-        return bytes([SEALED_VERSION]) + nonce + sealed
+        return _seal(self._aead, data, associated)
 
     def open(self, sealed: bytes | memoryview, associated: bytes) -> bytes:
-        sealed = bytes(sealed)
-        if len(sealed) < OVERHEAD or sealed[0] != SEALED_VERSION:
-            raise DecryptionFailed(
-                "not sealed by odoo-dr (unknown version or too short)"
-            )
-        try:
-            return self._aead.decrypt(
-                sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :], associated
-            )
-        except InvalidTag:
-            raise DecryptionFailed(
-                "authentication failed (damaged, moved, or sealed with another key)"
-            ) from None
+        """Return the plaintext of `sealed`; raise `DecryptionFailed` if it fails."""
+        return _open(self._aead, sealed, associated)
 
     def object_id(self, data: bytes | memoryview) -> str:
         """Return the keyed name of a blob: HMAC-SHA256 of its content."""
@@ -193,8 +180,8 @@ class RepositoryKeys:
             wrapped_key="",
             created_at=datetime.now(UTC),
         )
-        wrapped = seal_with(
-            _slot_key(secret, slot),
+        wrapped = _seal(
+            AESGCM(_slot_key(secret, slot)),
             self._master,
             KEY_SLOT + repository_id.encode("ascii"),
         )
@@ -207,8 +194,8 @@ def unlock(
     """Return the keys and the index of the first slot that `secret` opens."""
     for position, slot in enumerate(slots):
         try:
-            master = open_with(
-                _slot_key(secret, slot),
+            master = _open(
+                AESGCM(_slot_key(secret, slot)),
                 base64.b64decode(slot.wrapped_key),
                 KEY_SLOT + repository_id.encode("ascii"),
             )
@@ -253,8 +240,9 @@ def secret_from_environment(
 ) -> bytes | None:
     """Return the secret from a key file, a passphrase variable or a prompt.
 
-    With `new`, the ODOO_DR_NEW_* variables are read. With `confirm`, a prompt asks
-    twice. Returns None when no variable is set and stdin is not a terminal.
+    With `new`, the ODOO_DR_NEW_* variables are read. With `confirm`, the prompt
+    repeats to confirm the entry. Returns None when no variable is set and stdin
+    is not a terminal.
     """
     file_variable = NEW_KEY_FILE_VARIABLE if new else KEY_FILE_VARIABLE
     passphrase_variable = NEW_PASSPHRASE_VARIABLE if new else PASSPHRASE_VARIABLE
