@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,15 +15,43 @@ from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository, resolve_location
 
 
+class LockMode(StrEnum):
+    governance = "governance"
+    compliance = "compliance"
+
+
 def init(
     repo: opt.RepoOption = None,
+    lock_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lock-days",
+            min=1,
+            help="Lock every object written with S3 Object Lock for this many days "
+            "(S3 buckets with Object Lock enabled only).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_mode: Annotated[
+        LockMode,
+        typer.Option(
+            "--lock-mode",
+            help="Object Lock mode: governance (removable with "
+            "s3:BypassGovernanceRetention) or compliance (no one can remove it).",
+        ),
+    ] = LockMode.governance,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
     """Create an empty repository."""
     opt.apply_verbosity(verbose, quiet)
-    repository = Repository.init(resolve_location(repo))
+    repository = Repository.init(
+        resolve_location(repo), lock_days=lock_days, lock_mode=lock_mode.value
+    )
     console.out(f"created repository {repository.location} (id {repository.config.id})")
+    lock = repository.config.object_lock
+    if lock is not None:
+        console.out(f"objects are locked in {lock.mode} mode for {lock.days} days")
 
 
 def snapshots(
