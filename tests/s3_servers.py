@@ -30,7 +30,7 @@ SLOW_DOWN = (
 
 
 class FaultProxy(ThreadingHTTPServer):
-    """Forward every request to `upstream`, but answer 503 to the first ones.
+    """Forward every request to `upstream`, except the first ones, which get 503.
 
     `failures_left` is how many requests still get 503; `failed` and `forwarded`
     count what happened.
@@ -168,7 +168,7 @@ def iam_enforcing_moto(
 
     moto lets the first INITIAL_NO_AUTH_ACTION_COUNT requests through without
     authentication. They create the bucket (with Object Lock), the users, their
-    policies and access keys; a bogus key then uses up the rest, so from then on
+    policies and access keys. A bogus key then uses up the rest, so from then on
     every request is checked against the policies.
     """
     import boto3

@@ -380,7 +380,7 @@ def test_as_of_view_ignores_later_versions(s3_environment, unique):
 
 
 def _wait_for_next_second() -> None:
-    """Sleep until the wall clock enters a new second, so S3 times can be told apart.
+    """Sleep until the wall clock enters a new second, so S3 times differ.
 
     S3 lists LastModified to the second, so a version written before this call
     and one written after it never share a listed time.

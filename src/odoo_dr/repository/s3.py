@@ -39,10 +39,9 @@ MULTIPART_CHUNK = 8 * 1024 * 1024
 # Uploads started longer ago than this belong to a process that died.
 STALE_UPLOAD_AGE = timedelta(days=1)
 # Attempts per request in botocore's standard retry mode (exponential backoff with
-# jitter on throttling, 5xx answers and connection errors). AWS_MAX_ATTEMPTS
+# jitter on throttling, 5xx responses and connection errors). AWS_MAX_ATTEMPTS
 # overrides it.
 DEFAULT_MAX_ATTEMPTS = 6
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
@@ -59,7 +58,7 @@ def parse_location(location: str) -> tuple[str, str, datetime | None]:
     """Return the bucket, key prefix and `as-of` time of an s3:// location.
 
     The prefix has no trailing slash. `s3://bucket/prefix?as-of=2026-12-04T22:00:00Z`
-    asks for a read-only view of the repository as it was at that time.
+    opens a read-only view of the repository as it was at that time.
     """
     rest, _, query = location[len("s3://") :].partition("?")
     bucket, _, prefix = rest.partition("/")
@@ -230,7 +229,7 @@ class S3Backend:
                     "(see docs/s3.md for the policies)",
                 )
             return RepositoryError(
-                f"cannot {action} {where}: the object store answered {code}",
+                f"cannot {action} {where}: the object store returned {code}",
                 hint="run the command again; if it persists, check the object store",
             )
         return RepositoryError(

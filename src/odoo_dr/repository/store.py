@@ -170,7 +170,7 @@ class Repository:
         """Create an empty repository at `location`.
 
         With `lock_days`, the repository's objects are written with S3 Object Lock
-        in `lock_mode` (governance or compliance) for that many days; the bucket
+        in `lock_mode` (governance or compliance) for that many days. The bucket
         must have Object Lock enabled.
         """
         backend = _backend_for(location)
