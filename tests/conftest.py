@@ -8,6 +8,7 @@ dropped when the test ends.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -29,6 +30,69 @@ os.environ.setdefault("PGUSER", "postgres")
 SMALL = builder.DemoScale(
     partners=60, products=30, sale_orders=120, purchase_orders=30, messages=200
 )
+
+
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+BUCKET_REGION = "eu-west-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Buckets for repositories on S3: one with versioning, one created with Object Lock
+# (which turns versioning on), and one with neither.
+VERSIONED_BUCKET = "odoo-dr-versioned"
+LOCKED_BUCKET = "odoo-dr-locked"
+PLAIN_BUCKET = "odoo-dr-plain"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Start moto's S3 server on 127.0.0.1, create the test buckets; return its URL.
+
+    The server runs in this process (one per xdist worker) and is reached over
+    real HTTP. The fake credentials go into the environment for the session.
+    tests/review/conftest.py extends this fixture with the buckets of its rules.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    saved = {key: os.environ.get(key) for key in AWS_VARIABLES}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=BUCKET_REGION,
+    )
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name=BUCKET_REGION)
+        location = {"LocationConstraint": BUCKET_REGION}
+        client.create_bucket(
+            Bucket=VERSIONED_BUCKET, CreateBucketConfiguration=location
+        )
+        client.put_bucket_versioning(
+            Bucket=VERSIONED_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )
+        client.create_bucket(
+            Bucket=LOCKED_BUCKET,
+            CreateBucketConfiguration=location,
+            ObjectLockEnabledForBucket=True,
+        )
+        client.create_bucket(Bucket=PLAIN_BUCKET, CreateBucketConfiguration=location)
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,9 @@
 Each server starts on a free port on 127.0.0.1 the first time a test needs it, and
 stops when the session ends:
 
-- S3: moto's standalone server, over real HTTP, with buckets that have versioning,
-  Object Lock, lifecycle rules, default encryption and replication, or none of it.
+- S3: moto's standalone server over real HTTP (started by `s3_endpoint` in
+  tests/conftest.py), with buckets that have versioning, Object Lock, lifecycle
+  rules, default encryption and replication, or none of it.
 - PostgreSQL: clusters made with initdb in temporary folders. `pg_archiving`
   archives WAL with `cp` and has a streaming standby; `pg_broken_archiver` has an
   archive_command that always fails; `pg_plain` does not archive but has a
@@ -29,8 +30,6 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 from tests.review.live_servers import (
-    AWS_VARIABLES,
-    BUCKET_REGION,
     PgCluster,
     RedisServer,
     archiver_counts,
@@ -51,31 +50,12 @@ from tests.review.rule_cases import FIXTURES, build_repositories
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """Start moto's S3 server and create the test buckets; return its URL."""
+def s3_endpoint(s3_endpoint: str) -> str:
+    """Add the review's buckets to the moto server of tests/conftest.py."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    saved = {key: os.environ.get(key) for key in AWS_VARIABLES}
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=BUCKET_REGION,
-    )
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        create_buckets(boto3, endpoint)
-        yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    create_buckets(boto3, s3_endpoint)
+    return s3_endpoint
 
 
 # -- PostgreSQL clusters

@@ -41,9 +41,6 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> N
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-
-
 def create_buckets(boto3, endpoint: str) -> None:  # noqa: ANN001 - the module
     client = boto3.client("s3", endpoint_url=endpoint, region_name=BUCKET_REGION)
     location = {"LocationConstraint": BUCKET_REGION}

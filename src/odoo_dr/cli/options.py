@@ -20,7 +20,8 @@ RepoOption = Annotated[
     str | None,
     typer.Option(
         "--repo",
-        help="Repository path. Default: $ODOO_DR_REPO, else ./odoo-dr-repo.",
+        help="Repository folder, or s3://bucket/prefix. Default: $ODOO_DR_REPO, "
+        "else ./odoo-dr-repo.",
         show_default=False,
     ),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,6 +16,11 @@ from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository, resolve_location
 
 
+class LockMode(StrEnum):
+    governance = "governance"
+    compliance = "compliance"
+
+
 def init(
     repo: opt.RepoOption = None,
     encrypt: Annotated[
@@ -26,6 +32,24 @@ def init(
             "prompt.",
         ),
     ] = False,
+    lock_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lock-days",
+            min=1,
+            help="Lock every object written with S3 Object Lock for this many days "
+            "(S3 buckets with Object Lock enabled only).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_mode: Annotated[
+        LockMode,
+        typer.Option(
+            "--lock-mode",
+            help="Object Lock mode: governance (removable with "
+            "s3:BypassGovernanceRetention) or compliance (no one can remove it).",
+        ),
+    ] = LockMode.governance,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
@@ -44,12 +68,17 @@ def init(
                 "$ODOO_DR_PASSPHRASE to a passphrase, or run the command in a "
                 "terminal to be prompted",
             )
-    repository = Repository.init(location, secret=secret)
+    repository = Repository.init(
+        location, secret=secret, lock_days=lock_days, lock_mode=lock_mode.value
+    )
     encrypted = ", encrypted" if repository.encrypted else ""
     console.out(
         f"created repository {repository.location} "
         f"(id {repository.config.id}{encrypted})"
     )
+    lock = repository.config.object_lock
+    if lock is not None:
+        console.out(f"objects are locked in {lock.mode} mode for {lock.days} days")
 
 
 def snapshots(

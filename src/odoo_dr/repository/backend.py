@@ -13,6 +13,14 @@ class ObjectNotFound(RepositoryError):
     """A key that should exist in the repository does not."""
 
 
+class DeleteDenied(RepositoryError):
+    """The store rejected a delete because this credential may not delete there.
+
+    Backup credentials on S3 may be append-only on purpose, so callers that remove
+    something non-essential (a test file) log this instead of failing.
+    """
+
+
 class Backend(Protocol):
     """Key-value storage with atomic writes; keys are `/`-separated relative paths."""
 
@@ -56,8 +64,18 @@ class Backend(Protocol):
         """Return the end of the lock on `key`'s current version, or None."""
         ...
 
+    def extend_retention(self, key: str, retain_until: datetime) -> bool:
+        """Extend the lock on `key`'s current version to `retain_until` if shorter.
+
+        Returns whether the lock changed; backends without locks return False.
+        """
+        ...
+
     def delete(self, key: str) -> None:
-        """Remove `key`; a missing key is not an error."""
+        """Remove `key`; a missing key is not an error.
+
+        Raises `DeleteDenied` when the store forbids this credential to delete.
+        """
         ...
 
     def list(self, prefix: str) -> Iterator[str]:

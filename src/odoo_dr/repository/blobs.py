@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import zstandard
@@ -49,10 +50,14 @@ class BlobStore:
         backend: Backend,
         pack_size: int = DEFAULT_PACK_SIZE,
         keys: crypto.RepositoryKeys | None = None,
+        retention: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self.backend = backend
         self.pack_size = pack_size
         self.keys = keys
+        # Returns the Object Lock date for new packs and index files, or None.
+        self.retention = retention
+        self.written_packs: set[str] = set()
         self._index: BlobIndex | None = None
         self._index_lock = threading.Lock()
         # Metadata (file indexes) goes into packs of its own, so damage to a data
@@ -85,7 +90,10 @@ class BlobStore:
         return objects.object_id(data)
 
     def _store_pack(self, sealed: SealedPack) -> None:
-        self.backend.write(pack_key(sealed.id), sealed.data)
+        self.backend.write(
+            pack_key(sealed.id), sealed.data, retain_until=self.retention()
+        )
+        self.written_packs.add(sealed.id)
         if self._packs_on_disk is not None:
             self._packs_on_disk.add(sealed.id)
         self.index.add_pack(sealed.id, sealed.blobs)
@@ -163,7 +171,7 @@ class BlobStore:
         """Store the last pack and the index file, and make every write durable."""
         for writer in self._writers.values():
             writer.flush()
-        self.index.save()
+        self.index.save(retain_until=self.retention())
         self.backend.flush()
 
     # -- reading

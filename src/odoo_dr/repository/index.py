@@ -50,6 +50,9 @@ class BlobIndex:
         self._blobs: dict[str, BlobLocation] = {}
         self._packs: set[str] = set()
         self._unsaved: dict[str, dict[str, BlobLocation]] = {}
+        # The index file that lists each pack, and the files this process wrote.
+        self._pack_files: dict[str, str] = {}
+        self.saved_files: set[str] = set()
 
     # -- loading
 
@@ -68,6 +71,7 @@ class BlobIndex:
                 raise ValueError(f"unknown format {payload.get('format')!r}")
             for pack in payload["packs"]:
                 self._packs.add(pack["id"])
+                self._pack_files[pack["id"]] = key
                 for blob_id, offset, length, size in pack["blobs"]:
                     where = BlobLocation(pack["id"], offset, length, size)
                     self._blobs[blob_id] = where
@@ -135,6 +139,10 @@ class BlobIndex:
     def packs(self) -> set[str]:
         return set(self._packs)
 
+    def file_of(self, pack_id: str) -> str | None:
+        """Return the key of the index file that lists `pack_id`, if one does."""
+        return self._pack_files.get(pack_id)
+
     # -- adding
 
     def add_pack(self, pack_id: str, blobs: dict[str, BlobLocation]) -> None:
@@ -143,8 +151,11 @@ class BlobIndex:
             self._blobs.update(blobs)
             self._unsaved[pack_id] = blobs
 
-    def save(self) -> str | None:
-        """Write an index file for the packs added since the last save."""
+    def save(self, retain_until: datetime | None = None) -> str | None:
+        """Write an index file for the packs added since the last save.
+
+        With `retain_until`, the backend locks the file until then (S3 Object Lock).
+        """
         with self._lock:
             unsaved = self._unsaved
             self._unsaved = {}
@@ -171,5 +182,9 @@ class BlobIndex:
             payload = self.keys.seal(payload, crypto.INDEX)
         moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
-        self.backend.write(key, payload, sync=True)
+        self.backend.write(key, payload, sync=True, retain_until=retain_until)
+        with self._lock:
+            self.saved_files.add(key)
+            for pack_id in unsaved:
+                self._pack_files[pack_id] = key
         return key

@@ -171,6 +171,9 @@ class LocalBackend:
         # A folder cannot lock a file against its owner; see the README on S3.
         return None
 
+    def extend_retention(self, key: str, retain_until: datetime) -> bool:
+        return False
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

@@ -13,6 +13,10 @@ hand):
 
 An encrypted repository (see crypto.py) seals every file but config.json and
 README.md, and names blobs and lock files by keyed hashes.
+
+The location is a folder path, or `s3://bucket/prefix` for an S3 bucket (see
+s3.py). On S3 with Object Lock (`object_lock` in config.json), every object is
+written locked for the configured number of days.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import json
 import logging
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr import __version__, tempfiles
 from odoo_dr.errors import (
@@ -33,8 +38,9 @@ from odoo_dr.errors import (
     SnapshotDamaged,
 )
 from odoo_dr.repository import crypto, objects
-from odoo_dr.repository.backend import Backend, ObjectNotFound
+from odoo_dr.repository.backend import Backend, DeleteDenied, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
+from odoo_dr.repository.index import pack_key
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
 from odoo_dr.repository.lock import TenantLock
 from odoo_dr.repository.manifest import (
@@ -52,6 +58,13 @@ FORMAT = "odoo-dr-repository"
 FORMAT_VERSION = 1
 
 
+class ObjectLockSettings(BaseModel):
+    """How long S3 Object Lock keeps each object written to the repository."""
+
+    mode: Literal["governance", "compliance"] = "governance"
+    days: int = Field(ge=1)
+
+
 class RepositoryConfig(BaseModel):
     format: str = FORMAT
     version: int = FORMAT_VERSION
@@ -64,6 +77,7 @@ class RepositoryConfig(BaseModel):
     pack_size: int = DEFAULT_PACK_SIZE
     encryption: str = "none"
     key_slots: list[crypto.KeySlot] = []
+    object_lock: ObjectLockSettings | None = None
 
     def to_json(self) -> bytes:
         """Return config.json's bytes; an unencrypted one has no `key_slots`."""
@@ -77,12 +91,36 @@ def resolve_location(value: str | None) -> str:
 
 
 def _backend_for(location: str) -> Backend:
+    if location.startswith("s3://"):
+        # Imported here so that runs on a local folder never load boto3.
+        from odoo_dr.repository.s3 import S3Backend
+
+        return S3Backend.from_location(location)
     if "://" in location:
         raise RejectedError(
             f"unsupported repository location {location!r}",
-            hint="give the path of a local or mounted folder",
+            hint="give the path of a local or mounted folder, or s3://bucket/prefix",
         )
     return LocalBackend(Path(location).expanduser().absolute())
+
+
+def _check_lock_request(backend: Backend, lock_days: int | None) -> None:
+    """Reject --lock-days unless the backend is an S3 bucket with Object Lock."""
+    if lock_days is None:
+        return
+    if lock_days < 1:
+        raise RejectedError(
+            f"invalid --lock-days {lock_days}",
+            hint="give the number of days each object stays locked, 1 or more",
+        )
+    check = getattr(backend, "check_object_lock", None)
+    if check is None:
+        raise RejectedError(
+            f"repository {backend.describe()} cannot lock objects: --lock-days "
+            "needs an S3 bucket with Object Lock",
+            hint="give --repo s3://bucket/prefix, or leave out --lock-days",
+        )
+    check()
 
 
 def _check_local_root(root: Path) -> None:
@@ -112,11 +150,29 @@ class Repository:
         self.backend = backend
         self.config = config
         self.keys = keys
-        self.blobs = BlobStore(backend, config.pack_size, keys)
+        if config.object_lock is not None and hasattr(backend, "lock_mode"):
+            backend.lock_mode = config.object_lock.mode.upper()
+        self._retain_until: datetime | None = None
+        self.blobs = BlobStore(
+            backend, config.pack_size, keys, retention=self.retain_until
+        )
 
     @property
     def encrypted(self) -> bool:
         return self.keys is not None
+
+    def retain_until(self) -> datetime | None:
+        """Return the Object Lock date for this run's writes, or None without a lock.
+
+        The date is fixed at the first write, so a snapshot's packs, index files and
+        manifest are all locked until the same moment.
+        """
+        if self.config.object_lock is None:
+            return None
+        if self._retain_until is None:
+            days = timedelta(days=self.config.object_lock.days)
+            self._retain_until = datetime.now(UTC).replace(microsecond=0) + days
+        return self._retain_until
 
     @property
     def location(self) -> str:
@@ -130,9 +186,28 @@ class Repository:
         location: str,
         secret: bytes | None = None,
         kdf: crypto.KdfParameters = crypto.DEFAULT_KDF,
+        *,
+        lock_days: int | None = None,
+        lock_mode: str = "governance",
     ) -> Repository:
-        """Create an empty repository at `location`, encrypted if `secret` is given."""
+        """Create an empty repository at `location`, encrypted if `secret` is given.
+
+        With `lock_days`, the repository's objects are written with S3 Object Lock
+        in `lock_mode` (governance or compliance) for that many days. The bucket
+        must have Object Lock enabled.
+        """
         backend = _backend_for(location)
+        if lock_mode not in ("governance", "compliance"):
+            raise RejectedError(
+                f"invalid lock mode {lock_mode!r}",
+                hint="give --lock-mode governance or --lock-mode compliance",
+            )
+        _check_lock_request(backend, lock_days)
+        if not isinstance(backend, LocalBackend) and backend.exists("config.json"):
+            raise RejectedError(
+                f"a repository already exists at {backend.describe()}",
+                hint="use it as it is, or choose another prefix with --repo",
+            )
         if isinstance(backend, LocalBackend):
             root = backend.root
             if root.exists() and not root.is_dir():
@@ -162,6 +237,11 @@ class Repository:
                 "avg_size": objects.CHUNK_AVG,
                 "max_size": objects.CHUNK_MAX,
             },
+            object_lock=(
+                None
+                if lock_days is None
+                else ObjectLockSettings(mode=lock_mode, days=lock_days)
+            ),
         )
         keys = None
         readme = REPOSITORY_README
@@ -170,8 +250,13 @@ class Repository:
             config.encryption = crypto.ALGORITHM
             config.key_slots = [keys.make_slot(secret, config.id, kdf)]
             readme = ENCRYPTED_REPOSITORY_README
-        backend.write("README.md", readme.encode("utf-8"))
-        if not backend.create_exclusive("config.json", config.to_json()):
+        repository = cls(backend, config, keys)
+        backend.write(
+            "README.md", readme.encode("utf-8"), retain_until=repository.retain_until()
+        )
+        if not backend.create_exclusive(
+            "config.json", config.to_json(), retain_until=repository.retain_until()
+        ):
             raise RejectedError(f"a repository already exists at {backend.describe()}")
         log.info(
             "created repository %s id=%s encryption=%s",
@@ -179,7 +264,7 @@ class Repository:
             config.id,
             config.encryption,
         )
-        return cls(backend, config, keys)
+        return repository
 
     @classmethod
     def open(cls, location: str, secret: bytes | None = None) -> Repository:
@@ -310,7 +395,7 @@ class Repository:
         """
         if self.keys is not None:
             data = self.keys.seal(data, crypto.DOCUMENT + key.encode("utf-8"))
-        self.backend.write(key, data, sync=sync)
+        self.backend.write(key, data, sync=sync, retain_until=self.retain_until())
 
     def read_document(self, key: str) -> bytes:
         """Return the document stored under `key`, or raise `ObjectNotFound`.
@@ -331,11 +416,45 @@ class Repository:
     def save_snapshot(self, manifest: SnapshotManifest) -> None:
         """Publish a snapshot: its blobs and index are made durable first."""
         self.blobs.flush()
+        self._extend_locks(manifest)
         self.write_document(
             f"snapshots/{manifest.id}.json",
             manifest.model_dump_json(indent=1).encode("utf-8"),
         )
         log.info("published snapshot %s tenant=%s", manifest.id, manifest.tenant)
+
+    def _extend_locks(self, manifest: SnapshotManifest) -> None:
+        """Lock what the snapshot reuses at least as long as the snapshot itself.
+
+        Packs and index files of earlier runs may be locked for less time than the
+        new manifest, and a locked snapshot must never depend on an object that
+        can already be deleted.
+        """
+        until = self.retain_until()
+        if until is None:
+            return
+        blob_ids = {chunk for item in manifest.dump for chunk in item.chunks}
+        blob_ids.update(manifest.filestore.index.chunks)
+        entries = json.loads(self.blobs.read_blob(manifest.filestore.index))
+        for entry in entries:
+            blob_ids.update(entry["chunks"])
+        keys = {"config.json"}
+        index = self.blobs.index
+        for blob_id in blob_ids:
+            where = index.get(blob_id)
+            if where is None or where.pack in self.blobs.written_packs:
+                continue
+            keys.add(pack_key(where.pack))
+            listed_in = index.file_of(where.pack)
+            if listed_in is not None and listed_in not in index.saved_files:
+                keys.add(listed_in)
+        extended = sum(self.backend.extend_retention(key, until) for key in keys)
+        if extended:
+            log.info(
+                "extended the Object Lock of %d reused objects to %s",
+                extended,
+                until.isoformat(),
+            )
 
     def manifest_path(self, snapshot_id: str) -> str:
         return f"{self.location}/snapshots/{snapshot_id}.json"
@@ -491,7 +610,12 @@ class Repository:
                 f"{exc.message}",
                 hint=exc.hint,
             ) from None
-        self.backend.delete(key)
+        try:
+            self.backend.delete(key)
+        except DeleteDenied:
+            # An append-only credential may write but not delete; the empty test
+            # file is harmless and prune removes it later.
+            log.info("left write test file %s: this credential may not delete", key)
 
     def save_drill(self, record: DrillRecord) -> None:
         self.write_document(

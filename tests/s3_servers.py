@@ -1,0 +1,220 @@
+"""S3 peers for the S3 backend tests: a fault-injecting proxy and an IAM-enforcing moto.
+
+Both listen on 127.0.0.1 only and speak real HTTP.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from conftest import BUCKET_REGION, free_port
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "host"}
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+class FaultProxy(ThreadingHTTPServer):
+    """Forward every request to `upstream`, except the first ones, which get 503.
+
+    `failures_left` is how many requests still get 503; `failed` and `forwarded`
+    count what happened.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, failures: int) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.failures_left = failures
+        self.failed = 0
+        self.forwarded = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def take_failure(self) -> bool:
+        with self.lock:
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                self.failed += 1
+                return True
+            self.forwarded += 1
+            return False
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FaultProxy
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.server.take_failure():
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(SLOW_DOWN)))
+            self.end_headers()
+            self.wfile.write(SLOW_DOWN)
+            return
+        host, port = self.server.upstream
+        upstream = http.client.HTTPConnection(host, port, timeout=60)
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in HOP_BY_HOP
+        }
+        headers["Host"] = self.headers.get("Host", f"{host}:{port}")
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        upstream.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+
+@contextmanager
+def fault_proxy(upstream: str, failures: int) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream, failures)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+@dataclass
+class Keys:
+    access_key_id: str
+    secret_access_key: str
+
+    def environment(self, endpoint: str) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": BUCKET_REGION,
+        }
+
+
+@dataclass
+class IamServer:
+    endpoint: str
+    bucket: str
+    writer: Keys
+    pruner: Keys
+
+    def client(self, keys: Keys):  # noqa: ANN201 - a boto3 S3 client
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=BUCKET_REGION,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+        )
+
+
+def _wait_for_port(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("moto server did not start within 30 seconds")
+
+
+@contextmanager
+def iam_enforcing_moto(
+    bucket: str, writer_policy: dict, pruner_policy: dict
+) -> Iterator[IamServer]:
+    """Start moto in its own process with IAM enforcement, set up by its first calls.
+
+    moto lets the first INITIAL_NO_AUTH_ACTION_COUNT requests through without
+    authentication. They create the bucket (with Object Lock), the users, their
+    policies and access keys. A bogus key then uses up the rest, so from then on
+    every request is checked against the policies.
+    """
+    import boto3
+    import botocore.exceptions
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    environment = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="30")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, process)
+        setup = {
+            "endpoint_url": endpoint,
+            "region_name": BUCKET_REGION,
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        s3 = boto3.client("s3", **setup)
+        iam = boto3.client("iam", **setup)
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": BUCKET_REGION},
+            ObjectLockEnabledForBucket=True,
+        )
+        keys = {}
+        for user, policy in (("writer", writer_policy), ("pruner", pruner_policy)):
+            iam.create_user(UserName=user)
+            iam.put_user_policy(
+                UserName=user, PolicyName=user, PolicyDocument=json.dumps(policy)
+            )
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = Keys(key["AccessKeyId"], key["SecretAccessKey"])
+        bogus = boto3.client("s3", **setup)
+        for _attempt in range(40):
+            try:
+                bogus.list_buckets()
+            except botocore.exceptions.ClientError:
+                break
+        else:
+            raise RuntimeError("moto never started checking credentials")
+        yield IamServer(endpoint, bucket, keys["writer"], keys["pruner"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
