@@ -133,6 +133,11 @@ class BlobIndex:
             self._blobs.update(blobs)
             self._unsaved[pack_id] = blobs
 
+    def locations(self) -> dict[str, BlobLocation]:
+        """Return the location of every blob, by id (a copy)."""
+        with self._lock:
+            return dict(self._blobs)
+
     def save(self) -> str | None:
         """Write an index file for the packs added since the last save."""
         with self._lock:
@@ -140,24 +145,35 @@ class BlobIndex:
             self._unsaved = {}
         if not unsaved:
             return None
-        payload = json.dumps(
-            {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "packs": [
-                    {
-                        "id": pack_id,
-                        "blobs": [
-                            [blob_id, where.offset, where.length, where.size]
-                            for blob_id, where in sorted(blobs.items())
-                        ],
-                    }
-                    for pack_id, blobs in sorted(unsaved.items())
-                ],
-            },
-            separators=(",", ":"),
-        ).encode("utf-8")
-        moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
-        self.backend.write(key, payload, sync=True)
-        return key
+        return write_index_file(self.backend, unsaved)
+
+
+def write_index_file(
+    backend: Backend, packs: dict[str, dict[str, BlobLocation]]
+) -> str:
+    """Write, durably, an index file listing `packs`; return its key.
+
+    Its name starts with the current UTC time, so its entries win over those of
+    older index files.
+    """
+    payload = json.dumps(
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "packs": [
+                {
+                    "id": pack_id,
+                    "blobs": [
+                        [blob_id, where.offset, where.length, where.size]
+                        for blob_id, where in sorted(blobs.items())
+                    ],
+                }
+                for pack_id, blobs in sorted(packs.items())
+            ],
+        },
+        separators=(",", ":"),
+    ).encode("utf-8")
+    moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
+    backend.write(key, payload, sync=True)
+    return key
