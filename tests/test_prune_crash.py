@@ -34,7 +34,7 @@ from test_prune import (
 KEEP = ("--keep-last", "2")
 
 # A child process that imports odoo-dr once, then forks one prune per request
-# ("<repository> <limit>" on stdin) and answers its exit status: the negative
+# ("<repository> <limit>" on stdin) and writes its exit status to stdout: the negative
 # signal number when it was killed. Each prune's stderr goes to <repository>.log.
 DRIVER = """
 import os, signal, sys

@@ -122,7 +122,7 @@ def test_backup_rejected_while_pruning(
 def test_backup_and_prune_race(settings, odoo_database, filestore_root, tmp_path):
     """Start a backup and a prune together; whichever wins, nothing breaks.
 
-    The prune removes the only snapshot that holds a file which the backup finds
+    The prune removes the only snapshot that contains a file which the backup finds
     again in the filestore, so a backup that reused its blob while prune deleted
     the pack would publish a snapshot with a missing object.
     """

@@ -246,7 +246,7 @@ def _plan(
 def _remaining_index(
     repository: Repository, result: PruneResult
 ) -> dict[str, dict[str, BlobLocation]]:
-    """Return, by pack, the blobs of every pack that stays and the index knows."""
+    """Return, by pack, the blobs of every pack that stays, as the index lists them."""
     doomed = set(result.packs_to_delete)
     packs: dict[str, dict[str, BlobLocation]] = defaultdict(dict)
     for blob_id, where in repository.blobs.index.locations().items():
@@ -262,12 +262,14 @@ def _execute(repository: Repository, result: PruneResult) -> None:
         log.info("removed snapshot %s", snapshot_id)
     if not result.snapshots_removed and not result.packs_to_delete:
         return
+
     old_index_files = sorted(backend.list("index/"))
     # Every pack still exists here, and the manifests just deleted are the only
     # ones that needed the packs to delete.
     result.new_index_file = write_index_file(
         backend, _remaining_index(repository, result)
     )
+
     now = datetime.now(UTC)
     for key in old_index_files:
         if key == result.new_index_file:
@@ -285,6 +287,7 @@ def _execute(repository: Repository, result: PruneResult) -> None:
         log.warning(
             "%d older index files are locked and stay", len(result.locked_index_files)
         )
+
     for pack_id in result.packs_to_delete:
         backend.delete(pack_key(pack_id))
         result.packs_deleted += 1

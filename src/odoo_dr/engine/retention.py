@@ -3,7 +3,7 @@
 A policy keeps the last N snapshots, plus the newest snapshot of each of the last N
 days, ISO weeks, months and years that have snapshots (the generations), and every
 snapshot younger than `min_age`. Periods are calendar periods in UTC. A policy file
-lists policies with a label `match`; the first policy whose labels all match a
+lists policies, each with a label `match`. The first policy whose labels all match a
 tenant's newest snapshot applies to all of that tenant's snapshots.
 
 Whatever the policy, a tenant always keeps its newest snapshot and its newest
@@ -45,7 +45,7 @@ def parse_age(value: object) -> timedelta:
 
 
 class RetentionPolicy(BaseModel):
-    """What one group of tenants keeps; every count is a number of snapshots."""
+    """The retention rules of one group of tenants, counted in snapshots."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -6,10 +6,10 @@ minute. A lock counts as stale when its process is gone from this host, or when 
 was not rewritten for ten minutes (a holder on another host that died).
 
 A tenant lock is also the shared position against prune, which deletes blobs:
-every run that writes blobs holds one. Each side creates its own lock first and
+every run that writes blobs takes one. Each side creates its own lock first and
 then looks for the other's (a tenant lock looks for the prune lock, prune for any
-tenant lock) and gives up if it finds one. Since both create before they look, of a
-backup and a prune that start together at least one sees the other.
+tenant lock) and gives up if it finds one. Since both create before they look, when a
+backup and a prune start together at least one of them finds the other's lock.
 """
 
 from __future__ import annotations

@@ -69,5 +69,5 @@ never hold one.
       done
 
 `drills/` holds one JSON record per restore drill, `locks/` the locks of running
-backups, `tmp/` writes in progress. Never edit files here by hand.
+backups and prune, `tmp/` writes in progress. Never edit files here by hand.
 """
