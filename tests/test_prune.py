@@ -313,3 +313,47 @@ def copy_repository(tmp_path):
         return target
 
     return copy
+
+
+def test_repack_rewrites_wasteful_pack(
+    cli, settings, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    location = tmp_path / "repo"
+    Repository.init(str(location))
+    # The first backup's only data pack holds the files that both snapshots share,
+    # and a large file that only the first snapshot has.
+    large = filestore_root / summary.database / "zz" / "large"
+    large.parent.mkdir(exist_ok=True)
+    large.write_bytes(os.urandom(600_000))
+    take_backup(settings, location, summary.database, filestore_root, day(1, 1))
+    large.unlink()
+    second = take_backup(
+        settings, location, summary.database, filestore_root, day(1, 2)
+    )
+    before = pack_files(location)
+
+    args = ("prune", "--repo", str(location), "--keep-last", "1")
+    dry = cli(*args, "--repack", "30%", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would repack 1 pack(s)" in dry.stdout
+    assert pack_files(location) == before
+
+    without = tmp_path / "without"
+    shutil.copytree(location, without)
+    plain = cli("prune", "--repo", str(without), "--keep-last", "1")
+    assert plain.returncode == 0, plain.stderr
+
+    result = cli(*args, "--repack", "30%")
+    assert result.returncode == 0, result.stderr
+    assert "repacked 1 pack(s) into 1 new pack(s)" in result.stdout
+    assert snapshot_ids(location) == {second}
+    assert_all_verify(location)
+    size_with = sum(p.stat().st_size for p in (location / "packs").rglob("*"))
+    size_without = sum(p.stat().st_size for p in (without / "packs").rglob("*"))
+    assert size_with < size_without - 500_000
+    assert len(pack_files(location) - before) == 1
+
+    invalid = cli(*args, "--repack", "half")
+    assert invalid.returncode == 2
+    assert "invalid --repack 'half'" in invalid.stderr

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.repository import objects
@@ -32,6 +34,8 @@ from test_prune import (
 )
 
 KEEP = ("--keep-last", "2")
+# Prune alone, and prune that also rewrites every kept pack with an unused blob.
+VARIANTS = {"plain": (), "repack": ("--repack", "0")}
 
 # A child process that imports odoo-dr once, then forks one prune per request
 # ("<repository> <limit>" on stdin) and writes its exit status to stdout: the negative
@@ -93,10 +97,12 @@ class Driver:
             text=True,
         )
 
-    def prune(self, location: Path, limit: int) -> tuple[int, str]:
+    def prune(
+        self, location: Path, limit: int, options: tuple[str, ...]
+    ) -> tuple[int, str]:
         """Run prune on `location`, killed after `limit` writes and deletes (0:
         never); return its exit status and its stderr."""
-        self.process.stdin.write(f"{location} {limit} {' '.join(KEEP)}\n")
+        self.process.stdin.write(f"{location} {limit} {' '.join(KEEP + options)}\n")
         self.process.stdin.flush()
         status = int(self.process.stdout.readline())
         return status, Path(f"{location}.log").read_text()
@@ -106,24 +112,31 @@ class Driver:
         self.process.wait(timeout=60)
 
 
-def second_prune(location: Path) -> None:
-    prune(Repository.open(str(location)), [RetentionPolicy(keep_last=2)])
+def second_prune(location: Path, options: tuple[str, ...]) -> None:
+    repack = 0.0 if options else None
+    prune(Repository.open(str(location)), [RetentionPolicy(keep_last=2)], repack=repack)
 
 
-def assert_finished(location: Path, kept: set[str], packs: set[str]) -> None:
+def assert_finished(
+    location: Path, kept: set[str], packs: set[str], options: tuple[str, ...]
+) -> None:
     """Check that the snapshots a killed prune left verify, and that a second
     prune ends where an uninterrupted one ends."""
     present = snapshot_ids(location)
     assert kept <= present
     assert_all_verify(location)
-    second_prune(location)
+    second_prune(location, options)
     assert snapshot_ids(location) == kept
     assert pack_files(location) == packs
     assert list((location / "locks").iterdir()) == []
     assert_all_verify(location)
 
 
-def test_prune_killed_anywhere(settings, odoo_database, filestore_root, tmp_path):
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_prune_killed_anywhere(
+    settings, odoo_database, filestore_root, tmp_path, variant
+):
+    options = VARIANTS[variant]
     summary = odoo_database()
     base = tmp_path / "base"
     small_pack_repository(base)
@@ -137,7 +150,7 @@ def test_prune_killed_anywhere(settings, odoo_database, filestore_root, tmp_path
     driver = Driver()
     reference = tmp_path / "reference"
     shutil.copytree(base, reference)
-    status, output = driver.prune(reference, 0)
+    status, output = driver.prune(reference, 0, options)
     assert status == 0, output
     events = [line for line in output.splitlines() if line.startswith("event")]
     kept = snapshot_ids(reference)
@@ -145,29 +158,36 @@ def test_prune_killed_anywhere(settings, odoo_database, filestore_root, tmp_path
     assert len(kept) == 2
     assert len(packs) < len(pack_files(base))
     assert leftover.id not in packs
+    if options:
+        assert "repacked" in output
+        assert "repacked 0 pack(s)" not in output
 
     # Every write and delete of a prune, from taking its lock to releasing it.
     for limit in range(1, len(events)):
         location = tmp_path / f"killed-{limit}"
         shutil.copytree(base, location)
-        status, output = driver.prune(location, limit)
+        status, output = driver.prune(location, limit, options)
         assert status == -signal.SIGKILL, (limit, output)
-        assert_finished(location, kept, packs)
+        assert_finished(location, kept, packs, options)
         shutil.rmtree(location)
     driver.close()
 
     # The command as users run it, killed at random moments.
     chance = random.Random()
-    for round_number in range(4):
+    for round_number in range(3):
         location = tmp_path / f"random-{round_number}"
         shutil.copytree(base, location)
         process = subprocess.Popen(
-            [sys.executable, "-m", "odoo_dr", "prune", "--repo", str(location), *KEEP],
+            [
+                *(sys.executable, "-m", "odoo_dr", "prune", "--repo", str(location)),
+                *KEEP,
+                *options,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         time.sleep(chance.uniform(0.2, 1.2))
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        assert_finished(location, kept, packs)
+        assert_finished(location, kept, packs, options)
         shutil.rmtree(location)

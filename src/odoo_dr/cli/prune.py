@@ -80,6 +80,15 @@ def prune_command(
             show_default=False,
         ),
     ] = None,
+    repack: Annotated[
+        str | None,
+        typer.Option(
+            "--repack",
+            help="Also rewrite each kept pack whose unused share of bytes exceeds "
+            "this percentage, such as 50%, keeping only its used chunks.",
+            show_default=False,
+        ),
+    ] = None,
     ignore_damaged: Annotated[
         bool,
         typer.Option(
@@ -127,6 +136,7 @@ def prune_command(
             "no retention policy given",
             hint="give --policy FILE, or flags such as --keep-last 7 --keep-daily 14",
         )
+    repack_share = _parse_share(repack) if repack is not None else None
     repository = opt.open_repository(repo)
     result = prune(
         repository,
@@ -134,6 +144,7 @@ def prune_command(
         tenant=tenant,
         dry_run=dry_run,
         ignore_damaged=ignore_damaged,
+        repack=repack_share,
     )
     if as_json:
         print_json(_as_json(result))
@@ -141,6 +152,20 @@ def prune_command(
         _print_result(result)
     if result.damaged:
         raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _parse_share(text: str) -> float:
+    """Return a percentage such as '50%' or '50' as a share from 0 to 1."""
+    try:
+        percent = float(text.strip().removesuffix("%"))
+    except ValueError:
+        percent = -1.0
+    if not 0 <= percent < 100:
+        raise RejectedError(
+            f"invalid --repack {text!r}",
+            hint="give a percentage from 0 (up to 99.9), such as 50%",
+        )
+    return percent / 100
 
 
 def _policy_name(plan: TenantPlan) -> str:
@@ -175,6 +200,8 @@ def _print_result(result: PruneResult) -> None:
         console.out(f"pack {pack_id} is unused but locked until {until.isoformat()}")
     for key, until in sorted(result.locked_index_files.items()):
         console.out(f"index file {key} stays, locked until {until.isoformat()}")
+    for pack_id, message in sorted(result.repack_failed.items()):
+        errors.print(f"warning: pack {pack_id} was not repacked: {message}")
     for pack_id in result.unreadable_packs:
         errors.print(
             f"warning: pack {pack_id} is in no index file and its header cannot be "
@@ -187,7 +214,14 @@ def _print_result(result: PruneResult) -> None:
             f"{packs} pack(s) ({size(result.bytes_to_delete)}); "
             f"{result.packs_kept} pack(s) stay"
         )
+        if result.packs_to_repack:
+            console.out(f"would repack {len(result.packs_to_repack)} pack(s)")
     else:
+        if result.packs_to_repack:
+            repacked = len(result.packs_to_repack) - len(result.repack_failed)
+            console.out(
+                f"repacked {repacked} pack(s) into {result.packs_written} new pack(s)"
+            )
         console.out(
             f"removed {len(result.snapshots_removed)} snapshot(s), deleted "
             f"{result.packs_deleted} pack(s) ({size(result.bytes_to_delete)}) and "
@@ -220,6 +254,9 @@ def _as_json(result: PruneResult) -> dict:
         "bytes_to_delete": result.bytes_to_delete,
         "packs_deleted": result.packs_deleted,
         "packs_kept": result.packs_kept,
+        "packs_to_repack": sorted(result.packs_to_repack),
+        "repack_failed": result.repack_failed,
+        "packs_written": result.packs_written,
         "locked_packs": {
             pack_id: until.isoformat() for pack_id, until in result.locked_packs.items()
         },

@@ -7,18 +7,21 @@ is locked (see `repository.lock`). It plans before it changes anything:
 2. Mark every blob that a remaining snapshot needs: its dump files, its file
    index and the chunks of every file that the file index lists.
 3. Keep every pack that holds the current copy of a marked blob; every other pack
-   can go, unless the backend reports it locked.
+   can go, unless the backend reports it locked. With a repack threshold, a kept
+   pack whose unmarked share of bytes exceeds it is rewritten.
 
 Then it changes the repository in an order that a kill at any point leaves safe:
 
+0. Write the marked blobs of the packs to rewrite into new packs.
 1. Delete the manifests of the snapshots that go.
 2. Write one new index file that lists the packs that stay.
 3. Delete the older index files.
 4. Delete the packs that go.
 
 Until step 4 every pack still exists; during step 4 no index file names the packs
-being deleted, and no remaining manifest needs them. A second prune finishes what a
-killed one left.
+being deleted, and no remaining manifest needs them. New packs of step 0 that no
+index file lists yet are only copies, so a kill there leaves garbage, not damage.
+A second prune finishes what a killed one left.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from odoo_dr.errors import OdooDrError, RejectedError, RepositoryError
 from odoo_dr.repository.index import pack_key, write_index_file
 from odoo_dr.repository.lock import PruneLock
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest
-from odoo_dr.repository.packs import BlobLocation
+from odoo_dr.repository.packs import BlobLocation, PackWriter, SealedPack
 from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,11 @@ class PruneResult:
     packs_deleted: int = 0
     index_files_deleted: int = 0
     new_index_file: str | None = None
+    # Kept packs to rewrite without their unused blobs: the blobs to copy, by pack.
+    packs_to_repack: dict[str, list[str]] = field(default_factory=dict)
+    # Packs left as they are because a blob to copy could not be read, and why.
+    repack_failed: dict[str, str] = field(default_factory=dict)
+    packs_written: int = 0
 
 
 def _drilled_snapshots(repository: Repository) -> set[str]:
@@ -186,15 +194,20 @@ def prune(
     tenant: str | None = None,
     dry_run: bool = False,
     ignore_damaged: bool = False,
+    repack: float | None = None,
     now: datetime | None = None,
 ) -> PruneResult:
-    """Plan a prune and, unless `dry_run`, carry it out under the prune lock."""
+    """Plan a prune and, unless `dry_run`, carry it out under the prune lock.
+
+    `repack` is the unused share of a kept pack's bytes (0 to 1) above which the
+    pack is rewritten with only its used blobs; None rewrites no pack.
+    """
     now = now or datetime.now(UTC)
     if dry_run:
-        return _plan(repository, policies, tenant, ignore_damaged, now, dry_run)
+        return _plan(repository, policies, tenant, ignore_damaged, repack, now, True)
     with PruneLock(repository.backend):
         repository.cleanup()
-        result = _plan(repository, policies, tenant, ignore_damaged, now, dry_run)
+        result = _plan(repository, policies, tenant, ignore_damaged, repack, now, False)
         _execute(repository, result)
         return result
 
@@ -204,6 +217,7 @@ def _plan(
     policies: list[RetentionPolicy],
     tenant: str | None,
     ignore_damaged: bool,
+    repack: float | None,
     now: datetime,
     dry_run: bool,
 ) -> PruneResult:
@@ -240,7 +254,94 @@ def _plan(
     )
     result.packs_kept = len(on_disk - doomed)
     result.snapshots_removed = sorted(removed)
+    if repack is not None:
+        result.packs_to_repack = _packs_to_repack(
+            repository, locations, marked, kept, repack, now
+        )
     return result
+
+
+def _packs_to_repack(
+    repository: Repository,
+    locations: dict[str, BlobLocation],
+    marked: set[str],
+    kept: set[str],
+    threshold: float,
+    now: datetime,
+) -> dict[str, list[str]]:
+    """Return the kept packs whose unused share exceeds `threshold`, with the
+    blobs to copy out of each.
+
+    Shares count the stored bytes of the blobs that the index places in a pack.
+    NOTE: an older copy of a blob that a newer pack superseded is counted in
+    neither part, so such a pack may be more wasteful than its share says.
+    """
+    total: dict[str, int] = defaultdict(int)
+    used: dict[str, list[str]] = defaultdict(list)
+    used_bytes: dict[str, int] = defaultdict(int)
+    for blob_id, where in locations.items():
+        if where.pack not in kept:
+            continue
+        total[where.pack] += where.length
+        if blob_id in marked:
+            used[where.pack].append(blob_id)
+            used_bytes[where.pack] += where.length
+    chosen = {}
+    for pack_id in sorted(kept):
+        if not total[pack_id]:
+            continue
+        unused = 1 - used_bytes[pack_id] / total[pack_id]
+        if unused <= threshold:
+            continue
+        if _future(repository.backend.retained_until(pack_key(pack_id)), now):
+            continue
+        chosen[pack_id] = sorted(used[pack_id], key=lambda b: locations[b].offset)
+    return chosen
+
+
+def _repack(repository: Repository, result: PruneResult) -> None:
+    """Copy the used blobs of the packs to repack into new packs, durably, and
+    point the in-memory index at the copies; queue the old packs for deletion."""
+    index = repository.blobs.index
+    written: list[SealedPack] = []
+
+    def store(sealed: SealedPack) -> None:
+        repository.backend.write(pack_key(sealed.id), sealed.data)
+        written.append(sealed)
+
+    writer = PackWriter(repository.config.pack_size, store)
+    copied: list[str] = []
+    for pack_id, blob_ids in result.packs_to_repack.items():
+        entries = []
+        try:
+            data = repository.backend.read(pack_key(pack_id))
+            for blob_id in blob_ids:
+                where = index.get(blob_id)
+                stored = data[where.offset : where.offset + where.length]
+                # Check each blob, so that a damaged one is not copied as intact.
+                repository.blobs.decode(blob_id, stored)
+                entries.append((blob_id, stored, where.size))
+        except OdooDrError as exc:
+            result.repack_failed[pack_id] = exc.message
+            log.warning("not repacking pack %s: %s", pack_id, exc.message)
+            continue
+        for blob_id, stored, size in entries:
+            writer.add(blob_id, stored, size)
+        copied.append(pack_id)
+    writer.flush()
+    # The copies are durable before any index file names them.
+    repository.backend.flush()
+    for sealed in written:
+        index.add_pack(sealed.id, sealed.blobs)
+    # Packs are named by their content, so a pack that a killed repack wrote
+    # before, planned for deletion as unused, is the same pack as a new one.
+    new_ids = {sealed.id for sealed in written}
+    result.packs_to_delete = [
+        pack_id for pack_id in result.packs_to_delete if pack_id not in new_ids
+    ]
+    result.packs_to_delete.extend(copied)
+    result.packs_written = len(written)
+    result.packs_kept += len(new_ids) - len(copied)
 
 
 def _remaining_index(
@@ -257,6 +358,8 @@ def _remaining_index(
 
 def _execute(repository: Repository, result: PruneResult) -> None:
     backend = repository.backend
+    if result.packs_to_repack:
+        _repack(repository, result)
     for snapshot_id in result.snapshots_removed:
         backend.delete(f"snapshots/{snapshot_id}.json")
         log.info("removed snapshot %s", snapshot_id)
