@@ -321,7 +321,7 @@ def test_repack_rewrites_wasteful_pack(
     summary = odoo_database()
     location = tmp_path / "repo"
     Repository.init(str(location))
-    # The first backup's only data pack holds the files that both snapshots share,
+    # The first backup's only data pack contains the files that both snapshots share,
     # and a large file that only the first snapshot has.
     large = filestore_root / summary.database / "zz" / "large"
     large.parent.mkdir(exist_ok=True)

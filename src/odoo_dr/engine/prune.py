@@ -274,7 +274,7 @@ def _packs_to_repack(
 
     Shares count the stored bytes of the blobs that the index places in a pack.
     NOTE: an older copy of a blob that a newer pack superseded is counted in
-    neither part, so such a pack may be more wasteful than its share says.
+    neither part, so such a pack may waste more than its share shows.
     """
     total: dict[str, int] = defaultdict(int)
     used: dict[str, list[str]] = defaultdict(list)
@@ -300,8 +300,11 @@ def _packs_to_repack(
 
 
 def _repack(repository: Repository, result: PruneResult) -> None:
-    """Copy the used blobs of the packs to repack into new packs, durably, and
-    point the in-memory index at the copies; queue the old packs for deletion."""
+    """Copy the used blobs of the packs to repack into new, durable packs.
+
+    The in-memory index then points at the copies, and the old packs join the
+    packs to delete.
+    """
     index = repository.blobs.index
     written: list[SealedPack] = []
 
