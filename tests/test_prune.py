@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ from conftest import query
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.engine.verify import verify
+from odoo_dr.repository.index import pack_key
+from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import DrillRecord
 from odoo_dr.repository.store import Repository, new_id
 
@@ -357,3 +359,51 @@ def test_repack_rewrites_wasteful_pack(
     invalid = cli(*args, "--repack", "half")
     assert invalid.returncode == 2
     assert "invalid --repack 'half'" in invalid.stderr
+
+
+class LockingBackend(LocalBackend):
+    """A local folder whose chosen keys report a retention lock, as S3 Object
+    Lock would. Deleting a key whose lock has not ended fails the test."""
+
+    def __init__(self, root: Path, locked: dict[str, datetime]) -> None:
+        super().__init__(root)
+        self.locked = locked
+
+    def retained_until(self, key: str) -> datetime | None:
+        return self.locked.get(key)
+
+    def delete(self, key: str) -> None:
+        until = self.locked.get(key)
+        assert until is None or until <= datetime.now(UTC), f"deleted locked {key}"
+        super().delete(key)
+
+
+def test_locked_objects_stay(settings, odoo_database, filestore_root, tmp_path):
+    from odoo_dr.engine.prune import prune
+
+    summary = odoo_database()
+    location = tmp_path / "repo"
+    small_pack_repository(location)
+    ids = [
+        take_backup(settings, location, summary.database, filestore_root, day(1, n))
+        for n in (1, 2, 3, 4)
+    ]
+    plain = Repository.open(str(location))
+    unused = prune(plain, [RetentionPolicy(keep_last=1)], dry_run=True)
+    until = datetime.now(UTC) + timedelta(days=30)
+    locked_pack = unused.packs_to_delete[0]
+    locked = {
+        f"snapshots/{ids[1]}.json": until,
+        pack_key(locked_pack): until,
+        f"snapshots/{ids[0]}.json": datetime.now(UTC) - timedelta(days=1),
+    }
+    repository = Repository(LockingBackend(location, locked), plain.config)
+
+    result = prune(repository, [RetentionPolicy(keep_last=1)])
+    assert snapshot_ids(location) == {ids[1], ids[3]}
+    reasons = {item.snapshot.id: item.reasons for item in result.tenants[0].decisions}
+    assert reasons[ids[1]] == [f"locked until {until.isoformat()}"]
+    assert reasons[ids[0]] == []
+    assert result.locked_packs == {locked_pack: until}
+    assert locked_pack in pack_files(location)
+    assert_all_verify(location)
