@@ -43,6 +43,8 @@ def test_exit_1_warnings(cli, repository, odoo_database, filestore_root):
             ["restore", "zz", "--target", "t", "--copy", "--filestore-root", "/tmp"],
             "no snapshot or tenant named 'zz'",
         ),
+        (["prune"], "no retention policy given"),
+        (["prune", "--keep-last", "1", "--min-age", "soon"], "invalid --min-age"),
     ],
 )
 def test_exit_2_rejected(cli, repository, args, message):
@@ -147,6 +149,7 @@ def test_exit_5_verification_failed(cli, repository, odoo_database, filestore_ro
         ["restore", "x", "--target", "t", "--copy", "--filestore-root", "/nonexistent"],
         ["drill", "x"],
         ["verify"],
+        ["prune", "--keep-last", "1"],
         ["demo", "--database", "odoo_dr_never_built"],
     ],
     ids=lambda command: command[0],

@@ -8,7 +8,12 @@ import typer
 
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
-from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.engine.backup import (
+    BackupOptions,
+    parse_labels,
+    run_backup,
+    validate_residency,
+)
 from odoo_dr.errors import ExitCode
 
 
@@ -42,6 +47,25 @@ def backup(
             "snapshot.",
         ),
     ] = False,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Label to record in the snapshot as KEY=VALUE, such as "
+            "environment=production or tier=gold; repeatable. Retention policies "
+            "choose by labels.",
+            show_default=False,
+        ),
+    ] = None,
+    residency: Annotated[
+        str | None,
+        typer.Option(
+            "--residency",
+            help="Where the snapshot's data may be stored, such as 'eu'; recorded "
+            "in the snapshot.",
+            show_default=False,
+        ),
+    ] = None,
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
@@ -49,6 +73,8 @@ def backup(
 ) -> None:
     """Back up DATABASE and its filestore; print the new snapshot id."""
     opt.apply_verbosity(verbose, quiet)
+    parsed_labels = parse_labels(labels or [])
+    residency = validate_residency(residency)
     config = opt.load_odoo_config(odoo_config)
     root, root_source = opt.filestore_root(filestore_root, config)
     repository = opt.open_repository(repo)
@@ -64,6 +90,8 @@ def backup(
             strict=strict,
             read_all=read_all,
             temp_dir=temp_dir,
+            labels=parsed_labels,
+            residency=residency,
         ),
     )
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,6 +74,9 @@ class BackupOptions:
     temp_dir: Path | None = None
     # Where `filestore_root` came from, such as "--filestore-root", for messages.
     filestore_root_source: str | None = None
+    # Recorded in the manifest; retention policies choose by them.
+    labels: dict[str, str] = field(default_factory=dict)
+    residency: str | None = None
 
     @property
     def tenant_name(self) -> str:
@@ -87,6 +91,43 @@ def validate_tenant_name(name: str) -> str:
             hint="use up to 200 printable characters, such as 'eu-prod/odoo'",
         )
     return name
+
+
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_RESIDENCY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """Return the labels given as `KEY=VALUE` texts, checking each once."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not _LABEL_KEY.match(key):
+            raise RejectedError(
+                f"invalid label {item!r}",
+                hint="write KEY=VALUE, such as environment=production; a key is "
+                "letters, digits, '_', '.' and '-'",
+            )
+        if len(value) > 200 or any(ord(char) < 32 for char in value):
+            raise RejectedError(
+                f"invalid value of label {key!r}: {value!r}",
+                hint="use up to 200 printable characters",
+            )
+        if key in labels:
+            raise RejectedError(
+                f"label {key!r} is given twice", hint="give each label once"
+            )
+        labels[key] = value
+    return labels
+
+
+def validate_residency(value: str | None) -> str | None:
+    if value is not None and not _RESIDENCY.match(value):
+        raise RejectedError(
+            f"invalid residency {value!r}",
+            hint="use lower-case letters, digits and '-', such as 'eu' or 'ch'",
+        )
+    return value
 
 
 def _previous_entries(
@@ -427,6 +468,8 @@ class _Backup:
             ),
             warnings=self.warnings,
             tool_version=__version__,
+            labels=dict(self.options.labels),
+            residency=self.options.residency,
         )
 
 

@@ -151,6 +151,11 @@ class BlobIndex:
             self._blobs.update(blobs)
             self._unsaved[pack_id] = blobs
 
+    def locations(self) -> dict[str, BlobLocation]:
+        """Return the location of every blob, by id (a copy)."""
+        with self._lock:
+            return dict(self._blobs)
+
     def save(self, retain_until: datetime | None = None) -> str | None:
         """Write an index file for the packs added since the last save.
 
@@ -161,30 +166,46 @@ class BlobIndex:
             self._unsaved = {}
         if not unsaved:
             return None
-        payload = json.dumps(
-            {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "packs": [
-                    {
-                        "id": pack_id,
-                        "blobs": [
-                            [blob_id, where.offset, where.length, where.size]
-                            for blob_id, where in sorted(blobs.items())
-                        ],
-                    }
-                    for pack_id, blobs in sorted(unsaved.items())
-                ],
-            },
-            separators=(",", ":"),
-        ).encode("utf-8")
-        if self.keys is not None:
-            payload = self.keys.seal(payload, crypto.INDEX)
-        moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
-        self.backend.write(key, payload, sync=True, retain_until=retain_until)
+        key = write_index_file(self.backend, unsaved, self.keys, retain_until)
         with self._lock:
             self.saved_files.add(key)
             for pack_id in unsaved:
                 self._pack_files[pack_id] = key
         return key
+
+
+def write_index_file(
+    backend: Backend,
+    packs: dict[str, dict[str, BlobLocation]],
+    keys: crypto.RepositoryKeys | None = None,
+    retain_until: datetime | None = None,
+) -> str:
+    """Write, durably, an index file listing `packs`; return its key.
+
+    Its name starts with the current UTC time, so its entries win over those of
+    older index files. In an encrypted repository the file is sealed, and its
+    name's hash is that of the sealed bytes.
+    """
+    payload = json.dumps(
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "packs": [
+                {
+                    "id": pack_id,
+                    "blobs": [
+                        [blob_id, where.offset, where.length, where.size]
+                        for blob_id, where in sorted(blobs.items())
+                    ],
+                }
+                for pack_id, blobs in sorted(packs.items())
+            ],
+        },
+        separators=(",", ":"),
+    ).encode("utf-8")
+    if keys is not None:
+        payload = keys.seal(payload, crypto.INDEX)
+    moment = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    key = f"index/{moment}-{hashlib.sha256(payload).hexdigest()[:16]}.json"
+    backend.write(key, payload, sync=True, retain_until=retain_until)
+    return key

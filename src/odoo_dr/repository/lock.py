@@ -1,4 +1,5 @@
-"""Per-tenant locks, so two backups of one tenant never run at once.
+"""Per-tenant locks, so two backups of one tenant never run at once, and the prune
+lock, so no blob is deleted while a run may still refer to it.
 
 A lock is a small JSON file created only if absent. Its holder rewrites it every
 minute. A lock counts as stale when its process is gone from this host, or when it
@@ -6,6 +7,12 @@ was not rewritten for ten minutes (a holder on another host that died).
 
 In an encrypted repository the lock's name is a keyed hash of the tenant and its
 content is sealed, so neither shows which tenant is being backed up.
+
+A tenant lock is also the shared position against prune, which deletes blobs:
+every run that writes blobs takes one. Each side creates its own lock first and
+then looks for the other's (a tenant lock looks for the prune lock, prune for any
+tenant lock) and gives up if it finds one. Since both create before they look, when a
+backup and a prune start together at least one of them finds the other's lock.
 """
 
 from __future__ import annotations
@@ -28,6 +35,45 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 60
 STALE_AFTER = timedelta(minutes=10)
+PRUNE_LOCK_KEY = "locks/prune.json"
+TENANT_LOCK_PREFIX = "locks/tenant-"
+
+
+def read_lock(
+    backend: Backend, key: str, keys: crypto.RepositoryKeys | None = None
+) -> dict | None:
+    """Return the content of the lock file `key`, {} if it is damaged, else None."""
+    try:
+        raw = backend.read(key)
+        if keys is not None:
+            raw = keys.open(raw, crypto.LOCK + key.encode("ascii"))
+        return json.loads(raw)
+    except ObjectNotFound:
+        return None
+    except ValueError:
+        # A lock file that is not JSON (or fails to open) was cut short by a crash:
+        # treat it as stale.
+        return {}
+
+
+def is_stale(holder: dict) -> bool:
+    """Return whether a lock's holder is gone: dead on this host, or silent."""
+    try:
+        refreshed = datetime.fromisoformat(holder["refreshed_at"])
+        host = holder["host"]
+        pid = int(holder["pid"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    if host == socket.gethostname() and not process_alive(pid):
+        return True
+    return datetime.now(UTC) - refreshed > STALE_AFTER
+
+
+def describe_holder(holder: dict) -> str:
+    return (
+        f"{holder.get('operation')} by pid {holder.get('pid')} on host "
+        f"{holder.get('host')} since {holder.get('created_at')}"
+    )
 
 
 class TenantLock:
@@ -70,56 +116,53 @@ class TenantLock:
         return payload
 
     def _read(self) -> dict | None:
-        try:
-            raw = self.backend.read(self.key)
-            if self.keys is not None:
-                raw = self.keys.open(raw, crypto.LOCK + self.key.encode("ascii"))
-            return json.loads(raw)
-        except ObjectNotFound:
-            return None
-        except ValueError:
-            # A lock file that is not JSON (or fails to open) was cut short by a
-            # crash: treat it as stale.
-            return {}
+        return read_lock(self.backend, self.key, self.keys)
 
     def _is_stale(self, holder: dict) -> bool:
-        try:
-            refreshed = datetime.fromisoformat(holder["refreshed_at"])
-            host = holder["host"]
-            pid = int(holder["pid"])
-        except (KeyError, TypeError, ValueError):
-            return True
-        if host == socket.gethostname() and not process_alive(pid):
-            return True
-        return datetime.now(UTC) - refreshed > STALE_AFTER
+        return is_stale(holder)
+
+    def _subject(self) -> str:
+        return f"tenant {self.tenant!r}"
 
     def acquire(self) -> None:
         for _attempt in range(2):
             if self.backend.create_exclusive(self.key, self._payload()):
                 self._start_refresh()
-                log.debug("locked tenant=%s operation=%s", self.tenant, self.operation)
+                log.debug("locked %s operation=%s", self._subject(), self.operation)
+                self._after_acquire()
                 return
             holder = self._read()
             if holder is None:
                 continue
             if not self._is_stale(holder):
                 raise LockHeld(
-                    f"tenant {self.tenant!r} is locked: {holder.get('operation')} by "
-                    f"pid {holder.get('pid')} on host {holder.get('host')} since "
-                    f"{holder.get('created_at')}",
+                    f"{self._subject()} is locked: {describe_holder(holder)}",
                     hint="wait for that run to finish; if its process is gone, "
                     f"remove {self.backend.describe()}/{self.key}",
                 )
             log.warning(
-                "removing stale lock of tenant %r left by pid %s on host %s",
-                self.tenant,
+                "removing stale lock of %s left by pid %s on host %s",
+                self._subject(),
                 holder.get("pid"),
                 holder.get("host"),
             )
             self.backend.delete(self.key)
         raise LockHeld(
-            f"cannot lock tenant {self.tenant!r}: another run took the lock first",
+            f"cannot lock {self._subject()}: another run took the lock first",
             hint="run the command again once the other run has finished",
+        )
+
+    def _after_acquire(self) -> None:
+        """Give up the new lock if a prune runs, which may delete any blob."""
+        holder = read_lock(self.backend, PRUNE_LOCK_KEY, self.keys)
+        if holder is None or is_stale(holder):
+            return
+        self.release()
+        raise LockHeld(
+            f"cannot {self.operation} {self._subject()} while the repository is "
+            f"being pruned: {describe_holder(holder)}",
+            hint="run the command again once the prune has finished; if its "
+            f"process is gone, remove {self.backend.describe()}/{PRUNE_LOCK_KEY}",
         )
 
     def _start_refresh(self) -> None:
@@ -156,3 +199,38 @@ class TenantLock:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
+
+
+class PruneLock(TenantLock):
+    """The exclusive lock of the whole repository that prune holds.
+
+    Prune takes it only when no tenant lock is held, and a tenant lock taken
+    afterwards is given up at once (see `TenantLock._after_acquire`).
+    """
+
+    def __init__(
+        self, backend: Backend, keys: crypto.RepositoryKeys | None = None
+    ) -> None:
+        super().__init__(backend, "", "prune", keys)
+        self.key = PRUNE_LOCK_KEY
+
+    def _subject(self) -> str:
+        return f"repository {self.backend.describe()} (prune)"
+
+    def _after_acquire(self) -> None:
+        held = []
+        for key in sorted(self.backend.list("locks/")):
+            if not key.startswith(TENANT_LOCK_PREFIX):
+                continue
+            holder = read_lock(self.backend, key, self.keys)
+            if holder is not None and not is_stale(holder):
+                held.append(
+                    f"tenant {holder.get('tenant')!r}: {describe_holder(holder)}"
+                )
+        if held:
+            self.release()
+            raise LockHeld(
+                "cannot prune while tenants are locked, since their runs may refer "
+                "to blobs that prune would delete: " + "; ".join(held),
+                hint="run prune again once those backups have finished",
+            )

@@ -69,7 +69,7 @@ never hold one.
       done
 
 `drills/` holds one JSON record per restore drill, `locks/` the locks of running
-backups, `tmp/` writes in progress. Never edit files here by hand.
+backups and prune, `tmp/` writes in progress. Never edit files here by hand.
 """
 
 # The by-hand reader of an encrypted repository. docs/encryption.md shows the same

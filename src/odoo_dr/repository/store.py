@@ -8,7 +8,7 @@ hand):
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
-    locks/                    one lock file per tenant being backed up
+    locks/                    one lock file per tenant being backed up, and prune's
     tmp/                      writes in progress
 
 An encrypted repository (see crypto.py) seals every file but config.json and
