@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import damage_blob, query
-from odoo_dr.errors import CorruptObject, RejectedError, SnapshotDamaged
+from odoo_dr.errors import CorruptObject, LockHeld, RejectedError, SnapshotDamaged
 from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.readme import RECOVERY_SCRIPT
 from odoo_dr.repository.store import Repository
@@ -376,3 +376,34 @@ def test_unencrypted_config_has_no_key_slots(tmp_path):
     assert "key_slots" not in config
     with pytest.raises(RejectedError, match="not encrypted"):
         Repository.open(str(tmp_path / "repo")).add_key(b"any")
+
+
+def test_unindexed_pack_read_from_sealed_header(tmp_path):
+    root = tmp_path / "repo"
+    repository = Repository.init(str(root), secret=b"pack test", kdf=FAST_KDF)
+    content = os.urandom(4096)
+    blob_id, _stats = repository.blobs.put(content)
+    repository.blobs.flush()
+    assert blob_id != hashlib.sha256(content).hexdigest()
+    # A run killed before writing its index file leaves the pack alone.
+    for index_file in (root / "index").glob("*.json"):
+        index_file.unlink()
+    reopened = Repository.open(str(root), secret=b"pack test")
+    assert blob_id not in reopened.blobs.index
+    assert reopened.blobs.index.add_unindexed_packs() == 1
+    assert reopened.blobs.get(blob_id) == content
+
+
+def test_lock_hides_tenant(tmp_path):
+    root = tmp_path / "repo"
+    repository = Repository.init(str(root), secret=b"lock test", kdf=FAST_KDF)
+    tenant = f"tenant-{uuid.uuid4().hex}"
+    with repository.lock_tenant(tenant, "backup"):
+        (lock_file,) = (root / "locks").iterdir()
+        stored = lock_file.read_bytes()
+        assert tenant.encode() not in stored
+        assert hashlib.sha256(tenant.encode()).hexdigest()[:32] not in lock_file.name
+        # A second run reads the sealed lock back and names its holder.
+        with pytest.raises(LockHeld, match=f"tenant {tenant!r} is locked: backup"):
+            repository.lock_tenant(tenant, "backup").acquire()
+    assert list((root / "locks").iterdir()) == []
