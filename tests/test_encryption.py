@@ -171,9 +171,9 @@ def test_no_plaintext_in_stored_files(
     backup(plain, summary.database, filestore_root)
     # zstd may code the literals of text (the file index's SHA-1s among them), so
     # only these are certain to be seen in clear.
-    shown = occurrences(plain, searched)
+    in_clear = occurrences(plain, searched)
     for description in ("database row", "filestore content", "tenant name"):
-        assert description in shown, description
+        assert description in in_clear, description
 
     repo = tmp_path / "encrypted"
     secret = {"ODOO_DR_KEY_FILE": str(key_file)}
@@ -198,6 +198,7 @@ def test_wrong_or_missing_key_changes_nothing(
     snapshot_id = backup(repo, summary.database, filestore_root,
                          ODOO_DR_PASSPHRASE="right passphrase")  # fmt: skip
     before = tree_bytes(repo)
+
     target = summary.database + "_never"
     database_names.append(target)
     backup_command = (
@@ -208,6 +209,7 @@ def test_wrong_or_missing_key_changes_nothing(
         "--filestore-root", str(tmp_path / "restored"),
     )  # fmt: skip
     wrong = "wrong passphrase"
+
     cases = [
         (backup_command, {"ODOO_DR_PASSPHRASE": wrong}),
         (backup_command, {}),
@@ -225,6 +227,7 @@ def test_wrong_or_missing_key_changes_nothing(
         expected = "does not unlock" if secrets else "no key was given"
         assert expected in result.stderr, label + result.stderr
         assert wrong not in result.stdout + result.stderr, label
+
     assert tree_bytes(repo) == before
     assert not (tmp_path / "restored").exists()
     assert query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
@@ -252,9 +255,9 @@ def test_key_change_and_add(odoo_database, filestore_root, key_file, tmp_path):
                   ODOO_DR_NEW_PASSPHRASE="new passphrase")  # fmt: skip
     assert changed.returncode == 0, changed.stderr
     new = {"ODOO_DR_PASSPHRASE": "new passphrase"}
-    refused = run("snapshots", "--repo", str(repo), **old)
-    assert refused.returncode == 2
-    assert "does not unlock" in refused.stderr
+    rejected = run("snapshots", "--repo", str(repo), **old)
+    assert rejected.returncode == 2
+    assert "does not unlock" in rejected.stderr
     listed = run("snapshots", "--repo", str(repo), **new)
     assert listed.returncode == 0, listed.stderr
     assert summary.database in listed.stdout
