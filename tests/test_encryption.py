@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import damage_blob, query
-from odoo_dr.errors import CorruptObject, RejectedError, SnapshotDamaged
+from odoo_dr.errors import CorruptObject, LockHeld, RejectedError, SnapshotDamaged
 from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.readme import RECOVERY_SCRIPT
 from odoo_dr.repository.store import Repository
@@ -171,9 +171,9 @@ def test_no_plaintext_in_stored_files(
     backup(plain, summary.database, filestore_root)
     # zstd may code the literals of text (the file index's SHA-1s among them), so
     # only these are certain to be seen in clear.
-    shown = occurrences(plain, searched)
+    in_clear = occurrences(plain, searched)
     for description in ("database row", "filestore content", "tenant name"):
-        assert description in shown, description
+        assert description in in_clear, description
 
     repo = tmp_path / "encrypted"
     secret = {"ODOO_DR_KEY_FILE": str(key_file)}
@@ -198,6 +198,7 @@ def test_wrong_or_missing_key_changes_nothing(
     snapshot_id = backup(repo, summary.database, filestore_root,
                          ODOO_DR_PASSPHRASE="right passphrase")  # fmt: skip
     before = tree_bytes(repo)
+
     target = summary.database + "_never"
     database_names.append(target)
     backup_command = (
@@ -208,6 +209,7 @@ def test_wrong_or_missing_key_changes_nothing(
         "--filestore-root", str(tmp_path / "restored"),
     )  # fmt: skip
     wrong = "wrong passphrase"
+
     cases = [
         (backup_command, {"ODOO_DR_PASSPHRASE": wrong}),
         (backup_command, {}),
@@ -225,6 +227,7 @@ def test_wrong_or_missing_key_changes_nothing(
         expected = "does not unlock" if secrets else "no key was given"
         assert expected in result.stderr, label + result.stderr
         assert wrong not in result.stdout + result.stderr, label
+
     assert tree_bytes(repo) == before
     assert not (tmp_path / "restored").exists()
     assert query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
@@ -252,9 +255,9 @@ def test_key_change_and_add(odoo_database, filestore_root, key_file, tmp_path):
                   ODOO_DR_NEW_PASSPHRASE="new passphrase")  # fmt: skip
     assert changed.returncode == 0, changed.stderr
     new = {"ODOO_DR_PASSPHRASE": "new passphrase"}
-    refused = run("snapshots", "--repo", str(repo), **old)
-    assert refused.returncode == 2
-    assert "does not unlock" in refused.stderr
+    rejected = run("snapshots", "--repo", str(repo), **old)
+    assert rejected.returncode == 2
+    assert "does not unlock" in rejected.stderr
     listed = run("snapshots", "--repo", str(repo), **new)
     assert listed.returncode == 0, listed.stderr
     assert summary.database in listed.stdout
@@ -376,3 +379,34 @@ def test_unencrypted_config_has_no_key_slots(tmp_path):
     assert "key_slots" not in config
     with pytest.raises(RejectedError, match="not encrypted"):
         Repository.open(str(tmp_path / "repo")).add_key(b"any")
+
+
+def test_unindexed_pack_read_from_sealed_header(tmp_path):
+    root = tmp_path / "repo"
+    repository = Repository.init(str(root), secret=b"pack test", kdf=FAST_KDF)
+    content = os.urandom(4096)
+    blob_id, _stats = repository.blobs.put(content)
+    repository.blobs.flush()
+    assert blob_id != hashlib.sha256(content).hexdigest()
+    # A run killed before writing its index file leaves the pack alone.
+    for index_file in (root / "index").glob("*.json"):
+        index_file.unlink()
+    reopened = Repository.open(str(root), secret=b"pack test")
+    assert blob_id not in reopened.blobs.index
+    assert reopened.blobs.index.add_unindexed_packs() == 1
+    assert reopened.blobs.get(blob_id) == content
+
+
+def test_lock_hides_tenant(tmp_path):
+    root = tmp_path / "repo"
+    repository = Repository.init(str(root), secret=b"lock test", kdf=FAST_KDF)
+    tenant = f"tenant-{uuid.uuid4().hex}"
+    with repository.lock_tenant(tenant, "backup"):
+        (lock_file,) = (root / "locks").iterdir()
+        stored = lock_file.read_bytes()
+        assert tenant.encode() not in stored
+        assert hashlib.sha256(tenant.encode()).hexdigest()[:32] not in lock_file.name
+        # A second run reads the sealed lock back and names its holder.
+        with pytest.raises(LockHeld, match=f"tenant {tenant!r} is locked: backup"):
+            repository.lock_tenant(tenant, "backup").acquire()
+    assert list((root / "locks").iterdir()) == []

@@ -9,7 +9,7 @@ run killed before writing its index) are read back from their headers.
 When two index entries name the same blob (a damaged copy rewritten into a new pack),
 the entry of the newer index file wins; index file names start with their UTC time.
 
-In an encrypted repository an index file holds the sealed JSON, and its name's hash
+In an encrypted repository an index file contains the sealed JSON, and its name's hash
 is that of the sealed bytes.
 """
 

@@ -208,7 +208,7 @@ Every file here except this README and `config.json` is sealed with AES-256-GCM:
 a version byte (1), a 12-byte nonce, then the ciphertext and its 16-byte tag.
 
 - `config.json`: format, version and id of this repository, and its key slots.
-  Each slot holds the 32-byte master key, sealed with a key that Argon2id derives
+  Each slot contains the 32-byte master key, sealed with a key that Argon2id derives
   from a secret (with the slot's salt, memory cost in KiB, iterations and lanes).
   The associated data is `odoo-dr key slot <repository id>`. HKDF-SHA256 of the
   master key with info `odoo-dr data key` gives the key of everything else.
