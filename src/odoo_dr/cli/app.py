@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from odoo_dr import __version__
-from odoo_dr.cli import backup, demo, drill, repository, restore, verify
+from odoo_dr.cli import backup, demo, drill, guard, repository, restore, verify
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
 from odoo_dr.cli.review import review_app
@@ -33,6 +33,10 @@ app.command("snapshots")(repository.snapshots)
 app.command("restore")(restore.restore)
 app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
+guard.guard_app.command("pre-deploy")(guard.pre_deploy)
+guard.guard_app.command("post-deploy")(guard.post_deploy)
+app.add_typer(guard.guard_app, name="guard")
+app.command("rollback")(guard.rollback)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

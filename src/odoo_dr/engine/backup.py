@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,6 +73,9 @@ class BackupOptions:
     temp_dir: Path | None = None
     # Where `filestore_root` came from, such as "--filestore-root", for messages.
     filestore_root_source: str | None = None
+    # Labels stored in the manifest, such as release=v2.3 for a release's restore
+    # point.
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def tenant_name(self) -> str:
@@ -422,6 +425,7 @@ class _Backup:
             ),
             warnings=self.warnings,
             tool_version=__version__,
+            labels=dict(self.options.labels),
         )
 
 
