@@ -125,9 +125,9 @@ def test_failed_release_blocked_and_rolled_back(
     assert "sale: state 'to upgrade'" in post.stdout
     assert "filestore" in post.stderr
 
-    refused = run("rollback", database, "--to-release", "4f2a9c1", *options)
-    assert refused.returncode == 2, refused.stderr
-    assert "--yes" in refused.stderr
+    rejected = run("rollback", database, "--to-release", "4f2a9c1", *options)
+    assert rejected.returncode == 2, rejected.stderr
+    assert "--yes" in rejected.stderr
     assert query(
         database, "SELECT state FROM ir_module_module WHERE name = 'sale'"
     ) == [("to upgrade",)]

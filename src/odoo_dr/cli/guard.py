@@ -220,14 +220,13 @@ def pre_deploy(
         release_source=source,
         max_age=age,
         take=take,
-        replace=replace,
         database=database,
         filestore_root=root,
         filestore_root_source=root_source,
         jobs=jobs,
         temp_dir=temp_dir,
     )
-    manifest, drill, _taken = choose_snapshot(repository, settings, options)
+    manifest, drill = choose_snapshot(repository, settings, options)
     plan = None
     modules = _release_modules(
         manifest.odoo.modules, manifest.odoo.version, addons_path, modules_file, install
@@ -362,7 +361,6 @@ def post_deploy(
         checks = run_live_checks(
             connection,
             LiveCheckOptions(
-                database=database,
                 filestore_folder=root / database,
                 expected_modules=expected,
                 check_sql=check_sql or [],
@@ -506,6 +504,7 @@ def rollback_json(result: RollbackResult) -> dict:
             }
         ),
         "steps": result.steps,
+        "restore_steps": result.restore_steps,
     }
 
 
@@ -549,4 +548,7 @@ def print_rollback(result: RollbackResult) -> None:
     steps = ", ".join(
         f"{name} {duration(seconds)}" for name, seconds in result.steps.items()
     )
-    console.out(f"steps: {steps}")
+    restore_steps = ", ".join(
+        f"{name} {duration(seconds)}" for name, seconds in result.restore_steps.items()
+    )
+    console.out(f"steps: {steps} (restore: {restore_steps})")

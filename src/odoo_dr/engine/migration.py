@@ -43,7 +43,7 @@ class ModuleChange(BaseModel):
 
 
 class MigrationPlan(BaseModel):
-    """What the release changes, compared with the restore point's modules."""
+    """The module changes of a release, compared with the restore point's modules."""
 
     source: str = Field(description="where the release's modules came from")
     expected: dict[str, str | None] = Field(
@@ -58,9 +58,12 @@ class MigrationPlan(BaseModel):
 def adapt_version(version: str | None, series: str | None) -> str:
     """Return `version` as Odoo stores it: prefixed with the series, such as 17.0.
 
-    Odoo's `adapt_version` (odoo/modules/module.py) prefixes a manifest version
-    that does not start with the series, and a manifest without one is 1.0.
+    Odoo's `adapt_version` (odoo/modules/module.py, up to Odoo 17) prefixes a
+    manifest version that does not start with the series, and a manifest without
+    one is 1.0.
     """
+    # NOTE: Odoo 18 and later prefix only versions of up to three parts, so a
+    # four-part version such as 1.0.0.1 is compared with its prefix added here.
     version = version or "1.0"
     if series and (version == series or not version.startswith(series + ".")):
         version = f"{series}.{version}"

@@ -1,7 +1,7 @@
 """Checks of a live tenant after a release: modules, pending upgrades, business data.
 
-They reuse the drill's checks that hold on a live database (filestore, sequences)
-and add those a release needs: the expected module versions are installed, no
+They reuse the drill's checks that hold on a live database: filestore and
+sequences. A release adds its own: the expected module versions are installed, no
 module waits in a `to upgrade`, `to install` or `to remove` state, and the queries
 of `--check-sql` files return no rows.
 """
@@ -29,7 +29,6 @@ _STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
 
 @dataclass
 class LiveCheckOptions:
-    database: str
     filestore_folder: Path | None
     expected_modules: dict[str, str | None] | None = None
     # Whether modules installed but not expected fail the check (a restore point's

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
 
-# Where a release's name comes from when --release is not given, in this order.
-# GitHub's GITHUB_REF_NAME is a tag only when GITHUB_REF_TYPE is "tag".
+# Environment variables that name the release when --release is not given, in
+# order of preference. GitHub's GITHUB_REF_NAME is a tag only when GITHUB_REF_TYPE
+# is "tag".
 RELEASE_VARIABLES = (
     "ODOO_DR_RELEASE",
     "CI_COMMIT_TAG",
@@ -153,22 +154,11 @@ class PreDeployOptions:
     release_source: str
     max_age: timedelta
     take: bool = False
-    replace: bool = False
     database: str | None = None
     filestore_root: Path | None = None
     filestore_root_source: str | None = None
     jobs: int = 2
     temp_dir: Path | None = None
-    cron_allow_list: tuple[str, ...] = ()
-
-
-@dataclass
-class PreDeployResult:
-    point: RestorePoint
-    reused: bool
-    took_snapshot: bool
-    drill: DrillRecord | None
-    notes: list[str] = field(default_factory=list)
 
 
 def passed_drill(
@@ -218,8 +208,8 @@ def _minutes(delta: timedelta) -> str:
 
 def choose_snapshot(
     repository: Repository, settings: PgSettings, options: PreDeployOptions
-) -> tuple[SnapshotManifest, DrillRecord, bool]:
-    """Return the snapshot to record, its passed drill, and whether it was taken now.
+) -> tuple[SnapshotManifest, DrillRecord]:
+    """Return the snapshot to record and its passed drill, taking both with --take.
 
     Raises `RejectedError` when no snapshot qualifies and `--take` was not given,
     and `VerificationFailed` when the snapshot taken now fails its drill.
@@ -234,7 +224,7 @@ def choose_snapshot(
     if latest is not None and reason is None:
         drill = passed_drill(repository, latest)
         assert drill is not None
-        return latest, drill, False
+        return latest, drill
     if not options.take:
         raise RejectedError(
             f"release {options.release!r} blocked: {reason}",
@@ -259,14 +249,12 @@ def choose_snapshot(
             labels={"release": options.release, "purpose": "pre-deploy"},
         ),
     )
-    drill_options = DrillOptions(jobs=options.jobs, temp_dir=options.temp_dir)
-    if options.cron_allow_list:
-        drill_options = DrillOptions(
-            jobs=options.jobs,
-            temp_dir=options.temp_dir,
-            cron_allow_list=(*drill_options.cron_allow_list, *options.cron_allow_list),
-        )
-    record = run_drill(repository, settings, manifest, drill_options)
+    record = run_drill(
+        repository,
+        settings,
+        manifest,
+        DrillOptions(jobs=options.jobs, temp_dir=options.temp_dir),
+    )
     if not record.passed:
         failed = [check.name for check in record.checks if not check.passed]
         raise VerificationFailed(
@@ -276,7 +264,7 @@ def choose_snapshot(
             + (f": {record.error}" if record.error else ""),
             hint=f"see the drill with: odoo-dr drill {manifest.id}",
         )
-    return manifest, record, True
+    return manifest, record
 
 
 def record_restore_point(

@@ -65,6 +65,8 @@ class RollbackResult:
     discarded_files: tuple[int, int] | None
     identity_kept: bool
     steps: dict[str, float]
+    # The restore's own steps, such as "restore database and files".
+    restore_steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -143,11 +145,12 @@ def run_rollback(
                     ),
                 )
             except OdooDrError as exc:
-                exc.hint = (
-                    "nothing was restored; fix the cause, or roll back without a "
-                    "safety snapshot with --no-safety-snapshot (what the rollback "
-                    "discards is then lost)"
+                fallback = (
+                    "nothing was restored. Fix the cause, or roll back without a "
+                    "safety snapshot (--no-safety-snapshot), which loses what the "
+                    "rollback replaces"
                 )
+                exc.hint = f"{exc.hint}. {fallback}" if exc.hint else fallback
                 raise
         log.info("safety snapshot %s of %r", safety.id, database)
 
@@ -164,15 +167,15 @@ def run_rollback(
             temp_dir=options.temp_dir,
         ),
     )
+    restore_timer = StepTimer()
     with timer.step("restore"):
-        execute_restore(repository, settings, plan, StepTimer())
+        execute_restore(repository, settings, plan, restore_timer)
 
     with timer.step("checks"):
         with settings.connect(database) as connection:
             checks = run_live_checks(
                 connection,
                 LiveCheckOptions(
-                    database=database,
                     filestore_folder=options.filestore_root / database,
                     check_sql=options.check_sql,
                     jobs=options.jobs,
@@ -200,6 +203,7 @@ def run_rollback(
         discarded_files=discarded_files,
         identity_kept=checks[-1].passed,
         steps=timer.steps,
+        restore_steps=restore_timer.steps,
     )
 
 
