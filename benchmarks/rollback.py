@@ -172,6 +172,7 @@ def run(arguments: argparse.Namespace) -> dict:
             "post_deploy_failing_s": post_deploy_seconds,
             "rollback_s": rollback_seconds,
             "rollback_steps_s": report["steps"],
+            "restore_steps_s": report["restore_steps"],
         },
         "rollback_checks": {
             check["name"]: check["passed"] for check in report["checks"]
@@ -205,6 +206,10 @@ def print_report(results: dict) -> None:
         f"{name} {seconds:.1f}s" for name, seconds in times["rollback_steps_s"].items()
     )
     print(f"rollback --yes: {times['rollback_s']:.1f}s ({steps})")
+    restore_steps = ", ".join(
+        f"{name} {seconds:.1f}s" for name, seconds in times["restore_steps_s"].items()
+    )
+    print(f"  its restore: {restore_steps}")
     print(f"checks after the rollback: {results['rollback_checks']}")
     print(f"discarded rows: {results['discarded_rows']}")
     print(f"restored tenant matches the restore point: "
