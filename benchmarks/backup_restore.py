@@ -194,24 +194,25 @@ def alternating(repetition: int) -> tuple[str, str]:
 
 
 def build_tenant(
-    settings: PgSettings, workspace: Workspace, scale: builder.DemoScale
+    settings: PgSettings,
+    workspace: Workspace,
+    scale: builder.DemoScale,
+    name: str = TENANT,
 ) -> tuple[builder.DemoSummary, dict]:
-    log.info("building %s with %s", TENANT, scale)
+    log.info("building %s with %s", name, scale)
     started = time.perf_counter()
-    summary = builder.build(
-        settings, TENANT, workspace.source_root, scale, replace=True
-    )
+    summary = builder.build(settings, name, workspace.source_root, scale, replace=True)
     build_seconds = time.perf_counter() - started
-    with settings.connect(TENANT, autocommit=True) as connection:
+    with settings.connect(name, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
     files = filestore_size(summary.filestore)
-    with settings.connect(TENANT) as connection:
+    with settings.connect(name) as connection:
         with connection.cursor() as cursor:
             rows = count_rows(cursor, MAIN_TABLES)
     data = {
         "demo_scale": scale.__dict__,
         "build_seconds": round(build_seconds, 1),
-        "database_bytes": database_size(settings, TENANT),
+        "database_bytes": database_size(settings, name),
         "attachments": summary.attachments,
         "filestore_files": files.files,
         "filestore_bytes": files.bytes,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from odoo_dr import __version__
-from odoo_dr.cli import backup, demo, drill, prune, repository, restore, verify
+from odoo_dr.cli import backup, demo, drill, guard, prune, repository, restore, verify
 from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
@@ -36,6 +36,10 @@ app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
 app.add_typer(key_app, name="key")
 app.command("prune")(prune.prune_command)
+guard.guard_app.command("pre-deploy")(guard.pre_deploy)
+guard.guard_app.command("post-deploy")(guard.post_deploy)
+app.add_typer(guard.guard_app, name="guard")
+app.command("rollback")(guard.rollback)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

@@ -74,7 +74,8 @@ class BackupOptions:
     temp_dir: Path | None = None
     # Where `filestore_root` came from, such as "--filestore-root", for messages.
     filestore_root_source: str | None = None
-    # Recorded in the manifest; retention policies choose by them.
+    # Recorded in the manifest: retention policies choose by them, and a release
+    # restore point carries release=<name>.
     labels: dict[str, str] = field(default_factory=dict)
     residency: str | None = None
 
