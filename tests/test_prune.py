@@ -388,16 +388,20 @@ def test_locked_objects_stay(settings, odoo_database, filestore_root, tmp_path):
         take_backup(settings, location, summary.database, filestore_root, day(1, n))
         for n in (1, 2, 3, 4)
     ]
-    plain = Repository.open(str(location))
-    unused = prune(plain, [RetentionPolicy(keep_last=1)], dry_run=True)
+    config = Repository.open(str(location)).config
     until = datetime.now(UTC) + timedelta(days=30)
-    locked_pack = unused.packs_to_delete[0]
     locked = {
         f"snapshots/{ids[1]}.json": until,
-        pack_key(locked_pack): until,
         f"snapshots/{ids[0]}.json": datetime.now(UTC) - timedelta(days=1),
     }
-    repository = Repository(LockingBackend(location, locked), plain.config)
+    backend = LockingBackend(location, locked)
+    # Lock one of the packs that only removed snapshots need.
+    planned = prune(
+        Repository(backend, config), [RetentionPolicy(keep_last=1)], dry_run=True
+    )
+    locked_pack = planned.packs_to_delete[0]
+    locked[pack_key(locked_pack)] = until
+    repository = Repository(backend, config)
 
     result = prune(repository, [RetentionPolicy(keep_last=1)])
     assert snapshot_ids(location) == {ids[1], ids[3]}
