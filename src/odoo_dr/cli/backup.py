@@ -42,6 +42,15 @@ def backup(
             "snapshot.",
         ),
     ] = False,
+    residency: Annotated[
+        str | None,
+        typer.Option(
+            "--residency",
+            help="Where the snapshot may be stored: 'eu', a region name, or several "
+            "separated by commas. odoo-dr copy rejects other regions.",
+            show_default=False,
+        ),
+    ] = None,
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
@@ -64,6 +73,7 @@ def backup(
             strict=strict,
             read_all=read_all,
             temp_dir=temp_dir,
+            residency=residency,
         ),
     )
 

@@ -16,13 +16,25 @@ from odoo_dr.repository.store import Repository, resolve_location
 
 def init(
     repo: opt.RepoOption = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Region the repository is stored in, as its provider names it "
+            "(eu-west-1, fr-par, fsn1). Copies check snapshots' residency against it.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
     """Create an empty repository."""
     opt.apply_verbosity(verbose, quiet)
-    repository = Repository.init(resolve_location(repo))
-    console.out(f"created repository {repository.location} (id {repository.config.id})")
+    repository = Repository.init(resolve_location(repo), region=region)
+    where = f", region {region}" if repository.config.region else ""
+    console.out(
+        f"created repository {repository.location} (id {repository.config.id}{where})"
+    )
 
 
 def snapshots(

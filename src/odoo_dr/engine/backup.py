@@ -42,6 +42,7 @@ from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.dump import DumpProcess
 from odoo_dr.pg.names import validate_database_name
 from odoo_dr.pg.server import server_version
+from odoo_dr.repository import residency
 from odoo_dr.repository.blobs import WriteStats
 from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import (
@@ -73,6 +74,8 @@ class BackupOptions:
     temp_dir: Path | None = None
     # Where `filestore_root` came from, such as "--filestore-root", for messages.
     filestore_root_source: str | None = None
+    # Where the snapshot may be stored, as `repository.residency` reads it.
+    residency: str | None = None
 
     @property
     def tenant_name(self) -> str:
@@ -174,6 +177,10 @@ def run_backup(
     """Back up one database and return the published snapshot's manifest."""
     database = validate_database_name(options.database)
     tenant = validate_tenant_name(options.tenant_name)
+    if options.residency is not None:
+        options = replace(
+            options, residency=residency.normalize_residency(options.residency)
+        )
 
     # Pre-checks: nothing is written before these pass.
     version_text, major, referenced = _check_database(settings, database)
@@ -422,6 +429,7 @@ class _Backup:
             ),
             warnings=self.warnings,
             tool_version=__version__,
+            residency=self.options.residency,
         )
 
 

@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr import __version__, tempfiles
 from odoo_dr.errors import (
@@ -29,7 +29,7 @@ from odoo_dr.errors import (
     RepositoryError,
     SnapshotDamaged,
 )
-from odoo_dr.repository import objects
+from odoo_dr.repository import objects, residency
 from odoo_dr.repository.backend import Backend, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
@@ -60,6 +60,10 @@ class RepositoryConfig(BaseModel):
     chunking: dict[str, int | str]
     pack_size: int = DEFAULT_PACK_SIZE
     encryption: str = "none"
+    region: str | None = Field(
+        default=None,
+        description="where the repository's storage is, as its provider names it",
+    )
 
 
 def resolve_location(value: str | None) -> str:
@@ -106,8 +110,10 @@ class Repository:
     # -- creating and opening
 
     @classmethod
-    def init(cls, location: str) -> Repository:
-        """Create an empty repository at `location`."""
+    def init(cls, location: str, region: str | None = None) -> Repository:
+        """Create an empty repository at `location`, in the declared `region`."""
+        if region is not None:
+            region = residency.normalize_region(region)
         backend = _backend_for(location)
         if isinstance(backend, LocalBackend):
             root = backend.root
@@ -138,6 +144,7 @@ class Repository:
                 "avg_size": objects.CHUNK_AVG,
                 "max_size": objects.CHUNK_MAX,
             },
+            region=region,
         )
         backend.write("README.md", REPOSITORY_README.encode("utf-8"))
         if not backend.create_exclusive(
