@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import query
+from conftest import damage_blob, query
 from odoo_dr.engine import copy as copy_engine
 from odoo_dr.engine.copy import CopyOptions, run_copy
 from odoo_dr.errors import ExitCode, RejectedError
@@ -304,3 +304,25 @@ def test_killed_copy_publishes_nothing(
     assert Repository.open(target.location).snapshot_ids() == [snapshot]
     verified = cli("verify", "--read-data", "--repo", target.location)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+# -- damaged source data
+
+
+def test_damaged_source_snapshot_fails_alone(
+    cli, repository, target, odoo_database, filestore_root
+):
+    summary = odoo_database()
+    good = take_backup(cli, repository, summary.database, filestore_root)
+    bad = take_backup(cli, repository, summary.database, filestore_root)
+    source = Repository.open(repository.location)
+    good_toc = {item.name: item for item in source.find_snapshot(good).dump}["toc.dat"]
+    bad_toc = {item.name: item for item in source.find_snapshot(bad).dump}["toc.dat"]
+    assert bad_toc.chunks != good_toc.chunks
+    damage_blob(source, bad_toc.chunks[0])
+
+    result = run_copy_cli(cli, repository, target)
+    assert result.returncode == ExitCode.BACKUP_FAILED, result.stderr
+    assert f"snapshot {bad} of {summary.database!r}: failed" in result.stderr
+    assert "1 snapshot(s) could not be copied" in result.stderr
+    assert Repository.open(target.location).snapshot_ids() == [good]
