@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from odoo_dr.engine import copy as copy_engine
 from odoo_dr.engine.copy import CopyOptions, run_copy
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.repository import residency
-from odoo_dr.repository.store import Repository
+from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
+from odoo_dr.repository.store import Repository, new_id
 
 
 def take_backup(cli, repository, name: str, root: Path, *extra: str) -> str:
@@ -326,3 +328,46 @@ def test_damaged_source_snapshot_fails_alone(
     assert f"snapshot {bad} of {summary.database!r}: failed" in result.stderr
     assert "1 snapshot(s) could not be copied" in result.stderr
     assert Repository.open(target.location).snapshot_ids() == [good]
+
+
+# -- drill records
+
+
+def drill_record(snapshot: SnapshotManifest, passed: bool) -> DrillRecord:
+    now = datetime.now(UTC)
+    return DrillRecord(
+        id=new_id(now), snapshot_id=snapshot.id, tenant=snapshot.tenant,
+        started_at=now, finished_at=now, scratch_database="odoo-dr-drill-x",
+        scratch_filestore="/tmp/odoo-dr-drill-x", kept=False, passed=passed,
+        rto_seconds=1.0, rpo_seconds=1.0, steps={}, checks=[], tool_version="test",
+    )  # fmt: skip
+
+
+def test_drill_records_follow_snapshots(
+    cli, repository, target, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    snapshot = repository.find_snapshot(
+        take_backup(cli, repository, summary.database, filestore_root)
+    )
+    first = drill_record(snapshot, passed=True)
+    repository.save_drill(first)
+
+    report = copy_json(cli, repository, target)
+    assert report["drills"] == 1
+    # A drill recorded after the snapshot was copied follows on the next run.
+    later = drill_record(snapshot, passed=False)
+    repository.save_drill(later)
+    report = copy_json(cli, repository, target)
+    assert report["present"] == 1
+    assert report["drills"] == 1
+    records = {record.id: record for record in target.list_drills()}
+    assert sorted(records) == sorted([first.id, later.id])
+    assert records[later.id].passed is False
+
+    # A record copied on keeps the repository the drill ran on.
+    third = Repository.init(str(tmp_path / "third"), region="nl-ams")
+    report = copy_json(cli, target, third)
+    assert report["drills"] == 2
+    origins = {record.copied_from for record in third.list_drills()}
+    assert origins == {repository.config.id}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -11,6 +12,8 @@ from odoo_dr.cli.output import console, errors, print_json, size
 from odoo_dr.engine.copy import CopyOptions, CopyReport, SnapshotCopy, run_copy
 from odoo_dr.errors import BackupFailed, ExitCode
 from odoo_dr.repository.store import Repository
+
+log = logging.getLogger(__name__)
 
 
 def copy(
@@ -68,6 +71,11 @@ def copy(
 
 def _print_progress(item: SnapshotCopy) -> None:
     manifest = item.manifest
+    if item.status == "present" and not item.drills:
+        # Most snapshots of a repeated copy are already there; the summary counts
+        # them, and -v logs each.
+        log.debug("snapshot %s is already in the target", manifest.id)
+        return
     if item.status == "present":
         line = f"snapshot {manifest.id} of {manifest.tenant!r}: already in the target"
     elif item.status == "failed":

@@ -283,8 +283,9 @@ def run_copy(
 ) -> CopyReport:
     """Copy the selected snapshots and their drill records, and return a report.
 
-    Every check that can reject the copy (the repositories, the selection, each
-    snapshot's residency) runs before anything is written to the target. A snapshot
+    The checks of the repositories, the selection and each snapshot's residency run
+    before anything is written to the target. A tenant that is locked in the target
+    (`LockHeld`) stops the run where it is reached. A snapshot
     whose source data is damaged is reported as failed, and the others are still
     copied. A failure to write the target stops the run with `BackupFailed`.
     """
