@@ -371,3 +371,24 @@ def test_drill_records_follow_snapshots(
     assert report["drills"] == 2
     origins = {record.copied_from for record in third.list_drills()}
     assert origins == {repository.config.id}
+
+
+def test_init_region_stored_and_checked(cli, tmp_path):
+    folder = tmp_path / "regional"
+    created = cli("init", "--repo", str(folder), "--region", "FR-PAR")
+    assert created.returncode == 0, created.stderr
+    assert json.loads((folder / "config.json").read_text())["region"] == "fr-par"
+
+    invalid = cli("init", "--repo", str(tmp_path / "other"), "--region", "eu west")
+    assert invalid.returncode == ExitCode.REJECTED
+    assert "invalid region 'eu west'" in invalid.stderr
+    assert not (tmp_path / "other").exists()
+
+
+def test_backup_invalid_residency_rejected(cli, repository, filestore_root):
+    result = cli(
+        "backup", "any_database", "--residency", "eu;us", "--repo",
+        repository.location, "--filestore-root", str(filestore_root),
+    )  # fmt: skip
+    assert result.returncode == ExitCode.REJECTED
+    assert "invalid residency 'eu;us'" in result.stderr
