@@ -176,6 +176,13 @@ def test_copy_single_snapshot(cli, repository, target, odoo_database, filestore_
     assert report["copied"] == 1
     assert target.snapshot_ids() == [older]
 
+    # A backup of the tenant running in the target stops the copy of the other.
+    with target.lock_tenant(summary.database, "backup"):
+        locked = run_copy_cli(cli, repository, target)
+    assert locked.returncode == ExitCode.REJECTED, locked.stderr
+    assert "lock" in locked.stderr
+    assert Repository.open(target.location).snapshot_ids() == [older]
+
 
 # -- data residency
 
