@@ -126,7 +126,7 @@ def same_blob_ids(source: Repository, target: Repository) -> bool:
 
 
 class _BlobCopier:
-    """Copies blobs from source to target and remembers each source id's target id."""
+    """Blob copier from source to target, with each source id's target id."""
 
     def __init__(self, source: Repository, target: Repository, jobs: int) -> None:
         self.source = source
@@ -461,10 +461,10 @@ def _store_index(
 def _drills_by_snapshot(
     source: Repository, manifests: list[SnapshotManifest]
 ) -> dict[str, list[DrillRecord]]:
-    wanted = {manifest.id for manifest in manifests}
+    selected_ids = {manifest.id for manifest in manifests}
     records: dict[str, list[DrillRecord]] = {}
     for record in source.list_drills():
-        if record.snapshot_id in wanted:
+        if record.snapshot_id in selected_ids:
             records.setdefault(record.snapshot_id, []).append(record)
     return records
 
