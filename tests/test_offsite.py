@@ -140,3 +140,50 @@ def test_wrong_passphrase_on_s3_changes_nothing(
     assert PASSPHRASE not in result.stderr
     assert "not the passphrase" not in result.stderr
     assert stored_objects(s3_endpoint, offsite) == before
+
+
+def test_copy_reencrypts_to_s3(
+    offsite, odoo_database, filestore_root, database_names, tmp_path
+):
+    summary = odoo_database()
+    local = str(tmp_path / "local-repo")
+    local_key = {"ODOO_DR_PASSPHRASE": "the local repository's own passphrase"}
+    ok(run_cli("init", "--repo", local, "--encrypt", env=local_key))
+    snapshot_id = ok(
+        run_cli(
+            "backup",
+            summary.database,
+            "--filestore-root",
+            str(filestore_root),
+            "--residency",
+            "eu",
+            "--repo",
+            local,
+            env=local_key,
+        )
+    )
+    ok(run_cli("init", "--repo", offsite, "--encrypt", "--region", "eu-west-1"))
+    target_key = {**local_key, "ODOO_DR_TARGET_PASSPHRASE": PASSPHRASE}
+    ok(run_cli("copy", "--to", offsite, "--repo", local, env=target_key))
+
+    listed = json.loads(ok(run_cli("snapshots", "--json", "--repo", offsite)))
+    assert [item["id"] for item in listed] == [snapshot_id]
+    record = json.loads(ok(run_cli("drill", snapshot_id, "--json", "--repo", offsite)))
+    assert record["passed"] is True
+
+    again = json.loads(
+        ok(run_cli("copy", "--to", offsite, "--repo", local, "--json", env=target_key))
+    )
+    assert again["copied"] == 0
+    assert again["present"] == 1
+    assert again["bytes_sent"] == 0
+
+    wrong = run_cli(
+        "copy",
+        "--to",
+        offsite,
+        "--repo",
+        local,
+        env={**local_key, "ODOO_DR_TARGET_PASSPHRASE": "not the target's passphrase"},
+    )
+    assert wrong.returncode == 2, wrong.stderr

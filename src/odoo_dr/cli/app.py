@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 
 from odoo_dr import __version__
-from odoo_dr.cli import backup, demo, drill, guard, prune, repository, restore, verify
+from odoo_dr.cli import (
+    backup,
+    copy,
+    demo,
+    drill,
+    guard,
+    prune,
+    repository,
+    restore,
+    verify,
+)
 from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
@@ -40,6 +50,7 @@ guard.guard_app.command("pre-deploy")(guard.pre_deploy)
 guard.guard_app.command("post-deploy")(guard.post_deploy)
 app.add_typer(guard.guard_app, name="guard")
 app.command("rollback")(guard.rollback)
+app.command("copy")(copy.copy)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

@@ -12,7 +12,6 @@ from odoo_dr.engine.backup import (
     BackupOptions,
     parse_labels,
     run_backup,
-    validate_residency,
 )
 from odoo_dr.errors import ExitCode
 
@@ -61,8 +60,8 @@ def backup(
         str | None,
         typer.Option(
             "--residency",
-            help="Where the snapshot's data may be stored, such as 'eu'; recorded "
-            "in the snapshot.",
+            help="Where the snapshot may be stored: 'eu', a region name, or several "
+            "separated by commas. odoo-dr copy rejects other regions.",
             show_default=False,
         ),
     ] = None,
@@ -74,7 +73,6 @@ def backup(
     """Back up DATABASE and its filestore; print the new snapshot id."""
     opt.apply_verbosity(verbose, quiet)
     parsed_labels = parse_labels(labels or [])
-    residency = validate_residency(residency)
     config = opt.load_odoo_config(odoo_config)
     root, root_source = opt.filestore_root(filestore_root, config)
     repository = opt.open_repository(repo)

@@ -50,6 +50,15 @@ def init(
             "s3:BypassGovernanceRetention) or compliance (no one can remove it).",
         ),
     ] = LockMode.governance,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Region the repository is stored in, as its provider names it "
+            "(eu-west-1, fr-par, fsn1). Copies check snapshots' residency against it.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
@@ -69,13 +78,18 @@ def init(
                 "terminal to be prompted",
             )
     repository = Repository.init(
-        location, secret=secret, lock_days=lock_days, lock_mode=lock_mode.value
+        location,
+        secret=secret,
+        lock_days=lock_days,
+        lock_mode=lock_mode.value,
+        region=region,
     )
-    encrypted = ", encrypted" if repository.encrypted else ""
-    console.out(
-        f"created repository {repository.location} "
-        f"(id {repository.config.id}{encrypted})"
-    )
+    details = [f"id {repository.config.id}"]
+    if repository.encrypted:
+        details.append("encrypted")
+    if repository.config.region:
+        details.append(f"region {repository.config.region}")
+    console.out(f"created repository {repository.location} ({', '.join(details)})")
     lock = repository.config.object_lock
     if lock is not None:
         console.out(f"objects are locked in {lock.mode} mode for {lock.days} days")

@@ -43,6 +43,7 @@ from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.dump import DumpProcess
 from odoo_dr.pg.names import validate_database_name
 from odoo_dr.pg.server import server_version
+from odoo_dr.repository import residency
 from odoo_dr.repository.blobs import WriteStats
 from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import (
@@ -77,6 +78,7 @@ class BackupOptions:
     # Recorded in the manifest: retention policies choose by them, and a release
     # restore point carries release=<name>.
     labels: dict[str, str] = field(default_factory=dict)
+    # Where the snapshot may be stored, as `repository.residency` reads it.
     residency: str | None = None
 
     @property
@@ -95,7 +97,6 @@ def validate_tenant_name(name: str) -> str:
 
 
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_RESIDENCY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
@@ -120,15 +121,6 @@ def parse_labels(items: list[str]) -> dict[str, str]:
             )
         labels[key] = value
     return labels
-
-
-def validate_residency(value: str | None) -> str | None:
-    if value is not None and not _RESIDENCY.match(value):
-        raise RejectedError(
-            f"invalid residency {value!r}",
-            hint="use lower-case letters, digits and '-', such as 'eu' or 'ch'",
-        )
-    return value
 
 
 def _previous_entries(
@@ -216,6 +208,10 @@ def run_backup(
     """Back up one database and return the published snapshot's manifest."""
     database = validate_database_name(options.database)
     tenant = validate_tenant_name(options.tenant_name)
+    if options.residency is not None:
+        options = replace(
+            options, residency=residency.normalize_residency(options.residency)
+        )
 
     # Pre-checks: nothing is written before these pass.
     version_text, major, referenced = _check_database(settings, database)

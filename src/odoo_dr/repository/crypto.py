@@ -39,6 +39,9 @@ KEY_FILE_VARIABLE = "ODOO_DR_KEY_FILE"
 PASSPHRASE_VARIABLE = "ODOO_DR_PASSPHRASE"
 NEW_KEY_FILE_VARIABLE = "ODOO_DR_NEW_KEY_FILE"
 NEW_PASSPHRASE_VARIABLE = "ODOO_DR_NEW_PASSPHRASE"
+# The key of the repository that `odoo-dr copy --to` writes, when it differs.
+TARGET_KEY_FILE_VARIABLE = "ODOO_DR_TARGET_KEY_FILE"
+TARGET_PASSPHRASE_VARIABLE = "ODOO_DR_TARGET_PASSPHRASE"
 
 SEALED_VERSION = 1
 NONCE_SIZE = 12
@@ -237,15 +240,18 @@ def secret_from_environment(
     new: bool = False,
     confirm: bool = False,
     prompt: str = "Repository passphrase: ",
+    variables: tuple[str, str] | None = None,
 ) -> bytes | None:
     """Return the secret from a key file, a passphrase variable or a prompt.
 
-    With `new`, the ODOO_DR_NEW_* variables are read. With `confirm`, the prompt
-    repeats to confirm the entry. Returns None when no variable is set and stdin
-    is not a terminal.
+    With `new`, the ODOO_DR_NEW_* variables are read, and `variables` names another
+    (key file, passphrase) pair. With `confirm`, the prompt repeats to confirm the
+    entry. Returns None when no variable is set and stdin is not a terminal.
     """
     file_variable = NEW_KEY_FILE_VARIABLE if new else KEY_FILE_VARIABLE
     passphrase_variable = NEW_PASSPHRASE_VARIABLE if new else PASSPHRASE_VARIABLE
+    if variables is not None:
+        file_variable, passphrase_variable = variables
     key_file = os.environ.get(file_variable)
     passphrase = os.environ.get(passphrase_variable)
     if key_file and passphrase:

@@ -182,3 +182,8 @@ class DrillRecord(BaseModel):
     steps: dict[str, float] = Field(description="seconds per step")
     checks: list[CheckResult]
     tool_version: str
+    copied_from: str | None = Field(
+        default=None,
+        description="id of the repository the drill ran on, for a record that "
+        "odoo-dr copy brought over with its snapshot",
+    )

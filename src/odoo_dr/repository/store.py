@@ -37,7 +37,7 @@ from odoo_dr.errors import (
     RepositoryError,
     SnapshotDamaged,
 )
-from odoo_dr.repository import crypto, objects
+from odoo_dr.repository import crypto, objects, residency
 from odoo_dr.repository.backend import Backend, DeleteDenied, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
 from odoo_dr.repository.index import pack_key
@@ -78,6 +78,10 @@ class RepositoryConfig(BaseModel):
     encryption: str = "none"
     key_slots: list[crypto.KeySlot] = []
     object_lock: ObjectLockSettings | None = None
+    region: str | None = Field(
+        default=None,
+        description="where the repository's storage is, as its provider names it",
+    )
 
     def to_json(self) -> bytes:
         """Return config.json's bytes; an unencrypted one has no `key_slots`."""
@@ -189,13 +193,17 @@ class Repository:
         *,
         lock_days: int | None = None,
         lock_mode: str = "governance",
+        region: str | None = None,
     ) -> Repository:
         """Create an empty repository at `location`, encrypted if `secret` is given.
 
         With `lock_days`, the repository's objects are written with S3 Object Lock
         in `lock_mode` (governance or compliance) for that many days. The bucket
-        must have Object Lock enabled.
+        must have Object Lock enabled. `region` declares where the storage is,
+        for the residency check of copies.
         """
+        if region is not None:
+            region = residency.normalize_region(region)
         backend = _backend_for(location)
         if lock_mode not in ("governance", "compliance"):
             raise RejectedError(
@@ -242,6 +250,7 @@ class Repository:
                 if lock_days is None
                 else ObjectLockSettings(mode=lock_mode, days=lock_days)
             ),
+            region=region,
         )
         keys = None
         readme = REPOSITORY_README
