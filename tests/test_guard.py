@@ -253,3 +253,36 @@ def test_release_name_from_environment(monkeypatch, variables, expected):
         monkeypatch.setenv(name, value)
     assert resolve_release(None)[0] == expected
     assert resolve_release("explicit") == ("explicit", "--release")
+
+
+def test_post_deploy_checks_planned_versions(
+    repository, odoo_database, filestore_root, tmp_path
+):
+    summary = odoo_database()
+    database = summary.database
+    options = common(repository, filestore_root)
+    modules = tmp_path / "modules.json"
+    rows = query(
+        database,
+        "SELECT name, latest_version FROM ir_module_module WHERE state = 'installed'",
+    )
+    installed = dict(rows)
+    modules.write_text(json.dumps({**installed, "stock": "1.2"}))
+    plan = ["--modules-file", str(modules), "--large-rows", "100"]
+    pre = run("guard", "pre-deploy", database, "--take", "--release", "v5", *plan,
+              *options)  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    assert "the upgrade of stock touches large tables: stock_move" in pre.stderr
+    point = load_restore_point(repository, database, "v5")
+    assert point.migration.expected["stock"] == "17.0.1.2"
+    assert [item.name for item in point.migration.changes] == ["stock"]
+
+    not_upgraded = run("guard", "post-deploy", database, "--release", "v5", *options)
+    assert not_upgraded.returncode == 5
+    assert "stock: version 17.0.1.1, expected 17.0.1.2" in not_upgraded.stdout
+    query(
+        database,
+        "UPDATE ir_module_module SET latest_version = '17.0.1.2' WHERE name = 'stock'",
+    )
+    upgraded = run("guard", "post-deploy", database, "--release", "v5", *options)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr

@@ -325,15 +325,24 @@ def post_deploy(
     repository = opt.open_repository(repo)
     point = None
     try:
-        name, _source = resolve_release(release)
-        point = load_restore_point(repository, tenant, name)
+        name, source = resolve_release(release)
     except RejectedError:
-        if release is not None:
-            raise
+        # No release named: the checks run without a restore point's versions.
+        name, source = None, None
+    if name is not None:
+        point = load_restore_point(repository, tenant, name)
     if point is None and release is not None:
         raise RejectedError(
             f"release {release!r} of {tenant!r} has no restore point",
             hint="run 'odoo-dr guard pre-deploy' before the deployment",
+        )
+    if point is None and name is not None:
+        log.warning(
+            "release %r (from %s) of %r has no restore point; checking without "
+            "its module versions",
+            name,
+            source,
+            tenant,
         )
     if database is None:
         latest = repository.latest_snapshot(tenant)
