@@ -284,9 +284,8 @@ def test_lock_needs_object_lock_bucket(s3_environment, unique, tmp_path):
     )
     assert result.returncode == 2
     assert f"bucket {PLAIN_BUCKET} does not have Object Lock enabled" in result.stderr
-    local = run_cli("init", "--repo", str(tmp_path / "repo"), "--lock-days", "3")
-    assert local.returncode == 2
-    assert "needs an S3 bucket with Object Lock" in local.stderr
+    with pytest.raises(RejectedError, match="needs an S3 bucket with Object Lock"):
+        Repository.init(str(tmp_path / "repo"), lock_days=3)
 
 
 def test_backup_objects_are_locked(
@@ -537,3 +536,12 @@ def test_writer_cannot_destroy_locked_snapshot(
         assert server.writer.secret_access_key not in str(denied.value)
         pruner = S3Backend(bucket, prefix, client=server.client(server.pruner))
         pruner.delete("drills/nothing.json")
+
+        # Outside its prefix the writer may not even write; the error says so.
+        elsewhere = S3Backend(bucket, "elsewhere", client=server.client(server.writer))
+        with pytest.raises(RepositoryError) as raised:
+            elsewhere.write("packs/aa/one", b"data")
+        assert f"s3://{bucket}/elsewhere/packs/aa/one" in raised.value.message
+        assert "access denied" in raised.value.message
+        assert "docs/s3.md" in raised.value.hint
+        assert server.writer.secret_access_key not in str(raised.value)
