@@ -130,6 +130,14 @@ def test_init_needs_no_folder_and_rejects_second(s3_environment, unique, tmp_pat
         Repository.init(repo)
 
 
+def test_open_without_config_names_it(s3_environment, unique):
+    S3Backend(PLAIN_BUCKET, f"repo-{unique}").write("packs/aa/one", b"data")
+    with pytest.raises(RepositoryError, match="its config.json is missing"):
+        Repository.open(location(PLAIN_BUCKET, unique))
+    with pytest.raises(RepositoryError, match="no odoo-dr repository at"):
+        Repository.open(location(PLAIN_BUCKET, unique + "-empty"))
+
+
 def test_multipart_upload_round_trip(s3_environment, raw_s3, unique):
     # S3 parts are at least 5 MiB, except the last.
     backend = S3Backend(
