@@ -77,6 +77,7 @@ def test_s3_backup_restore_drill_round_trip(
     summary = odoo_database()
     repo = location(VERSIONED_BUCKET, unique)
     ok(run_cli("init", "--repo", repo))
+
     snapshot_id = ok(
         run_cli(
             "backup",
@@ -88,6 +89,7 @@ def test_s3_backup_restore_drill_round_trip(
     )
     listed = json.loads(ok(run_cli("snapshots", "--json", "--repo", repo)))
     assert [item["id"] for item in listed] == [snapshot_id]
+
     target = summary.database + "_s3"
     database_names.append(target)
     restored = tmp_path / "restored"
@@ -110,6 +112,7 @@ def test_s3_backup_restore_drill_round_trip(
     assert file_hashes(restored / target) == file_hashes(
         filestore_root / summary.database
     )
+
     record = json.loads(ok(run_cli("drill", snapshot_id, "--json", "--repo", repo)))
     assert record["passed"] is True
     assert len(Repository.open(repo).list_drills(summary.database)) == 1
@@ -125,6 +128,14 @@ def test_init_needs_no_folder_and_rejects_second(s3_environment, unique, tmp_pat
     assert Repository.open(repo).config.id == repository.config.id
     with pytest.raises(RejectedError, match="already exists"):
         Repository.init(repo)
+
+
+def test_open_without_config_names_it(s3_environment, unique):
+    S3Backend(PLAIN_BUCKET, f"repo-{unique}").write("packs/aa/one", b"data")
+    with pytest.raises(RepositoryError, match="its config.json is missing"):
+        Repository.open(location(PLAIN_BUCKET, unique))
+    with pytest.raises(RepositoryError, match="no odoo-dr repository at"):
+        Repository.open(location(PLAIN_BUCKET, unique + "-empty"))
 
 
 def test_multipart_upload_round_trip(s3_environment, raw_s3, unique):
@@ -150,6 +161,21 @@ def test_multipart_upload_round_trip(s3_environment, raw_s3, unique):
     )
 
 
+def test_multipart_upload_is_locked(s3_environment, raw_s3, unique):
+    backend = S3Backend(
+        LOCKED_BUCKET,
+        f"repo-{unique}",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunk=5 * 1024 * 1024,
+    )
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    backend.write("packs/ab/big", b"x" * (6 * 1024 * 1024), retain_until=until)
+    head = raw_s3.head_object(Bucket=LOCKED_BUCKET, Key=f"repo-{unique}/packs/ab/big")
+    assert head["ETag"].strip('"').endswith("-2")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert backend.retained_until("packs/ab/big") == until
+
+
 def test_read_range_past_end(s3_environment, unique):
     backend = S3Backend(PLAIN_BUCKET, f"repo-{unique}")
     backend.write("packs/cd/small", b"0123456789")
@@ -159,23 +185,22 @@ def test_read_range_past_end(s3_environment, unique):
 
 def test_create_exclusive_single_winner(s3_environment, unique):
     backend = S3Backend(VERSIONED_BUCKET, f"repo-{unique}")
-    results: list[bool] = []
+    results: dict[int, bool] = {}
     barrier = threading.Barrier(8)
 
     def create(number: int) -> None:
         barrier.wait()
-        results.append(backend.create_exclusive("locks/one", str(number).encode()))
+        results[number] = backend.create_exclusive("locks/one", str(number).encode())
 
     threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert results.count(True) == 1
-    assert results.count(False) == 7
-    winner = results.index(True)
-    assert backend.read("locks/one").isdigit()
-    assert winner >= 0
+    winners = [number for number, created in results.items() if created]
+    assert len(results) == 8
+    assert len(winners) == 1
+    assert backend.read("locks/one") == str(winners[0]).encode()
 
 
 def test_create_exclusive_after_delete(s3_environment, unique):
@@ -284,9 +309,8 @@ def test_lock_needs_object_lock_bucket(s3_environment, unique, tmp_path):
     )
     assert result.returncode == 2
     assert f"bucket {PLAIN_BUCKET} does not have Object Lock enabled" in result.stderr
-    local = run_cli("init", "--repo", str(tmp_path / "repo"), "--lock-days", "3")
-    assert local.returncode == 2
-    assert "needs an S3 bucket with Object Lock" in local.stderr
+    with pytest.raises(RejectedError, match="needs an S3 bucket with Object Lock"):
+        Repository.init(str(tmp_path / "repo"), lock_days=3)
 
 
 def test_backup_objects_are_locked(
@@ -461,7 +485,7 @@ def test_writer_cannot_destroy_locked_snapshot(
         keys = keys_under(client, bucket, prefix)
         protected = [key for key in keys if "/locks/" not in key]
         assert f"{prefix}/snapshots/{snapshot_id}.json" in protected
-        refused = []
+        rejected = []
         for key in protected:
             version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
             attacks = attacks_on(client, bucket, key, version)
@@ -469,12 +493,12 @@ def test_writer_cannot_destroy_locked_snapshot(
                 try:
                     attack()
                 except botocore.exceptions.ClientError:
-                    refused.append(name)
+                    rejected.append(name)
         bulk = [{"Key": key} for key in protected]
         try:
             client.delete_objects(Bucket=bucket, Delete={"Objects": bulk})
         except botocore.exceptions.ClientError:
-            refused.append("bulk delete")
+            rejected.append("bulk delete")
         for protection in (
             lambda: client.put_bucket_versioning(
                 Bucket=bucket, VersioningConfiguration={"Status": "Suspended"}
@@ -496,9 +520,9 @@ def test_writer_cannot_destroy_locked_snapshot(
             with pytest.raises(botocore.exceptions.ClientError) as raised:
                 protection()
             assert raised.value.response["Error"]["Code"] == "AccessDenied"
-        assert refused.count("delete") == len(protected)
-        assert refused.count("delete version") == len(protected)
-        assert refused.count("delete version again") == len(protected)
+        assert rejected.count("delete") == len(protected)
+        assert rejected.count("delete version") == len(protected)
+        assert rejected.count("delete version again") == len(protected)
 
         # The overwrites did replace the current versions.
         current = run_cli("snapshots", "--repo", repo, env=writer)
@@ -537,3 +561,12 @@ def test_writer_cannot_destroy_locked_snapshot(
         assert server.writer.secret_access_key not in str(denied.value)
         pruner = S3Backend(bucket, prefix, client=server.client(server.pruner))
         pruner.delete("drills/nothing.json")
+
+        # Outside its prefix the writer may not even write, and the error names where.
+        elsewhere = S3Backend(bucket, "elsewhere", client=server.client(server.writer))
+        with pytest.raises(RepositoryError) as raised:
+            elsewhere.write("packs/aa/one", b"data")
+        assert f"s3://{bucket}/elsewhere/packs/aa/one" in raised.value.message
+        assert "access denied" in raised.value.message
+        assert "docs/s3.md" in raised.value.hint
+        assert server.writer.secret_access_key not in str(raised.value)

@@ -127,6 +127,17 @@ def _check_lock_request(backend: Backend, lock_days: int | None) -> None:
     check()
 
 
+def _has_repository_data(backend: Backend) -> bool:
+    """Return whether `backend` holds snapshots or packs (with or without config)."""
+    if isinstance(backend, LocalBackend):
+        return backend.exists("snapshots") or backend.exists("packs")
+    # An object store has no folders: look for one object under each prefix.
+    return any(
+        next(iter(backend.list(prefix)), None) is not None
+        for prefix in ("snapshots/", "packs/")
+    )
+
+
 def _check_local_root(root: Path) -> None:
     """Reject a repository path that is a file, or a folder odoo-dr cannot open."""
     try:
@@ -288,7 +299,7 @@ class Repository:
         try:
             raw = backend.read("config.json")
         except ObjectNotFound:
-            if backend.exists("snapshots") or backend.exists("packs"):
+            if _has_repository_data(backend):
                 raise RepositoryError(
                     f"{backend.describe()} looks like an odoo-dr repository but its "
                     "config.json is missing",
@@ -622,8 +633,8 @@ class Repository:
         try:
             self.backend.delete(key)
         except DeleteDenied:
-            # An append-only credential may write but not delete; the empty test
-            # file is harmless and prune removes it later.
+            # An append-only credential may write but not delete. The empty test
+            # file harms nothing, and a credential that may delete can remove it.
             log.info("left write test file %s: this credential may not delete", key)
 
     def save_drill(self, record: DrillRecord) -> None:
