@@ -43,6 +43,10 @@ class BlobIndex:
         self._blobs: dict[str, BlobLocation] = {}
         self._packs: set[str] = set()
         self._unsaved: dict[str, dict[str, BlobLocation]] = {}
+        # Index files that could not be read, and unindexed packs whose header
+        # could not be read, each with the reason.
+        self.damaged_files: dict[str, str] = {}
+        self.unreadable_packs: dict[str, str] = {}
 
     # -- loading
 
@@ -52,18 +56,26 @@ class BlobIndex:
                 self._load_file(key)
 
     def _load_file(self, key: str) -> None:
+        # A file is taken whole or not at all: a pack taken from a half-read file
+        # would count as indexed while some of its blobs are not.
+        packs: set[str] = set()
+        blobs: dict[str, BlobLocation] = {}
         try:
             payload = json.loads(self.backend.read(key))
             if payload.get("format") != FORMAT:
                 raise ValueError(f"unknown format {payload.get('format')!r}")
             for pack in payload["packs"]:
-                self._packs.add(pack["id"])
+                packs.add(str(pack["id"]))
                 for blob_id, offset, length, size in pack["blobs"]:
                     where = BlobLocation(pack["id"], offset, length, size)
-                    self._blobs[blob_id] = where
+                    blobs[blob_id] = where
         except (ValueError, KeyError, TypeError) as exc:
             # The packs it listed are found again by `add_unindexed_packs`.
             log.warning("skipping damaged index file %s: %s", key, exc)
+            self.damaged_files[key] = str(exc) or type(exc).__name__
+            return
+        self._packs.update(packs)
+        self._blobs.update(blobs)
 
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
@@ -81,6 +93,7 @@ class BlobIndex:
                 blobs = self.read_pack_header(pack_id)
             except (ValueError, KeyError, TypeError, struct.error, OSError) as exc:
                 log.warning("skipping unreadable pack %s: %s", pack_id, exc)
+                self.unreadable_packs[pack_id] = f"its header is unreadable ({exc})"
                 continue
             new = {
                 blob_id: where
