@@ -210,6 +210,7 @@ def test_roles_script_before_14():
         'ALTER DEFAULT PRIVILEGES FOR ROLE "odoo" IN SCHEMA "public" GRANT SELECT ON '
         'TABLES TO "odoo_dr_backup";'
     ) in script
+    assert "'REVOKE CREATE ON SCHEMA public FROM PUBLIC'" in script
 
 
 def test_roles_script_from_17():
@@ -247,3 +248,44 @@ def test_restore_role_leaves_others_leftovers(role_names, database_names, unique
     rows = query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
                  (leftover,))  # fmt: skip
     assert rows == [(1,)]
+
+
+@pytest.mark.skipif(PSQL is None, reason="psql is not installed")
+def test_roles_script_before_14_runs(role_names, database_names, unique, tmp_path):
+    """The script for older servers is valid psql, and its grants work here too."""
+    production = f"Old Prod {unique}"
+    database_names.append(production)
+    with admin_connection() as connection:
+        connection.execute(f"CREATE DATABASE {quoted(production)}")
+    query(production, 'CREATE SCHEMA "Sales"; CREATE TABLE "Sales".orders (id serial)')
+    query(production, "GRANT CREATE ON SCHEMA public TO PUBLIC")
+    facts = pg_roles.ServerFacts(
+        "13.16",
+        13,
+        (pg_roles.ProductionDatabase(production, "postgres", ("Sales", "public")),),
+    )
+    script = tmp_path / "roles.sql"
+    script.write_text(
+        pg_roles.roles_script(facts, role_names["backup"], role_names["restore"])
+    )
+    for _ in range(2):
+        applied = subprocess.run(
+            [PSQL, "-X", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", str(script)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+
+    backup_role = role_names["backup"]
+    with connect_as(backup_role, production) as connection:
+        assert connection.execute('SELECT count(*) FROM "Sales".orders').fetchone() == (
+            0,
+        )
+    query(production, 'CREATE TABLE "Sales".later (id int)')
+    with connect_as(backup_role, production) as connection:
+        assert connection.execute('SELECT count(*) FROM "Sales".later').fetchone() == (
+            0,
+        )
+    for statement in ("CREATE TABLE public.intruder (id int)",
+                      'INSERT INTO "Sales".orders DEFAULT VALUES'):  # fmt: skip
+        error = rejected(backup_role, production, statement)
+        assert "permission denied" in error, statement

@@ -231,6 +231,22 @@ def _backup_lines(facts: ServerFacts, role: str) -> list[str]:
                     f" GRANT SELECT ON SEQUENCES TO {ident};",
                 ]
         lines.append(f"\\connect {MAINTENANCE_DATABASE}")
+    if facts.major < 15:
+        lines += [
+            f"-- PostgreSQL {facts.version} lets PUBLIC create objects in schema",
+            "-- public (until PostgreSQL 15). Keep that to each database's owner, so",
+            "-- neither role can write there.",
+        ]
+        for database in facts.databases:
+            owner = quote_literal(database.owner)
+            lines += [
+                f"\\connect {quote_identifier(database.name)}",
+                "SELECT format('GRANT CREATE ON SCHEMA public TO %I', "
+                f"{owner}), 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'",
+                " WHERE to_regnamespace('public') IS NOT NULL",
+                "\\gexec",
+            ]
+        lines.append(f"\\connect {MAINTENANCE_DATABASE}")
     if facts.major >= 17:
         lines += [
             "-- MAINTAIN (PostgreSQL 17) lets the backup lock ir_attachment against",
