@@ -25,7 +25,8 @@ def verify_command(
         bool,
         typer.Option(
             "--read-data",
-            help="Also read every object and check it against its SHA-256.",
+            help="Also read every pack and check each object in it against its "
+            "SHA-256.",
         ),
     ] = False,
     read_data_subset: Annotated[
@@ -34,7 +35,7 @@ def verify_command(
             "--read-data-subset",
             metavar="PERCENT|N/M",
             help="Read and check only some packs: a PERCENT window that moves every "
-            "day (5% reads every pack once in 20 days), or slice N of M.",
+            "day (5% reads every pack within 20 days), or slice N of M.",
             show_default=False,
         ),
     ] = None,

@@ -86,5 +86,5 @@ def parse_subset(text: str, seed: str | None = None) -> Subset:
     return Subset(
         (day * width) % SPACE,
         width,
-        f"{float(percent):g}% for day {day} (every pack read once in {days} days)",
+        f"{float(percent):g}% for day {day} (every pack read within {days} days)",
     )
