@@ -525,14 +525,15 @@ def test_verify_names_broken_snapshots(cli, repository, odoo_database, filestore
             "(decompression error: Restored data doesn't match checksum)"
         ]
 
+    pack = repository.blobs.location(shared["chunks"][0]).pack
     delete_pack_of(repository, shared["chunks"][0])
     missing = cli("verify", "--json", "--repo", repository.location)
     assert missing.returncode == 5
     problems = json.loads(missing.stdout)["snapshots"][0]["problems"]
     assert (
-        f"filestore file {shared['path']}: object {shared['chunks'][0]} missing"
-        in problems
-    )
+        f"filestore file {shared['path']}: object {shared['chunks'][0]} missing "
+        f"(its pack {pack} is gone)"
+    ) in problems
 
 
 def test_verify_reads_unindexed_packs(cli, repository, odoo_database, filestore_root):

@@ -19,6 +19,7 @@ from odoo_dr.cli import (
     prune,
     repository,
     restore,
+    roles,
     verify,
 )
 from odoo_dr.cli.keys import key_app
@@ -51,6 +52,7 @@ guard.guard_app.command("post-deploy")(guard.post_deploy)
 app.add_typer(guard.guard_app, name="guard")
 app.command("rollback")(guard.rollback)
 app.command("copy")(copy.copy)
+app.command("roles")(roles.roles)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

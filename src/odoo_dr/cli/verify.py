@@ -9,6 +9,7 @@ from rich.table import Table
 
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
+from odoo_dr.engine.subset import parse_subset
 from odoo_dr.engine.verify import VerifyReport, verify
 from odoo_dr.errors import ExitCode, RejectedError
 
@@ -24,9 +25,30 @@ def verify_command(
         bool,
         typer.Option(
             "--read-data",
-            help="Also read every object and check it against its SHA-256.",
+            help="Also read every pack and check each object in it against its "
+            "SHA-256.",
         ),
     ] = False,
+    read_data_subset: Annotated[
+        str | None,
+        typer.Option(
+            "--read-data-subset",
+            metavar="PERCENT|N/M",
+            help="Read and check only some packs: a PERCENT window that moves every "
+            "day (5% reads every pack within 20 days), or slice N of M.",
+            show_default=False,
+        ),
+    ] = None,
+    subset_seed: Annotated[
+        str | None,
+        typer.Option(
+            "--subset-seed",
+            metavar="DAY|DATE",
+            help="Day of the PERCENT window, as days since 1970-01-01 or a date "
+            "(YYYY-MM-DD). Default: today in UTC.",
+            show_default=False,
+        ),
+    ] = None,
     repo: opt.RepoOption = None,
     jobs: opt.JobsOption = opt.default_jobs(),
     as_json: opt.JsonOption = False,
@@ -35,11 +57,26 @@ def verify_command(
 ) -> None:
     """Check that every object each snapshot needs is present (and intact).
 
-    Exit 0 when every snapshot can be restored, 5 when one cannot.
+    Exit 0 when every snapshot can be restored and nothing read is damaged, 5 when
+    a snapshot cannot be restored or damage was found.
     """
     opt.apply_verbosity(verbose, quiet)
+    subset = None
+    if read_data_subset is not None:
+        if read_data:
+            raise RejectedError(
+                "--read-data and --read-data-subset exclude each other",
+                hint="pass --read-data to read every pack, or --read-data-subset "
+                "to read some",
+            )
+        subset = parse_subset(read_data_subset, subset_seed)
+    elif subset_seed is not None:
+        raise RejectedError(
+            "--subset-seed needs --read-data-subset with a percentage",
+            hint="pass for example --read-data-subset 5% --subset-seed 2026-12-04",
+        )
     repository = opt.open_repository(repo)
-    report = verify(repository, tenant, read_data, jobs)
+    report = verify(repository, tenant, read_data, jobs, subset)
     if tenant is not None and not report.snapshots and not report.unreadable:
         raise RejectedError(
             f"no snapshots of tenant {tenant!r} in repository {repository.location}",
@@ -60,7 +97,11 @@ def _as_json(report: VerifyReport) -> dict:
         "objects_checked": report.objects_checked,
         "bytes_read": report.bytes_read,
         "unreadable_manifests": report.unreadable,
+        "subset": report.subset,
+        "packs_read": report.packs_read,
+        "packs_total": report.packs_total,
         "damaged_packs": report.damaged_packs,
+        "damaged_index_files": report.damaged_index_files,
         "unindexed_packs": report.unindexed_packs,
         "snapshots": [
             {
@@ -95,6 +136,11 @@ def _print_report(report: VerifyReport) -> None:
         errors.print(f"snapshot {snapshot_id} is unreadable: {message}")
     for pack_id, message in report.damaged_packs.items():
         console.out(f"  pack {pack_id} is damaged: {message}")
+    for key, message in report.damaged_index_files.items():
+        console.out(
+            f"  index file {key} is damaged ({message}); its packs were read from "
+            "their headers, and the next backup indexes them again"
+        )
     if report.unindexed_packs:
         errors.print(
             f"{report.unindexed_packs:,} pack(s) are listed by no index file (a backup "
@@ -102,8 +148,14 @@ def _print_report(report: VerifyReport) -> None:
             "headers were read instead, and the next backup indexes them again"
         )
     checked = "read and checked" if report.read_data else "looked up"
+    packs = ""
+    if report.read_data:
+        packs = (
+            f" in {report.packs_read:,} of {report.packs_total:,} packs "
+            f"({size(report.bytes_read)})"
+        )
+    subset = f", subset {report.subset}" if report.subset else ""
     console.out(
-        f"{report.objects_checked:,} objects {checked}"
-        + (f" ({size(report.bytes_read)})" if report.read_data else "")
+        f"{report.objects_checked:,} objects {checked}{packs}{subset}"
         + ("; every snapshot can be restored" if report.ok else "")
     )

@@ -1,11 +1,16 @@
 """Check that every snapshot in a repository can be restored.
 
 The structure check confirms that every blob a snapshot needs has an index entry and
-that its pack exists. With `read_data`, each pack holding needed blobs is read once:
-its bytes are checked against its name and its header is parsed, and each needed
-blob is decompressed and checked against its SHA-256, however many snapshots share
-it. Each problem names the snapshot, the file (a dump file or a filestore path) and
-the blob; a damaged pack whose blobs still read correctly is reported on its own.
+that its pack exists. The content check (`read_data`) then reads packs whole, each
+once: all of them, or those of a `Subset`. A pack's bytes are checked against its
+name and its header is parsed, and every blob it contains is decompressed and checked
+against its SHA-256, however many snapshots share it.
+
+A blob counts where the index points to it: when a damaged blob was written again
+into a newer pack, the newer index entry wins, as it does for a restore. Damage
+in a blob that snapshots need is reported with each snapshot and file it breaks.
+Damage in a copy that nothing needs any more (superseded or unreferenced) is
+reported with its pack only, and breaks no snapshot.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from odoo_dr.engine.subset import Subset
 from odoo_dr.errors import OdooDrError
-from odoo_dr.repository.index import pack_key
+from odoo_dr.repository.crypto import RepositoryKeys
+from odoo_dr.repository.index import BlobIndex, pack_key
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest, StoredBlob
 from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
 from odoo_dr.repository.store import Repository
@@ -51,6 +58,13 @@ class VerifyReport:
     damaged_packs: dict[str, str] = field(default_factory=dict)
     # Packs that no index file lists, whose chunks were found from their headers.
     unindexed_packs: int = 0
+    # Index files that could not be read. They break no snapshot, because the
+    # packs they listed are read from their headers, so they leave `ok` true.
+    damaged_index_files: dict[str, str] = field(default_factory=dict)
+    # The subset of packs read, described, when not all of them were.
+    subset: str | None = None
+    packs_read: int = 0
+    packs_total: int = 0
 
     @property
     def ok(self) -> bool:
@@ -59,6 +73,16 @@ class VerifyReport:
             and not self.damaged_packs
             and all(item.ok for item in self.snapshots)
         )
+
+
+@dataclass
+class _PackResult:
+    """Findings of one pack's read: damaged blobs by id, and the pack's own problem."""
+
+    damaged: dict[str, str]
+    problem: str | None
+    size: int
+    blobs: int
 
 
 def _needed_blobs(
@@ -77,43 +101,70 @@ def _needed_blobs(
         entries = [FilestoreEntry.model_validate(item) for item in json.loads(raw)]
     except (OdooDrError, ValueError, ValidationError) as exc:
         message = exc.message if isinstance(exc, OdooDrError) else str(exc)
-        report.problems.append(f"file index unreadable: {message.splitlines()[0]}")
+        report.problems.append(
+            f"file index unreadable, so its files cannot be listed: "
+            f"{message.splitlines()[0]}"
+        )
         return blobs
     blobs.extend((f"filestore file {entry.path}", entry) for entry in entries)
     return blobs
 
 
-def _read_pack(
-    repository: Repository, pack_id: str, blobs: list[tuple[str, BlobLocation]]
-) -> tuple[dict[str, str], str | None, int]:
-    """Read one pack whole and check it.
+def _pack_blobs(
+    data: bytes,
+    pack_id: str,
+    indexed: dict[str, BlobLocation],
+    keys: RepositoryKeys | None = None,
+) -> tuple[dict[str, BlobLocation], str | None]:
+    """Return the blobs to check in a pack, and its header's problem.
 
-    Returns the problems of the needed blobs by id, a problem of the pack itself (its
-    bytes do not match its name, or its header is unreadable), and the bytes read.
+    These are the blobs its header lists, with the index's location for those the
+    index places in this pack (a restore reads them there), or only the latter when
+    the header is unreadable.
+    """
+    try:
+        entries = decode_header(data[: header_length(data)], keys)
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        return dict(indexed), f"its header is unreadable ({exc})"
+    blobs = {
+        blob_id: BlobLocation(pack_id, offset, length, size)
+        for blob_id, offset, length, size in entries
+    }
+    blobs.update(indexed)
+    return blobs, None
+
+
+def _read_pack(
+    repository: Repository, pack_id: str, indexed: dict[str, BlobLocation]
+) -> _PackResult:
+    """Read one pack whole and check its bytes, its header and every blob in it.
+
+    `indexed` holds the needed blobs that the index places in this pack.
     """
     try:
         data = repository.backend.read(pack_key(pack_id))
     except OdooDrError as exc:
-        return {blob_id: f"unreadable ({exc.message})" for blob_id, _ in blobs}, None, 0
-    pack_problem = None
+        reason = f"unreadable ({exc.message})"
+        return _PackResult(dict.fromkeys(indexed, reason), reason, 0, 0)
+    problems = []
     if hashlib.sha256(data).hexdigest() != pack_id:
-        pack_problem = "its bytes do not match its name (SHA-256)"
-    try:
-        decode_header(data[: header_length(data)], repository.keys)
-    except (ValueError, KeyError, TypeError, struct.error) as exc:
-        pack_problem = f"its header is unreadable ({exc})"
-    problems: dict[str, str] = {}
-    for blob_id, where in blobs:
+        problems.append("its bytes do not match its name (SHA-256)")
+    blobs, header_problem = _pack_blobs(data, pack_id, indexed, repository.keys)
+    if header_problem is not None:
+        problems.append(header_problem)
+    damaged: dict[str, str] = {}
+    for blob_id, where in blobs.items():
         if where.offset + where.length > len(data):
-            problems[blob_id] = f"truncated (pack {pack_id} ends at byte {len(data)})"
+            damaged[blob_id] = f"truncated (pack {pack_id} ends at byte {len(data)})"
             continue
         try:
             repository.blobs.decode(
                 blob_id, data[where.offset : where.offset + where.length]
             )
         except OdooDrError as exc:
-            problems[blob_id] = f"damaged ({exc.message.split(': ', 1)[-1]})"
-    return problems, pack_problem, len(data)
+            damaged[blob_id] = f"damaged ({exc.message.split(': ', 1)[-1]})"
+    problem = "; ".join(problems) if problems else None
+    return _PackResult(damaged, problem, len(data), len(blobs))
 
 
 def verify(
@@ -121,12 +172,15 @@ def verify(
     tenant: str | None = None,
     read_data: bool = False,
     jobs: int = 2,
+    subset: Subset | None = None,
 ) -> VerifyReport:
+    """Check every snapshot (of `tenant`); with `read_data` or `subset`, read packs."""
     manifests, unreadable = repository.scan_snapshots(tenant)
+    index = repository.blobs.index
     # A restore reads packs that no index file lists (a backup killed before it
     # wrote one, or a damaged index file) from their headers, so verify does too.
     # The index is only extended in memory; the next backup writes the index file.
-    unindexed = repository.blobs.index.add_unindexed_packs()
+    unindexed = index.add_unindexed_packs()
     reports: list[SnapshotReport] = []
     needed: dict[str, list[tuple[SnapshotReport, str]]] = {}
     for manifest in manifests:
@@ -137,27 +191,43 @@ def verify(
                 needed.setdefault(blob_id, []).append((report, description))
                 report.objects += 1
 
+    # Structure: every needed blob is indexed and its pack exists.
+    on_disk = index.pack_ids_on_disk()
     problems: dict[str, str] = {}
-    for blob_id in repository.blobs.missing([StoredBlob(size=0, chunks=list(needed))]):
-        problems[blob_id] = "missing"
+    for blob_id in needed:
+        where = index.get(blob_id)
+        if where is None:
+            problems[blob_id] = "missing (no index entry, in no pack's header)"
+        elif where.pack not in on_disk:
+            problems[blob_id] = f"missing (its pack {where.pack} is gone)"
+
+    damaged_packs = dict(index.unreadable_packs)
     bytes_read = 0
-    pack_problems: dict[str, str] = {}
-    if read_data:
-        by_pack: dict[str, list[tuple[str, BlobLocation]]] = defaultdict(list)
+    objects_checked = 0
+    packs = sorted(on_disk)
+    if subset is not None:
+        packs = [pack_id for pack_id in packs if subset.contains(pack_id)]
+    if read_data or subset is not None:
+        indexed: dict[str, dict[str, BlobLocation]] = defaultdict(dict)
         for blob_id in needed:
-            if blob_id not in problems:
-                where = repository.blobs.location(blob_id)
-                by_pack[where.pack].append((blob_id, where))
+            where = index.get(blob_id)
+            if where is not None:
+                indexed[where.pack][blob_id] = where
+
+        def read(pack_id: str) -> _PackResult:
+            return _read_pack(repository, pack_id, indexed.get(pack_id, {}))
+
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
-            for pack_id, (found, pack_problem, size) in zip(
-                by_pack,
-                pool.map(lambda item: _read_pack(repository, *item), by_pack.items()),
-                strict=True,
-            ):
-                problems.update(found)
-                bytes_read += size
-                if pack_problem is not None:
-                    pack_problems[pack_id] = pack_problem
+            results = pool.map(read, packs)
+            for pack_id, result in zip(packs, results, strict=True):
+                bytes_read += result.size
+                objects_checked += result.blobs
+                message = _record_pack(index, pack_id, result, needed, problems)
+                if message is not None:
+                    damaged_packs[pack_id] = message
+    else:
+        packs = []
+        objects_checked = len(needed)
 
     for blob_id, problem in sorted(problems.items()):
         for report, description in needed[blob_id]:
@@ -165,9 +235,53 @@ def verify(
     return VerifyReport(
         reports,
         unreadable,
-        len(needed),
+        objects_checked,
         bytes_read,
-        read_data,
-        pack_problems,
+        read_data or subset is not None,
+        damaged_packs,
         unindexed,
+        dict(index.damaged_files),
+        subset.description if subset is not None else None,
+        len(packs),
+        len(on_disk),
     )
+
+
+def _record_pack(
+    index: BlobIndex,
+    pack_id: str,
+    result: _PackResult,
+    needed: dict[str, list[tuple[SnapshotReport, str]]],
+    problems: dict[str, str],
+) -> str | None:
+    """Add a pack's damaged blobs that count to `problems`; describe its damage.
+
+    A blob counts when snapshots need it and the index places it in this pack.
+    Another copy (superseded by a newer pack, or needed by no snapshot) breaks
+    nothing, so it only makes the pack damaged.
+    """
+    broken: set[str] = set()
+    harmless = 0
+    for blob_id, problem in result.damaged.items():
+        where = index.get(blob_id)
+        if blob_id in needed and where is not None and where.pack == pack_id:
+            problems[blob_id] = problem
+            broken.update(report.snapshot_id for report, _ in needed[blob_id])
+        else:
+            harmless += 1
+    if result.problem is None and not result.damaged:
+        return None
+    parts = [result.problem] if result.problem else []
+    if broken:
+        parts.append(
+            f"{len(result.damaged) - harmless:,} damaged object(s) break "
+            f"{len(broken):,} snapshot(s), listed with them"
+        )
+    if harmless:
+        parts.append(
+            f"{harmless:,} damaged object(s) that no snapshot needs from this pack "
+            "(written again into a newer pack, or no longer referenced)"
+        )
+    if not broken:
+        parts.append("no snapshot is broken by it")
+    return "; ".join(parts)

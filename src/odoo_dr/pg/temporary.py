@@ -238,20 +238,42 @@ def in_use(comment: str | None) -> bool:
     return mark is not None and not abandoned(mark)
 
 
+# Whether the connected role may drop a database: its owner, a member of the
+# owner's role, or a superuser.
+_MAY_DROP = (
+    "(pg_has_role(datdba, 'MEMBER')"
+    " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))"
+)
+
+
+def _not_owner(name: str, owner: str) -> str:
+    return (
+        f"{name!r} was left by a killed odoo-dr of role {owner!r}, which alone may "
+        "drop it; its next restore or drill does"
+    )
+
+
 def clean_stale(connection: psycopg.Connection) -> list[str]:
     """Drop the temporary and drill databases that odoo-dr processes left behind.
 
     Databases in an interrupted swap are left to their swap journal, which a restore
-    into the same filestore root finishes. Returns a line per database, for the log.
+    into the same filestore root finishes. Only the owner of a database (or a
+    superuser) may drop it, so a restore role leaves those of other roles to them.
+    Returns a line per database, for the log.
     """
     actions = _drop_unmarked(connection)
     rows = connection.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
+        "SELECT datname, shobj_description(oid, 'pg_database'), "
+        + _MAY_DROP
+        + ", pg_get_userbyid(datdba) FROM pg_database"
         " WHERE shobj_description(oid, 'pg_database') LIKE 'odoo-dr %'"
     ).fetchall()
-    for name, comment in rows:
+    for name, comment, may_drop, owner in rows:
         mark = parse_mark(comment)
         if mark is None or not abandoned(mark):
+            continue
+        if not may_drop:
+            actions.append(_not_owner(name, owner))
             continue
         drill_swap = (mark["target"] or "").startswith(DRILL_PREFIX)
         if mark["kind"] in {"swapping", "replaced"} and not drill_swap:
@@ -269,13 +291,18 @@ def clean_stale(connection: psycopg.Connection) -> list[str]:
 def _drop_unmarked(connection: psycopg.Connection) -> list[str]:
     """Drop temporary databases whose creator died before it could mark them."""
     rows = connection.execute(
-        "SELECT datname FROM pg_database WHERE datistemplate"
+        "SELECT datname, "
+        + _MAY_DROP
+        + ", pg_get_userbyid(datdba) FROM pg_database WHERE datistemplate"
         " AND datname LIKE 'odoo-dr-restore-%'"
         " AND shobj_description(oid, 'pg_database') IS NULL"
     ).fetchall()
     actions = []
-    for (name,) in rows:
+    for name, may_drop, owner in rows:
         if not _TEMPORARY_NAME.match(name):
+            continue
+        if not may_drop:
+            actions.append(_not_owner(name, owner))
             continue
         key = creation_lock_key(name)
         locked = connection.execute(

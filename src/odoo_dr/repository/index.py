@@ -53,6 +53,10 @@ class BlobIndex:
         # The index file that lists each pack, and the files this process wrote.
         self._pack_files: dict[str, str] = {}
         self.saved_files: set[str] = set()
+        # Index files that could not be read, and unindexed packs whose header
+        # could not be read, each with the reason.
+        self.damaged_files: dict[str, str] = {}
+        self.unreadable_packs: dict[str, str] = {}
 
     # -- loading
 
@@ -77,7 +81,10 @@ class BlobIndex:
                     self._blobs[blob_id] = where
         except (ValueError, KeyError, TypeError) as exc:
             # The packs it listed are found again by `add_unindexed_packs`.
+            # NOTE: valid JSON with a malformed entry keeps the entries before it,
+            # so the pack of that entry counts as indexed with only some blobs.
             log.warning("skipping damaged index file %s: %s", key, exc)
+            self.damaged_files[key] = str(exc) or type(exc).__name__
 
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
@@ -95,6 +102,7 @@ class BlobIndex:
                 blobs = self.read_pack_header(pack_id)
             except (ValueError, KeyError, TypeError, struct.error, OSError) as exc:
                 log.warning("skipping unreadable pack %s: %s", pack_id, exc)
+                self.unreadable_packs[pack_id] = f"its header is unreadable ({exc})"
                 continue
             new = {
                 blob_id: where
