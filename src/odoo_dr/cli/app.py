@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from odoo_dr import __version__
-from odoo_dr.cli import backup, demo, drill, repository, restore, verify
+from odoo_dr.cli import archive, backup, demo, drill, repository, restore, verify
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
 from odoo_dr.cli.review import review_app
@@ -33,6 +33,8 @@ app.command("snapshots")(repository.snapshots)
 app.command("restore")(restore.restore)
 app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
+app.command("import")(archive.import_archive)
+app.command("export")(archive.export_snapshot)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 
