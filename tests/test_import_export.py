@@ -1,7 +1,7 @@
 """Import of Odoo's backup archives, and export of snapshots in their layouts.
 
 The source database is the Odoo-shaped sample, whose attachments are the real files
-of an Odoo 16 filestore; the truncated plain dump is the real Odoo 9 one. Rejected
+of an Odoo 16 filestore. The truncated plain dump is the real Odoo 9 one. Rejected
 archives must leave PostgreSQL untouched, which each test checks by listing
 pg_database before and after.
 """
@@ -25,7 +25,7 @@ import pytest
 import odoo9
 from conftest import SMALL, admin_connection, drop_leftovers, query, run_cli
 from odoo_dr.demo import builder
-from odoo_dr.odoo.archives import PLAIN_HEADER
+from odoo_dr.odoo.archives import PLAIN_HEADER, PLAIN_TRAILER
 from odoo_dr.pg import temporary
 from odoo_dr.pg.binaries import find_tools
 from odoo_dr.pg.connection import PgSettings
@@ -241,6 +241,11 @@ def rejected_archive(case: str, source: dict, folder: Path) -> tuple[Path, list[
     elif case == "truncated plain dump":
         path = folder / "odoo9.zip"
         write_odoo_zip(path, odoo9.DUMP, None, {"odoo_dump": "1"})
+    elif case == "psql meta-command":
+        path = folder / "shell.sql"
+        path.write_bytes(
+            PLAIN_HEADER + b"\n\\! touch hacked\n" + PLAIN_TRAILER + b"\n--\n"
+        )
     elif case == "unreadable custom dump":
         path = folder / "broken.dump"
         path.write_bytes(b"PGDMP" + os.urandom(4000))
@@ -255,12 +260,13 @@ def rejected_archive(case: str, source: dict, folder: Path) -> tuple[Path, list[
 
 REJECTIONS = {
     "truncated zip": "is a truncated or damaged zip archive",
-    "zip without dump.sql": "holds a filestore/ folder but no dump.sql",
+    "zip without dump.sql": "contains a filestore/ folder but no dump.sql",
     "random file named .zip": "is not a zip archive",
     "member with ..": "leads out of the archive's folder",
     "absolute member": "its path is absolute",
     "symbolic link member": "it is a symbolic link",
     "truncated plain dump": "dump.sql of odoo9.zip is truncated",
+    "psql meta-command": "shell.sql runs the psql meta-command \\! on line 2",
     "unreadable custom dump": "cannot be read by pg_restore",
     "zip bomb": "declares 1,125,899,906,842,624 bytes uncompressed",
 }
@@ -353,6 +359,21 @@ def test_imported_snapshot_drills(source, repository, tmp_path):
     drill = run_cli("drill", manifest.id, "--repo", repository.location, "--json")
     assert drill.returncode == 0, drill.stderr
     assert json.loads(drill.stdout)["passed"] is True
+
+
+def test_plain_dump_with_filestore(source, repository):
+    dump_sql = source["root"] / "dump.sql"
+    result = import_cli(
+        repository, dump_sql, "plain", "--filestore", str(source["folder"])
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = repository.load_snapshot(result.stdout.strip())
+    assert manifest.labels["imported-from"] == "dump.sql"
+    assert manifest.labels["imported-format"] == "plain-sql"
+    assert manifest.labels["imported-time-from"] == "file modification time"
+    # A plain dump names no database, so the tenant is recorded.
+    assert manifest.database.name == "plain"
+    assert snapshot_files(repository, manifest) == source_files(source["folder"])
 
 
 @pytest.fixture

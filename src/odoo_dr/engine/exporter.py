@@ -67,7 +67,7 @@ def default_output(manifest: SnapshotManifest, export_format: str) -> Path:
 def odoo_manifest(manifest: SnapshotManifest) -> dict:
     """Return manifest.json as Odoo's `dump_db_manifest` writes it.
 
-    Odoo records its release (`16.0`) where odoo-dr knows the `base` module's
+    Odoo records its release (`16.0`) where odoo-dr stores the `base` module's
     version (`16.0.1.3`), whose first two numbers are that release. Odoo's
     `pg_version` is `"%d.%d" % divmod(server_version_num / 100, 100)`, which is
     `15.0` for every PostgreSQL 15 and `9.5` for 9.5.x.
@@ -105,6 +105,7 @@ def run_export(
             f"unknown export format {options.format!r}",
             hint="use zip, folder or dump",
         )
+
     output = (options.output or default_output(manifest, options.format)).absolute()
     if output.exists() or output.is_symlink():
         raise RejectedError(
@@ -116,9 +117,11 @@ def run_export(
     problem = manifest.dump_problem()
     if problem is not None:
         raise RejectedError(f"snapshot {manifest.id} cannot be exported: {problem}")
+
     tools = find_tools(
         manifest.postgres.pg_dump_major, f"exporting snapshot {manifest.id}"
     )
+
     tempfiles.remove_stale(output.parent)
     partial = output.parent / tempfiles.temporary_name("export", prefix="odoo-dr-")
     work = tempfiles.make_folder(output.parent, "exportwork")

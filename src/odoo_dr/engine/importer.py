@@ -130,7 +130,10 @@ def _load_and_back_up(
 ) -> SnapshotManifest:
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         version_text, major = server_version(connection)
-    tools = find_tools(major, f"importing into PostgreSQL {version_text}")
+    # pg_restore must read the dump and write to the server: the newer of both.
+    tools = find_tools(
+        max(major, checked.dump_major), f"importing into PostgreSQL {version_text}"
+    )
     dbname = temporary.new_temporary_name()
     created = False
     try:

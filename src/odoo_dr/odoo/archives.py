@@ -90,6 +90,8 @@ class CheckedArchive:
     created_at: datetime | None = None
     created_from: str = ""
     dump_database: str | None = None
+    # The major version of the pg_dump that wrote a custom dump.
+    dump_major: int = 0
 
 
 def identify(path: Path, filestore: Path | None) -> ArchiveSource:
@@ -115,7 +117,7 @@ def identify(path: Path, filestore: Path | None) -> ArchiveSource:
         if filestore is not None:
             raise RejectedError(
                 f"--filestore is not used with a zip archive such as {path.name}",
-                hint="a zip holds its own filestore/ folder; leave out --filestore",
+                hint="a zip contains its own filestore/ folder; leave out --filestore",
             )
         return ArchiveSource("odoo-zip", path)
     if head.startswith(CUSTOM_SIGNATURE):
@@ -147,7 +149,7 @@ def _identify_folder(path: Path, filestore: Path | None) -> ArchiveSource:
     if plain.is_file():
         return ArchiveSource("odoo-folder", path, plain, filestore)
     raise RejectedError(
-        f"folder {path} holds neither {CUSTOM_DUMP} nor {PLAIN_DUMP}",
+        f"folder {path} contains neither {CUSTOM_DUMP} nor {PLAIN_DUMP}",
         hint="give a click-odoo-backupdb folder (db.dump, filestore/, "
         "manifest.json) or an unpacked Odoo backup zip",
     )
@@ -164,6 +166,11 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
         checked = CheckedArchive(source, source.dump, dump_format, source.filestore)
         manifest = source.path / MANIFEST if source.path.is_dir() else None
         if manifest is not None and manifest.is_file():
+            if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+                raise RejectedError(
+                    f"{MANIFEST} of {source.label} is "
+                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes"
+                )
             checked.odoo_manifest = _read_manifest(manifest.read_bytes(), source)
         checked.created_at = _file_time(source.dump)
         checked.created_from = "file modification time"
@@ -213,7 +220,7 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def _wanted(name: str) -> bool:
+def _is_extracted(name: str) -> bool:
     return name in {PLAIN_DUMP, MANIFEST} or name.startswith(FILESTORE + "/")
 
 
@@ -256,12 +263,14 @@ def _check_members(archive: zipfile.ZipFile, source: ArchiveSource) -> list:
             else ""
         )
         raise RejectedError(
-            f"{source.label} holds {present}no {PLAIN_DUMP}, the database dump of "
+            f"{source.label} contains {present}no {PLAIN_DUMP}, the database dump of "
             "an Odoo backup zip",
             hint="export the backup again from Odoo's database manager with the "
             "'zip (includes filestore)' format",
         )
-    return [info for info in members if _wanted(info.filename) and not info.is_dir()]
+    return [
+        info for info in members if _is_extracted(info.filename) and not info.is_dir()
+    ]
 
 
 def _check_space(members: list, work: Path, source: ArchiveSource) -> None:
@@ -315,8 +324,8 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
     checked = CheckedArchive(
         source, root / PLAIN_DUMP, "plain", filestore, odoo_manifest=manifest
     )
-    # Zip entries carry the writer's local time without its zone; this reads it
-    # in this host's zone, which is right when both run in the same zone (or UTC).
+    # Zip entries carry the writer's local time without its zone. It is read in
+    # this host's zone, which is right when both hosts use the same zone (or UTC).
     local = datetime(*dump_info.date_time).astimezone()
     checked.created_at = local.astimezone(UTC)
     checked.created_from = f"time of {PLAIN_DUMP} in the zip"
@@ -330,7 +339,7 @@ def check_plain_dump(path: Path, described: str) -> None:
     cut off. Lines starting with a backslash outside COPY data would make psql
     run meta-commands (`\\!` runs a shell command); pg_dump writes none but
     `\\restrict`/`\\unrestrict`.
-    NOTE: only meta-commands at the start of a line are found; a plain dump is a
+    NOTE: only meta-commands at the start of a line are found. A plain dump is a
     script that runs with the importing role's rights, so import only trusted ones.
     """
     size = path.stat().st_size
@@ -357,7 +366,7 @@ def check_plain_dump(path: Path, described: str) -> None:
             ):
                 command = line.strip().split(b" ")[0].decode("utf-8", "replace")
                 raise RejectedError(
-                    f"{described} runs the psql meta-command {command!r} on line "
+                    f"{described} runs the psql meta-command {command} on line "
                     f"{number:,}, which pg_dump never writes",
                     hint="the dump was edited after pg_dump wrote it; import only "
                     "dumps from a trusted source",
@@ -392,6 +401,10 @@ def _list_custom_dump(checked: CheckedArchive) -> None:
                 checked.created_from = "creation time in the dump's header"
         elif text.startswith("dbname: "):
             checked.dump_database = text.removeprefix("dbname: ").strip()
+        elif text.startswith("Dumped by pg_dump version: "):
+            version = text.removeprefix("Dumped by pg_dump version: ")
+            major = version.split(".")[0]
+            checked.dump_major = int(major) if major.isdigit() else 0
 
 
 def _parse_archive_time(text: str) -> datetime | None:
