@@ -182,16 +182,16 @@ def symlink_member() -> zipfile.ZipInfo:
     return info
 
 
-def declare_huge_size(path: Path, member: str) -> None:
-    """Make the central directory declare 1 PiB uncompressed for `member`.
+def declare_size(path: Path, member: str, size: int) -> None:
+    """Make the central directory declare `size` bytes uncompressed for `member`.
 
-    The entry gets a zip64 extra field holding the size, as a zip of a member that
-    large would have, and the end record is updated for the longer directory.
+    A size above 4 GiB goes into a zip64 extra field, as a zip of a member that
+    large would have it, and the end record is updated for the longer directory.
     """
     data = path.read_bytes()
     end = data.rfind(b"PK\x05\x06")
-    size, offset = struct.unpack_from("<II", data, end + 12)
-    directory = data[offset : offset + size]
+    directory_size, offset = struct.unpack_from("<II", data, end + 12)
+    directory = data[offset : offset + directory_size]
     rewritten = bytearray()
     position = 0
     while position < len(directory):
@@ -200,8 +200,11 @@ def declare_huge_size(path: Path, member: str) -> None:
         )
         stop = position + 46 + name_length + extra_length + comment_length
         entry = bytearray(directory[position:stop])
-        if bytes(entry[46 : 46 + name_length]) == member.encode():
-            zip64 = struct.pack("<HHQ", 0x0001, 8, 2**50)
+        matches = bytes(entry[46 : 46 + name_length]) == member.encode()
+        if matches and size < 2**32:
+            struct.pack_into("<I", entry, 24, size)
+        elif matches:
+            zip64 = struct.pack("<HHQ", 0x0001, 8, size)
             struct.pack_into("<I", entry, 24, 0xFFFFFFFF)
             struct.pack_into("<H", entry, 30, extra_length + len(zip64))
             at = 46 + name_length + extra_length
@@ -252,7 +255,11 @@ def rejected_archive(case: str, source: dict, folder: Path) -> tuple[Path, list[
     elif case == "zip bomb":
         path = folder / "bomb.zip"
         make_zip(path, [("manifest.json", b"{}"), ("dump.sql", PLAIN_HEADER)])
-        declare_huge_size(path, "dump.sql")
+        declare_size(path, "dump.sql", 2**50)
+    elif case == "member larger than declared":
+        path = folder / "liar.zip"
+        make_zip(path, [("dump.sql", PLAIN_HEADER + b"\n" * 1000)])
+        declare_size(path, "dump.sql", 10)
     else:
         raise AssertionError(case)
     return path, []
@@ -269,6 +276,7 @@ REJECTIONS = {
     "psql meta-command": "shell.sql runs the psql meta-command \\! on line 2",
     "unreadable custom dump": "cannot be read by pg_restore",
     "zip bomb": "declares 1,125,899,906,842,624 bytes uncompressed",
+    "member larger than declared": "member 'dump.sql' of liar.zip is damaged",
 }
 
 

@@ -105,7 +105,13 @@ def run_import(
     repository.check_writable("tmp", "an import stores a snapshot")
     work = _work_folder(repository, options.temp_dir)
     try:
-        checked = archives.check(source, work)
+        try:
+            checked = archives.check(source, work)
+        except OSError as exc:
+            raise RejectedError(
+                f"cannot read {exc.filename or source.path}: {exc.strerror or exc}",
+                hint="check that the user running odoo-dr may read the archive",
+            ) from None
         log.info(
             "checked %s (%s, %s dump), archive time %s from its %s",
             source.label,

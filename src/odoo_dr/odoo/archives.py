@@ -302,19 +302,24 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
         manifest: dict = {}
         for info in members:
             target = root.joinpath(*PurePosixPath(info.filename).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             if info.filename == MANIFEST and info.file_size > MAX_MANIFEST_BYTES:
                 raise RejectedError(
                     f"{MANIFEST} of {source.label} declares {info.file_size:,} "
                     "bytes, far more than Odoo writes"
                 )
             try:
-                with archive.open(info) as reader, open(target, "xb") as writer:
-                    shutil.copyfileobj(reader, writer, COPY_BYTES)
+                _extract_member(archive, info, target)
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise RejectedError(
                     f"member {info.filename!r} of {source.label} is damaged: {exc}",
                     hint="copy the archive again from where it was made",
+                ) from None
+            except OSError as exc:
+                raise RejectedError(
+                    f"cannot extract member {info.filename!r} of {source.label} "
+                    f"to {exc.filename or target}: {exc.strerror or exc}",
+                    hint="a file and a folder of the archive may share a name; "
+                    "if the disk is full, pass --temp-dir on another disk",
                 ) from None
             if info.filename == MANIFEST:
                 manifest = _read_manifest(target.read_bytes(), source)
@@ -330,6 +335,19 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
     checked.created_at = local.astimezone(UTC)
     checked.created_from = f"time of {PLAIN_DUMP} in the zip"
     return checked
+
+
+def _extract_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path
+) -> None:
+    """Copy one member to `target`, streamed.
+
+    zipfile stops reading at the member's declared size and checks its CRC-32 at
+    the end, so a member cannot write more than the free-space check allowed.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer, COPY_BYTES)
 
 
 def check_plain_dump(path: Path, described: str) -> None:
