@@ -25,6 +25,8 @@ import pytest
 import odoo9
 from conftest import SMALL, admin_connection, drop_leftovers, query, run_cli
 from odoo_dr.demo import builder
+from odoo_dr.engine.importer import ImportOptions, run_import
+from odoo_dr.errors import RejectedError
 from odoo_dr.odoo.archives import PLAIN_HEADER, PLAIN_TRAILER
 from odoo_dr.pg import temporary
 from odoo_dr.pg.binaries import find_tools
@@ -155,16 +157,9 @@ def source(tmp_path_factory):
     drop_leftovers([name])
 
 
-def import_cli(repository: Repository, path: Path, tenant: str, *extra: str, env=None):
+def import_cli(repository: Repository, path: Path, tenant: str, *extra: str):
     return run_cli(
-        "import",
-        str(path),
-        "--tenant",
-        tenant,
-        "--repo",
-        repository.location,
-        *extra,
-        env=env,
+        "import", str(path), "--tenant", tenant, "--repo", repository.location, *extra
     )
 
 
@@ -216,8 +211,8 @@ def declare_size(path: Path, member: str, size: int) -> None:
     path.write_bytes(data[:offset] + bytes(rewritten) + bytes(record))
 
 
-def rejected_archive(case: str, source: dict, folder: Path) -> tuple[Path, list[str]]:
-    """Build the archive of one rejection case; return it and extra CLI arguments."""
+def rejected_archive(case: str, source: dict, folder: Path) -> Path:
+    """Build and return the archive of one rejection case."""
     good = source["zip"].read_bytes()
     if case == "truncated zip":
         path = folder / "cut.zip"
@@ -262,7 +257,7 @@ def rejected_archive(case: str, source: dict, folder: Path) -> tuple[Path, list[
         declare_size(path, "dump.sql", 10)
     else:
         raise AssertionError(case)
-    return path, []
+    return path
 
 
 REJECTIONS = {
@@ -282,9 +277,9 @@ REJECTIONS = {
 
 @pytest.mark.parametrize("case", list(REJECTIONS))
 def test_import_rejects_before_postgres(case, source, repository, tmp_path):
-    path, extra = rejected_archive(case, source, tmp_path)
+    path = rejected_archive(case, source, tmp_path)
     before = database_list()
-    result = import_cli(repository, path, "rejected", *extra)
+    result = import_cli(repository, path, "rejected")
     after = database_list()
     assert result.returncode == 2, result.stderr
     assert REJECTIONS[case] in result.stderr
@@ -293,10 +288,10 @@ def test_import_rejects_before_postgres(case, source, repository, tmp_path):
     assert repository.list_snapshots() == []
     assert list((Path(repository.location) / "tmp").iterdir()) == []
     # The same rejection without a reachable server shows that none was contacted.
-    offline = {"PGHOST": "127.0.0.1", "PGPORT": closed_port()}
-    again = import_cli(repository, path, "rejected", *extra, env=offline)
-    assert again.returncode == 2, again.stderr
-    assert REJECTIONS[case] in again.stderr
+    offline = PgSettings.from_options(dsn=f"host=127.0.0.1 port={closed_port()}")
+    with pytest.raises(RejectedError) as raised:
+        run_import(repository, offline, ImportOptions(path, "rejected"))
+    assert REJECTIONS[case] in raised.value.message
 
 
 def test_rejection_messages_differ():
