@@ -18,6 +18,7 @@ import struct
 import subprocess
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -324,6 +325,7 @@ def source_files(folder: Path) -> dict[str, str]:
 
 def test_folder_imported_twice_unchanged(source, repository, tmp_path):
     folder = click_odoo_folder(source, tmp_path / "backup-2026")
+    dumped_by = datetime.now(UTC)
     hashes = tree_hashes(folder)
     before = database_list()
     ids = []
@@ -344,6 +346,9 @@ def test_folder_imported_twice_unchanged(source, repository, tmp_path):
         assert manifest.database.name == source["name"]
         assert manifest.labels["imported-from"] == "backup-2026"
         assert manifest.labels["imported-format"] == "click-odoo-folder"
+        time_source = manifest.labels["imported-time-from"]
+        assert time_source == "creation time in the dump's header"
+        assert manifest.snapshot_time <= dumped_by
         assert manifest.warnings == []
         assert snapshot_files(repository, manifest) == expected_files
         assert manifest.row_counts == expected_rows
@@ -364,8 +369,13 @@ def test_imported_snapshot_drills(source, repository, tmp_path):
     assert json.loads(drill.stdout)["passed"] is True
 
 
-def test_plain_dump_with_filestore(source, repository):
-    dump_sql = source["root"] / "dump.sql"
+def test_plain_dump_with_filestore(source, repository, tmp_path):
+    dump_sql = tmp_path / "dump.sql"
+    shutil.copyfile(source["root"] / "dump.sql", dump_sql)
+    # A modification time in 2099, as a clock set wrong would leave it.
+    future = 4_070_908_800
+    os.utime(dump_sql, (future, future))
+    started = datetime.now(UTC)
     result = import_cli(
         repository, dump_sql, "plain", "--filestore", str(source["folder"])
     )
@@ -373,7 +383,9 @@ def test_plain_dump_with_filestore(source, repository):
     manifest = repository.load_snapshot(result.stdout.strip())
     assert manifest.labels["imported-from"] == "dump.sql"
     assert manifest.labels["imported-format"] == "plain-sql"
-    assert manifest.labels["imported-time-from"] == "file modification time"
+    time_source = manifest.labels["imported-time-from"]
+    assert time_source == "import time (archive time unknown or later)"
+    assert started <= manifest.snapshot_time <= datetime.now(UTC)
     # A plain dump names no database, so the tenant is recorded.
     assert manifest.database.name == "plain"
     assert snapshot_files(repository, manifest) == source_files(source["folder"])

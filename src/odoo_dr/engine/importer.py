@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -113,13 +114,19 @@ def run_import(
                 hint="check that the user running odoo-dr may read the archive",
             ) from None
         log.info(
-            "checked %s (%s, %s dump), archive time %s from its %s",
+            "checked %s (%s, %s dump), archive time %s (%s)",
             source.label,
             source.kind,
             checked.dump_format,
             checked.created_at,
-            checked.created_from or "(none)",
+            checked.created_from or "unknown",
         )
+        now = datetime.now(UTC)
+        if checked.created_at is None or checked.created_at > now:
+            # A time in the future (a zip written in a zone east of this host's)
+            # would give drills a negative RPO.
+            checked.created_at = now
+            checked.created_from = "import time (archive time unknown or later)"
         # PostgreSQL is touched only from here on.
         clean_leftovers(settings, None)
         return _load_and_back_up(repository, settings, options, checked, work)

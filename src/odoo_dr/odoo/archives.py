@@ -75,7 +75,7 @@ class ArchiveSource:
     @property
     def label(self) -> str:
         """The archive's own name, without the folders leading to it."""
-        return self.path.name
+        return self.path.resolve().name or self.path.name
 
 
 @dataclass
