@@ -475,7 +475,8 @@ def test_export_zip_loads_with_psql(backed_up, repository, tmp_path, database_na
     name = f"odoo_dr_psql_{uuid.uuid4().hex[:6]}"
     database_names.append(name)
     odoo9.create_database(name)
-    # Odoo's database manager runs `psql --dbname=DB --file=dump.sql`.
+    # Odoo's database manager runs `psql --dbname=DB -q -f dump.sql`; ON_ERROR_STOP
+    # also fails the test on errors that psql alone would pass over.
     result = subprocess.run(
         [tools().psql, "-X", "--quiet", "--set=ON_ERROR_STOP=1", "--file=dump.sql"],
         cwd=tmp_path,
