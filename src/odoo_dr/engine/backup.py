@@ -399,8 +399,8 @@ class _Backup:
             started_at=self.started_at,
             snapshot_time=snapshot_time,
             finished_at=datetime.now(UTC),
-            # An imported archive's position is unknown: the temporary database's
-            # WAL position says nothing about it.
+            # An imported archive's WAL position is unknown, and the temporary
+            # database's position is unrelated to it.
             lsn=None if self.options.snapshot_time else facts.lsn,
             database=facts.database.model_copy(
                 update={"name": self.options.database_name}
