@@ -187,3 +187,51 @@ def test_copy_reencrypts_to_s3(
         env={**local_key, "ODOO_DR_TARGET_PASSPHRASE": "not the target's passphrase"},
     )
     assert wrong.returncode == 2, wrong.stderr
+
+
+def test_export_and_import_through_s3(
+    offsite, odoo_database, filestore_root, database_names, tmp_path
+):
+    summary = odoo_database()
+    ok(run_cli("init", "--repo", offsite, "--encrypt"))
+    snapshot_id = ok(
+        run_cli(
+            "backup",
+            summary.database,
+            "--filestore-root",
+            str(filestore_root),
+            "--repo",
+            offsite,
+        )
+    )
+    archive = tmp_path / "exported.zip"
+    ok(
+        run_cli(
+            "export",
+            snapshot_id,
+            "--format",
+            "zip",
+            "--output",
+            str(archive),
+            "--repo",
+            offsite,
+        )
+    )
+    imported = json.loads(
+        ok(
+            run_cli(
+                "import",
+                str(archive),
+                "--tenant",
+                "imported-offsite",
+                "--json",
+                "--repo",
+                offsite,
+            )
+        )
+    )
+    record = json.loads(
+        ok(run_cli("drill", imported["id"], "--json", "--repo", offsite))
+    )
+    assert record["passed"] is True
+    assert record["tenant"] == "imported-offsite"

@@ -11,6 +11,7 @@ import typer
 
 from odoo_dr import __version__
 from odoo_dr.cli import (
+    archive,
     backup,
     copy,
     demo,
@@ -53,6 +54,8 @@ app.add_typer(guard.guard_app, name="guard")
 app.command("rollback")(guard.rollback)
 app.command("copy")(copy.copy)
 app.command("roles")(roles.roles)
+app.command("import")(archive.import_archive)
+app.command("export")(archive.export_snapshot)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 

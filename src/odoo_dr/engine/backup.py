@@ -75,16 +75,27 @@ class BackupOptions:
     temp_dir: Path | None = None
     # Where `filestore_root` came from, such as "--filestore-root", for messages.
     filestore_root_source: str | None = None
-    # Recorded in the manifest: retention policies choose by them, and a release
-    # restore point carries release=<name>.
+    # Recorded in the manifest: retention policies choose by them, a release
+    # restore point carries release=<name>, and an import names its origin.
     labels: dict[str, str] = field(default_factory=dict)
     # Where the snapshot may be stored, as `repository.residency` reads it.
     residency: str | None = None
+    # An import backs up a temporary database: these record the archive's database
+    # name, its own time and its filestore folder (in place of
+    # filestore_root/database).
+    recorded_name: str | None = None
+    snapshot_time: datetime | None = None
+    filestore_folder: Path | None = None
 
     @property
     def tenant_name(self) -> str:
         """The name snapshots are filed under: `tenant`, else the database name."""
-        return self.tenant or self.database
+        return self.tenant or self.database_name
+
+    @property
+    def database_name(self) -> str:
+        """The database name the manifest records."""
+        return self.recorded_name or self.database
 
 
 def validate_tenant_name(name: str) -> str:
@@ -216,7 +227,7 @@ def run_backup(
     # Pre-checks: nothing is written before these pass.
     version_text, major, referenced = _check_database(settings, database)
     tools = find_tools(major, f"backing up PostgreSQL {version_text}")
-    folder = options.filestore_root / database
+    folder = options.filestore_folder or options.filestore_root / database
     if options.filestore_root_source is not None:
         log.info(
             "filestore root %s (from %s)",
@@ -357,12 +368,12 @@ class _Backup:
         Its files are then all read again, not reused from the other database.
         """
         previous = self.repository.latest_snapshot(self.tenant)
-        if previous is None or previous.database.name == self.options.database:
+        if previous is None or previous.database.name == self.options.database_name:
             return previous
         self.warnings.append(
             f"tenant {self.tenant!r} was backed up from database "
             f"{previous.database.name!r} until snapshot {previous.id}, and now from "
-            f"database {self.options.database!r}; if these are two different "
+            f"database {self.options.database_name!r}; if these are two different "
             "databases, give each its own --tenant"
         )
         return None
@@ -423,14 +434,19 @@ class _Backup:
                 f"filestore file {problem.store_fname} {problem.reason} "
                 f"({'; '.join(problem.attachments[:3])})"
             )
+        snapshot_time = self.options.snapshot_time or facts.snapshot_time
         return SnapshotManifest(
-            id=new_id(facts.snapshot_time),
+            id=new_id(snapshot_time),
             tenant=self.tenant,
             started_at=self.started_at,
-            snapshot_time=facts.snapshot_time,
+            snapshot_time=snapshot_time,
             finished_at=datetime.now(UTC),
-            lsn=facts.lsn,
-            database=facts.database,
+            # An imported archive's WAL position is unknown, and the temporary
+            # database's position is unrelated to it.
+            lsn=None if self.options.snapshot_time else facts.lsn,
+            database=facts.database.model_copy(
+                update={"name": self.options.database_name}
+            ),
             postgres=PostgresInfo(
                 server_version=self.server[0],
                 server_major=self.server[1],

@@ -136,3 +136,28 @@ def find_tools(required_major: int, purpose: str) -> PgTools:
         hint=f"install postgresql-client-{required_major} or point {BINDIR_VARIABLE} "
         "at the bin folder of a matching PostgreSQL",
     )
+
+
+def find_newest_tools(purpose: str) -> PgTools:
+    """Return the newest client binaries found, without asking any server.
+
+    pg_restore reads archives of its own and every older pg_dump, so the newest
+    one can list any archive before odoo-dr connects to a server.
+    """
+    explicit = os.environ.get(BINDIR_VARIABLE)
+    candidates: list[PgTools] = []
+    for bindir in _candidate_bindirs(explicit):
+        if not all((bindir / name).exists() for name in ("pg_restore", "pg_dump")):
+            continue
+        parsed = read_version(bindir / "pg_dump")
+        if parsed:
+            candidates.append(
+                PgTools(bindir=bindir, version=parsed[0], major=parsed[1])
+            )
+    if not candidates:
+        raise RejectedError(
+            f"{purpose} needs pg_restore, but none was found",
+            hint=f"install postgresql-client or point {BINDIR_VARIABLE} at the bin "
+            "folder of a PostgreSQL installation",
+        )
+    return max(candidates, key=lambda tools: tools.major)

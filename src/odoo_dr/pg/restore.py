@@ -106,12 +106,20 @@ def parse_errors(stderr: str) -> list[RestoreError]:
 
 
 def run_restore(
-    tools: PgTools, settings: PgSettings, dbname: str, folder: Path, jobs: int
+    tools: PgTools,
+    settings: PgSettings,
+    dbname: str,
+    folder: Path,
+    jobs: int,
+    dump_format: str = "directory",
 ) -> tuple[int, str]:
-    """Run pg_restore of the directory-format dump in `folder` into `dbname`."""
+    """Run pg_restore of the dump at `folder` (a directory-format dump) into `dbname`.
+
+    `dump_format="custom"` reads a custom-format file at `folder` instead.
+    """
     command = [
         tools.pg_restore,
-        "--format=directory",
+        f"--format={dump_format}",
         f"--jobs={jobs}",
         "--no-owner",
         "--no-privileges",

@@ -1,0 +1,441 @@
+"""Backup archives of Odoo's own tools: recognise, check and unpack them.
+
+Three layouts exist in the field:
+
+- Odoo's database manager (`odoo/service/db.py`, `dump_db`) writes a zip holding
+  `dump.sql` (plain-format `pg_dump --no-owner`), `filestore/` (the database's
+  filestore folder) and `manifest.json`.
+- click-odoo-contrib's `click-odoo-backupdb --format folder` writes a folder holding
+  `db.dump` (`pg_dump --format=c --no-owner`), `filestore/` and `manifest.json`.
+- A bare `pg_dump --format=c` file (`.dump`), whose filestore, if any, comes apart.
+
+Every check here runs before odoo-dr connects to PostgreSQL: the zip's member list
+(paths, links, sizes against the free space), the members' CRC-32 while they are
+extracted, the closing line of a plain dump, and `pg_restore --list` of a custom
+dump. Dumps are read as streams, never whole into memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from odoo_dr.errors import RejectedError
+from odoo_dr.pg.binaries import find_newest_tools
+from odoo_dr.processes import dying_with_parent
+
+log = logging.getLogger(__name__)
+
+PLAIN_DUMP = "dump.sql"
+CUSTOM_DUMP = "db.dump"
+FILESTORE = "filestore"
+MANIFEST = "manifest.json"
+
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+CUSTOM_SIGNATURE = b"PGDMP"
+# pg_dump's plain format starts with this comment and ends with the second one;
+# a file without the closing comment was cut off.
+PLAIN_HEADER = b"-- PostgreSQL database dump"
+PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
+# The trailer is followed by at most a few comment lines (and, since PostgreSQL
+# 17.6, 16.10 and 15.14, an `\unrestrict` line), so it lies within this tail.
+TRAILER_WINDOW = 4096
+# psql meta-commands that pg_dump itself writes outside COPY data.
+ALLOWED_META_COMMANDS = (b"\\restrict ", b"\\unrestrict ")
+# Room left on the extraction disk beyond the members' declared sizes.
+FREE_SPACE_MARGIN = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+COPY_BYTES = 1024 * 1024
+SUPPORTED_COMPRESSION = {
+    zipfile.ZIP_STORED,
+    zipfile.ZIP_DEFLATED,
+    zipfile.ZIP_BZIP2,
+    zipfile.ZIP_LZMA,
+}
+
+
+@dataclass
+class ArchiveSource:
+    """An archive found at a path, before its content was checked."""
+
+    kind: str  # odoo-zip, click-odoo-folder, odoo-folder, pg-custom or plain-sql
+    path: Path
+    dump: Path | None = None  # the dump file in place, for folders and files
+    filestore: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """The archive's own name, without the folders leading to it."""
+        return self.path.resolve().name or self.path.name
+
+
+@dataclass
+class CheckedArchive:
+    """An archive whose dump and filestore are ready to load, with what it records."""
+
+    source: ArchiveSource
+    dump: Path
+    dump_format: str  # "plain" or "custom"
+    filestore: Path | None
+    odoo_manifest: dict = field(default_factory=dict)
+    created_at: datetime | None = None
+    created_from: str = ""
+    dump_database: str | None = None
+    # The major version of the pg_dump that wrote a custom dump.
+    dump_major: int = 0
+
+
+def identify(path: Path, filestore: Path | None) -> ArchiveSource:
+    """Return which archive `path` is, from its layout and first bytes."""
+    if not path.exists():
+        raise RejectedError(
+            f"{path} not found", hint="give the path of an archive file or folder"
+        )
+    if filestore is not None and not filestore.is_dir():
+        raise RejectedError(
+            f"--filestore {filestore} is not a folder",
+            hint="give the database's filestore folder, the one holding the "
+            "two-letter folders",
+        )
+    if path.is_dir():
+        return _identify_folder(path, filestore)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(PLAIN_HEADER) + 64)
+    except OSError as exc:
+        raise RejectedError(f"cannot read {path}: {exc.strerror}") from None
+    if head.startswith(ZIP_SIGNATURES):
+        if filestore is not None:
+            raise RejectedError(
+                f"--filestore is not used with a zip archive such as {path.name}",
+                hint="a zip contains its own filestore/ folder; leave out --filestore",
+            )
+        return ArchiveSource("odoo-zip", path)
+    if head.startswith(CUSTOM_SIGNATURE):
+        return ArchiveSource("pg-custom", path, dump=path, filestore=filestore)
+    if PLAIN_HEADER in head:
+        return ArchiveSource("plain-sql", path, dump=path, filestore=filestore)
+    if path.suffix.lower() == ".zip":
+        raise RejectedError(
+            f"{path.name} is not a zip archive: it does not start with a zip signature",
+            hint="check that the file is the archive Odoo's database manager "
+            "downloaded, not an error page or another file",
+        )
+    raise RejectedError(
+        f"{path.name} is not an archive odoo-dr can import: neither a zip, a "
+        "pg_dump custom-format dump nor a plain pg_dump file",
+        hint="import an Odoo backup zip, a click-odoo-backupdb folder, or a "
+        "'pg_dump --format=c' file",
+    )
+
+
+def _identify_folder(path: Path, filestore: Path | None) -> ArchiveSource:
+    own_filestore = path / FILESTORE
+    if filestore is None and own_filestore.is_dir():
+        filestore = own_filestore
+    custom = path / CUSTOM_DUMP
+    plain = path / PLAIN_DUMP
+    if custom.is_file():
+        return ArchiveSource("click-odoo-folder", path, custom, filestore)
+    if plain.is_file():
+        return ArchiveSource("odoo-folder", path, plain, filestore)
+    raise RejectedError(
+        f"folder {path} contains neither {CUSTOM_DUMP} nor {PLAIN_DUMP}",
+        hint="give a click-odoo-backupdb folder (db.dump, filestore/, "
+        "manifest.json) or an unpacked Odoo backup zip",
+    )
+
+
+def check(source: ArchiveSource, work: Path) -> CheckedArchive:
+    """Check `source` and, for a zip, extract it into `work`; touch no database."""
+    if source.kind == "odoo-zip":
+        checked = _extract_zip(source, work)
+    else:
+        assert source.dump is not None
+        plain = source.kind in {"plain-sql", "odoo-folder"}
+        dump_format = "plain" if plain else "custom"
+        checked = CheckedArchive(source, source.dump, dump_format, source.filestore)
+        manifest = source.path / MANIFEST if source.path.is_dir() else None
+        if manifest is not None and manifest.is_file():
+            if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+                raise RejectedError(
+                    f"{MANIFEST} of {source.label} is "
+                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes"
+                )
+            checked.odoo_manifest = _read_manifest(manifest.read_bytes(), source)
+        checked.created_at = _file_time(source.dump)
+        checked.created_from = "file modification time"
+    if checked.dump_format == "plain":
+        described = source.label
+        if source.kind != "plain-sql":
+            described = f"{PLAIN_DUMP} of {source.label}"
+        check_plain_dump(checked.dump, described)
+    else:
+        _list_custom_dump(checked)
+    return checked
+
+
+def _file_time(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _read_manifest(data: bytes, source: ArchiveSource) -> dict:
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise RejectedError(
+            f"{MANIFEST} of {source.label} is not valid JSON: {exc}",
+            hint="the archive is damaged; take or copy it again",
+        ) from None
+    if not isinstance(manifest, dict):
+        raise RejectedError(f"{MANIFEST} of {source.label} is not a JSON object")
+    return manifest
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Return why extracting `info` is unsafe or impossible, or None."""
+    name = info.filename
+    path = PurePosixPath(name)
+    if "\x00" in name or "\\" in name:
+        return "its name contains a NUL character or a backslash"
+    if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return "its path is absolute"
+    if ".." in path.parts:
+        return "its path leads out of the archive's folder ('..')"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "it is a symbolic link"
+    if info.flag_bits & 0x1:
+        return "it is encrypted"
+    if info.compress_type not in SUPPORTED_COMPRESSION:
+        return f"it uses compression method {info.compress_type}, which is unsupported"
+    return None
+
+
+def _is_extracted(name: str) -> bool:
+    return name in {PLAIN_DUMP, MANIFEST} or name.startswith(FILESTORE + "/")
+
+
+def _open_zip(source: ArchiveSource) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(source.path)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise RejectedError(
+            f"{source.label} is a truncated or damaged zip archive: its member list "
+            f"(the central directory at its end) cannot be read ({exc})",
+            hint="copy the archive again from where it was made, and compare its "
+            "size with the original",
+        ) from None
+    except OSError as exc:
+        raise RejectedError(f"cannot read {source.path}: {exc.strerror}") from None
+
+
+def _check_members(archive: zipfile.ZipFile, source: ArchiveSource) -> list:
+    members = archive.infolist()
+    seen: set[str] = set()
+    for info in members:
+        problem = _member_problem(info)
+        if problem is not None:
+            raise RejectedError(
+                f"member {info.filename!r} of {source.label} is rejected: {problem}",
+                hint="odoo-dr extracts only plain files and folders inside the "
+                "archive; repack it without such members",
+            )
+        if info.filename in seen:
+            raise RejectedError(
+                f"member {info.filename!r} appears twice in {source.label}",
+                hint="repack the archive with each file once",
+            )
+        seen.add(info.filename)
+    names = {info.filename for info in members}
+    if PLAIN_DUMP not in names:
+        present = (
+            "a filestore/ folder but "
+            if any(name.startswith(FILESTORE + "/") for name in names)
+            else ""
+        )
+        raise RejectedError(
+            f"{source.label} contains {present}no {PLAIN_DUMP}, the database dump of "
+            "an Odoo backup zip",
+            hint="export the backup again from Odoo's database manager with the "
+            "'zip (includes filestore)' format",
+        )
+    return [
+        info for info in members if _is_extracted(info.filename) and not info.is_dir()
+    ]
+
+
+def _check_space(members: list, work: Path, source: ArchiveSource) -> None:
+    free = shutil.disk_usage(work).free
+    for info in members:
+        if info.file_size > free:
+            raise RejectedError(
+                f"member {info.filename!r} of {source.label} declares "
+                f"{info.file_size:,} bytes uncompressed ({info.compress_size:,} "
+                f"compressed), more than the {free:,} bytes free in {work}",
+                hint="the archive may be damaged or crafted to fill the disk; if it "
+                "is genuine, pass --temp-dir on a disk with enough room",
+            )
+    total = sum(info.file_size for info in members)
+    if total + FREE_SPACE_MARGIN > free:
+        raise RejectedError(
+            f"extracting {source.label} needs {total:,} bytes, but {work} has only "
+            f"{free:,} bytes free",
+            hint="pass --temp-dir on a disk with enough room, or free space",
+        )
+
+
+def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
+    with _open_zip(source) as archive:
+        members = _check_members(archive, source)
+        _check_space(members, work, source)
+        root = work / "archive"
+        root.mkdir(mode=0o700)
+        manifest: dict = {}
+        for info in members:
+            target = root.joinpath(*PurePosixPath(info.filename).parts)
+            if info.filename == MANIFEST and info.file_size > MAX_MANIFEST_BYTES:
+                raise RejectedError(
+                    f"{MANIFEST} of {source.label} declares {info.file_size:,} "
+                    "bytes, far more than Odoo writes"
+                )
+            try:
+                _extract_member(archive, info, target)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise RejectedError(
+                    f"member {info.filename!r} of {source.label} is damaged: {exc}",
+                    hint="copy the archive again from where it was made",
+                ) from None
+            except OSError as exc:
+                raise RejectedError(
+                    f"cannot extract member {info.filename!r} of {source.label} "
+                    f"to {exc.filename or target}: {exc.strerror or exc}",
+                    hint="a file and a folder of the archive may share a name; "
+                    "if the disk is full, pass --temp-dir on another disk",
+                ) from None
+            if info.filename == MANIFEST:
+                manifest = _read_manifest(target.read_bytes(), source)
+        dump_info = archive.getinfo(PLAIN_DUMP)
+    filestore = root / FILESTORE
+    filestore.mkdir(exist_ok=True)
+    checked = CheckedArchive(
+        source, root / PLAIN_DUMP, "plain", filestore, odoo_manifest=manifest
+    )
+    # Zip entries carry the writer's local time without its zone. It is read in
+    # this host's zone, which is right when both hosts use the same zone (or UTC).
+    local = datetime(*dump_info.date_time).astimezone()
+    checked.created_at = local.astimezone(UTC)
+    checked.created_from = f"time of {PLAIN_DUMP} in the zip"
+    return checked
+
+
+def _extract_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path
+) -> None:
+    """Copy one member to `target`, streamed.
+
+    zipfile stops reading at the member's declared size and checks its CRC-32 at
+    the end, so a member cannot write more than the free-space check allowed.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer, COPY_BYTES)
+
+
+def check_plain_dump(path: Path, described: str) -> None:
+    """Check that a plain pg_dump file is complete and runs no psql meta-commands.
+
+    pg_dump ends its plain output with a closing comment, so a file without it was
+    cut off. Lines starting with a backslash outside COPY data would make psql
+    run meta-commands (`\\!` runs a shell command); pg_dump writes none but
+    `\\restrict`/`\\unrestrict`.
+    NOTE: only meta-commands at the start of a line are found. A plain dump is a
+    script that runs with the importing role's rights, so import only trusted ones.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - TRAILER_WINDOW))
+        tail = handle.read()
+    if PLAIN_TRAILER not in tail:
+        raise RejectedError(
+            f"{described} is truncated: "
+            "it lacks pg_dump's closing line '-- PostgreSQL database dump complete'",
+            hint="the dump was cut off while it was written or copied; take the "
+            "backup again or copy the complete file",
+        )
+    in_copy = False
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if in_copy:
+                in_copy = line.rstrip(b"\r\n") != b"\\."
+                continue
+            if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+                in_copy = True
+            elif line.lstrip().startswith(b"\\") and not line.startswith(
+                ALLOWED_META_COMMANDS
+            ):
+                command = line.strip().split(b" ")[0].decode("utf-8", "replace")
+                raise RejectedError(
+                    f"{described} runs the psql meta-command {command} on line "
+                    f"{number:,}, which pg_dump never writes",
+                    hint="the dump was edited after pg_dump wrote it; import only "
+                    "dumps from a trusted source",
+                )
+
+
+def _list_custom_dump(checked: CheckedArchive) -> None:
+    """Read the custom dump's table of contents with `pg_restore --list`."""
+    tools = find_newest_tools(f"checking {checked.source.label}")
+    result = subprocess.run(
+        dying_with_parent([tools.pg_restore, "--list", str(checked.dump)]),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    if result.returncode != 0:
+        message = result.stderr.strip().splitlines()
+        raise RejectedError(
+            f"{checked.dump.name} of {checked.source.label} cannot be read by "
+            f"pg_restore {tools.version}: {message[0] if message else 'no message'}",
+            hint="the dump is damaged, truncated or from a newer pg_dump; take the "
+            "backup again or install a newer postgresql-client",
+        )
+    for line in result.stdout.splitlines()[:20]:
+        text = line.lstrip(";").strip()
+        if text.startswith("Archive created at "):
+            created = _parse_archive_time(text.removeprefix("Archive created at "))
+            if created is not None:
+                checked.created_at = created
+                checked.created_from = "creation time in the dump's header"
+        elif text.startswith("dbname: "):
+            checked.dump_database = text.removeprefix("dbname: ").strip()
+        elif text.startswith("Dumped by pg_dump version: "):
+            version = text.removeprefix("Dumped by pg_dump version: ")
+            major = version.split(".")[0]
+            checked.dump_major = int(major) if major.isdigit() else 0
+
+
+def _parse_archive_time(text: str) -> datetime | None:
+    """Parse pg_dump's `YYYY-MM-DD HH:MM:SS ZONE`; only UTC and this host's zone."""
+    try:
+        moment = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    zone = text[19:].strip()
+    if zone in {"UTC", "GMT", "Z", "+00", "+0000"}:
+        return moment.replace(tzinfo=UTC)
+    local = moment.astimezone()
+    if zone == local.tzname() or zone in os.environ.get("TZ", ""):
+        return local.astimezone(UTC)
+    log.info("time zone %r of the dump's creation time is unknown here", zone)
+    return None
