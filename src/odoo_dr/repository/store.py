@@ -179,8 +179,9 @@ class Repository:
     def retain_until(self) -> datetime | None:
         """Return the Object Lock date for this run's writes, or None without a lock.
 
-        The date is fixed at the first write, so a snapshot's packs, index files and
-        manifest are all locked until the same moment.
+        The date is fixed by the first call and kept for the life of this object,
+        so a snapshot's packs, index files and manifest are all locked until the
+        same moment.
         """
         if self.config.object_lock is None:
             return None
