@@ -221,6 +221,29 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
     return run_cli
 
 
+def restore_copy(
+    repo: str,
+    snapshot_id: str,
+    target: str,
+    filestore_root: Path,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Restore `snapshot_id` of `repo` as a copy named `target`, through the CLI."""
+    result = run_cli(
+        "restore",
+        snapshot_id,
+        "--target",
+        target,
+        "--copy",
+        "--filestore-root",
+        str(filestore_root),
+        "--repo",
+        repo,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def query(dbname: str, statement: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(dbname=dbname, autocommit=True) as connection:
         cursor = connection.execute(statement, params or None)

@@ -12,7 +12,7 @@ import subprocess
 import boto3
 import pytest
 
-from conftest import BUCKET_REGION, LOCKED_BUCKET, query, run_cli
+from conftest import BUCKET_REGION, LOCKED_BUCKET, query, restore_copy, run_cli
 from test_backup_restore import file_hashes
 
 PASSPHRASE = "correct horse battery staple for the off-site test"
@@ -70,19 +70,7 @@ def test_encrypted_locked_s3_round_trip(
     target = summary.database + "_offsite"
     database_names.append(target)
     restored = tmp_path / "restored"
-    ok(
-        run_cli(
-            "restore",
-            snapshot_id,
-            "--target",
-            target,
-            "--copy",
-            "--filestore-root",
-            str(restored),
-            "--repo",
-            offsite,
-        )
-    )
+    restore_copy(offsite, snapshot_id, target, restored)
     for table in ("stock_move", "account_move_line", "res_partner"):
         source = query(summary.database, f"SELECT count(*) FROM {table}")
         assert query(target, f"SELECT count(*) FROM {table}") == source, table

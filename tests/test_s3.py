@@ -26,6 +26,7 @@ from conftest import (
     VERSIONED_BUCKET,
     free_port,
     query,
+    restore_copy,
     run_cli,
 )
 from odoo_dr.engine.backup import BackupOptions, run_backup
@@ -93,19 +94,7 @@ def test_s3_backup_restore_drill_round_trip(
     target = summary.database + "_s3"
     database_names.append(target)
     restored = tmp_path / "restored"
-    ok(
-        run_cli(
-            "restore",
-            snapshot_id,
-            "--target",
-            target,
-            "--copy",
-            "--filestore-root",
-            str(restored),
-            "--repo",
-            repo,
-        )
-    )
+    restore_copy(repo, snapshot_id, target, restored)
     for table in ("stock_move", "account_move_line", "res_partner"):
         source = query(summary.database, f"SELECT count(*) FROM {table}")
         assert query(target, f"SELECT count(*) FROM {table}") == source, table
@@ -532,20 +521,7 @@ def test_writer_cannot_destroy_locked_snapshot(
         target = summary.database + "_recovered"
         database_names.append(target)
         restored = tmp_path / "restored"
-        ok(
-            run_cli(
-                "restore",
-                snapshot_id,
-                "--target",
-                target,
-                "--copy",
-                "--filestore-root",
-                str(restored),
-                "--repo",
-                view,
-                env=writer,
-            )
-        )
+        restore_copy(view, snapshot_id, target, restored, env=writer)
         source = query(summary.database, "SELECT count(*) FROM stock_move")
         assert query(target, "SELECT count(*) FROM stock_move") == source
         assert file_hashes(restored / target) == file_hashes(

@@ -3,8 +3,10 @@
 The structure check confirms that every blob a snapshot needs has an index entry and
 that its pack exists. The content check (`read_data`) then reads packs whole, each
 once: all of them, or those of a `Subset`. A pack's bytes are checked against its
-name and its header is parsed, and every blob it contains is decompressed and checked
-against its SHA-256, however many snapshots share it.
+name (a SHA-256) and its header is parsed. Every blob it contains is decrypted (in an
+encrypted repository) and decompressed, however many snapshots share it, and in a
+pack whose bytes do not match its name each blob is also checked against its own
+name, to tell the damaged blobs from the intact ones.
 
 A blob counts where the index points to it: when a damaged blob was written again
 into a newer pack, the newer index entry wins, as it does for a restore. Damage
@@ -111,7 +113,7 @@ def _needed_blobs(
 
 
 def _pack_blobs(
-    data: bytes,
+    data: bytes | memoryview,
     pack_id: str,
     indexed: dict[str, BlobLocation],
     keys: RepositoryKeys | None = None,
@@ -123,7 +125,7 @@ def _pack_blobs(
     the header is unreadable.
     """
     try:
-        entries = decode_header(data[: header_length(data)], keys)
+        entries = decode_header(bytes(data[: header_length(data)]), keys)
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         return dict(indexed), f"its header is unreadable ({exc})"
     blobs = {
@@ -139,15 +141,38 @@ def _read_pack(
 ) -> _PackResult:
     """Read one pack whole and check its bytes, its header and every blob in it.
 
-    `indexed` holds the needed blobs that the index places in this pack.
+    `indexed` holds the needed blobs that the index places in this pack. A pack in
+    a folder is mapped into memory, so it is not copied.
     """
+    key = pack_key(pack_id)
+    mapped = getattr(repository.backend, "mapped", None)
     try:
-        data = repository.backend.read(pack_key(pack_id))
+        if mapped is None:
+            data = repository.backend.read(key)
+            return _check_pack(repository, pack_id, indexed, data)
+        with mapped(key) as data:
+            return _check_pack(repository, pack_id, indexed, data)
     except OdooDrError as exc:
         reason = f"unreadable ({exc.message})"
         return _PackResult(dict.fromkeys(indexed, reason), reason, 0, 0)
+
+
+def _check_pack(
+    repository: Repository,
+    pack_id: str,
+    indexed: dict[str, BlobLocation],
+    data: bytes | memoryview,
+) -> _PackResult:
+    """Check a pack's bytes, its header and every blob in it.
+
+    Every blob is decompressed (zstd checks its frame's own checksum) and, in an
+    encrypted repository, decrypted. A blob's name is recomputed from its content
+    only when the pack's bytes differ from those its writer named it by: when they
+    match, each blob is the one its writer stored under that name.
+    """
     problems = []
-    if hashlib.sha256(data).hexdigest() != pack_id:
+    bytes_intact = hashlib.sha256(data).hexdigest() == pack_id
+    if not bytes_intact:
         problems.append("its bytes do not match its name (SHA-256)")
     blobs, header_problem = _pack_blobs(data, pack_id, indexed, repository.keys)
     if header_problem is not None:
@@ -159,7 +184,9 @@ def _read_pack(
             continue
         try:
             repository.blobs.decode(
-                blob_id, data[where.offset : where.offset + where.length]
+                blob_id,
+                data[where.offset : where.offset + where.length],
+                verify=not bytes_intact,
             )
         except OdooDrError as exc:
             damaged[blob_id] = f"damaged ({exc.message.split(': ', 1)[-1]})"

@@ -100,12 +100,13 @@ def _seal(aead: AESGCM, data: bytes | memoryview, associated: bytes) -> bytes:
 
 
 def _open(aead: AESGCM, sealed: bytes | memoryview, associated: bytes) -> bytes:
-    sealed = bytes(sealed)
-    if len(sealed) < OVERHEAD or sealed[0] != SEALED_VERSION:
+    # A view, so a blob sliced out of a mapped pack is not copied before decryption.
+    view = memoryview(sealed)
+    if len(view) < OVERHEAD or view[0] != SEALED_VERSION:
         raise DecryptionFailed("not sealed by odoo-dr (unknown version or too short)")
     try:
         return aead.decrypt(
-            sealed[1 : 1 + NONCE_SIZE], sealed[1 + NONCE_SIZE :], associated
+            bytes(view[1 : 1 + NONCE_SIZE]), view[1 + NONCE_SIZE :], associated
         )
     except InvalidTag:
         raise DecryptionFailed(
