@@ -8,6 +8,7 @@ hand):
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
+    releases/<hash>/<hash>.json  one restore point per release and tenant
     locks/                    one lock file per tenant being backed up, and prune's
     tmp/                      writes in progress
 
