@@ -320,9 +320,14 @@ class Repository:
         try:
             config = RepositoryConfig.model_validate_json(raw)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            where = f" at {field}" if field else ""
             raise RepositoryError(
-                f"invalid repository configuration {backend.describe()}/config.json: "
-                f"{exc.errors()[0]['msg']}",
+                f"invalid repository configuration {backend.describe()}/config.json"
+                f"{where}: {first['msg']}",
+                hint="put back config.json from a copy of the repository; without "
+                "its key slots an encrypted repository cannot be opened",
             ) from None
         unsupported = {
             "object_hash": (config.object_hash, ("sha256",)),

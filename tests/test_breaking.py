@@ -1,0 +1,95 @@
+"""Faults a demanding user runs into: tampered settings, storage that goes away.
+
+Each test reproduces one fault that once ended in an unexpected error or a wrong
+exit code, with real repositories, a real moto S3 server and real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import PLAIN_BUCKET
+from odoo_dr.errors import BackupFailed, RepositoryError
+from odoo_dr.repository.crypto import KdfParameters
+from odoo_dr.repository.store import Repository
+from s3_servers import fault_proxy
+
+FAST_KDF = KdfParameters(memory_cost=8 * 1024, iterations=1, lanes=1)
+
+
+def _encrypted(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    Repository.init(str(root), secret=b"break test", kdf=FAST_KDF)
+    return root
+
+
+def _edit_slot(root: Path, **changes: object) -> None:
+    config = json.loads((root / "config.json").read_text())
+    config["key_slots"][0].update(changes)
+    (root / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("memory_cost", 2**31),
+        ("memory_cost", 0),
+        ("iterations", 10**9),
+        ("iterations", 0),
+        ("lanes", 0),
+        ("lanes", 2**20),
+    ],
+)
+def test_tampered_key_slot_costs_are_rejected(tmp_path, field, value):
+    # A config.json whose key slot requests 2 TiB of memory or a billion passes
+    # must not run out of memory or hang: it is named as damaged.
+    root = _encrypted(tmp_path)
+    _edit_slot(root, **{field: value})
+    with pytest.raises(RepositoryError) as raised:
+        Repository.open(str(root), secret=b"break test")
+    assert field in raised.value.message
+    assert str(value) in raised.value.message
+    assert "config.json" in raised.value.hint
+
+
+def test_invalid_config_names_the_field(tmp_path):
+    root = _encrypted(tmp_path)
+    config = json.loads((root / "config.json").read_text())
+    del config["key_slots"][0]["salt"]
+    (root / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RepositoryError) as raised:
+        Repository.open(str(root), secret=b"break test")
+    assert "key_slots.0.salt" in raised.value.message
+    assert raised.value.hint and "config.json" in raised.value.hint
+
+
+def test_invalid_config_json_is_named(tmp_path):
+    root = _encrypted(tmp_path)
+    (root / "config.json").write_text("{not json")
+    with pytest.raises(RepositoryError) as raised:
+        Repository.open(str(root), secret=b"break test")
+    assert "config.json" in raised.value.message
+    assert raised.value.hint
+
+
+def test_lost_endpoint_keeps_backup_error(s3_endpoint, monkeypatch, unique):
+    # A backup whose object store goes away fails with BackupFailed (exit 3). The
+    # lock that it then cannot remove must not replace that error by a read error.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with fault_proxy(s3_endpoint, failures=0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        location = f"s3://{PLAIN_BUCKET}/repo-{unique}"
+        repository = Repository.init(location)
+        with (
+            pytest.raises(BackupFailed, match="the store went away"),
+            repository.lock_tenant("Acme-Prod 2024", "backup"),
+        ):
+            proxy.failures_left = 10**6
+            raise BackupFailed("the store went away")
+        proxy.failures_left = 0
+        # The lock stayed behind; it is taken over once its process is gone.
+        reopened = Repository.open(location)
+        assert any(key.startswith("locks/") for key in reopened.backend.list("locks/"))
