@@ -7,11 +7,13 @@ exit code, with real repositories, a real moto S3 server and real PostgreSQL.
 from __future__ import annotations
 
 import json
+import shlex
+import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import PLAIN_BUCKET
+from conftest import PLAIN_BUCKET, run_cli
 from odoo_dr.errors import BackupFailed, RepositoryError
 from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.store import Repository
@@ -93,3 +95,39 @@ def test_lost_endpoint_keeps_backup_error(s3_endpoint, monkeypatch, unique):
         # The lock stayed behind; it is taken over once its process is gone.
         reopened = Repository.open(location)
         assert any(key.startswith("locks/") for key in reopened.backend.list("locks/"))
+
+
+def test_post_deploy_wrong_root_and_quoted_hint(
+    repository, odoo_database, filestore_root, tmp_path
+):
+    # A tenant named with a space and capitals, and a filestore root that does not
+    # hold its folder: post-deploy must not fail the release (and advise a
+    # rollback) for a root it guessed, and its hints must survive copy and paste.
+    summary = odoo_database(f"Brk Acme-Prod {uuid.uuid4().hex[:6]}")
+    database = summary.database
+    options = ["--repo", repository.location]
+    env = {"ODOO_DR_RELEASE": "R 1"}
+    pre = run_cli("guard", "pre-deploy", database, "--take", *options,
+                  "--filestore-root", str(filestore_root), env=env)  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+
+    wrong_root = tmp_path / "elsewhere"
+    wrong_root.mkdir()
+    wrong = run_cli("guard", "post-deploy", database, "--release", "R 1", *options,
+                    "--filestore-root", str(wrong_root))  # fmt: skip
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert str(wrong_root / database) in wrong.stderr
+    assert "--filestore-root" in wrong.stderr
+    assert "rollback" not in wrong.stderr
+
+    (filestore_root / database / "zz").mkdir()
+    victim = sorted(p for p in (filestore_root / database).rglob("*") if p.is_file())
+    victim[0].unlink()
+    failed = run_cli("guard", "post-deploy", database, "--release", "R 1", *options,
+                     "--filestore-root", str(filestore_root))  # fmt: skip
+    assert failed.returncode == 5, failed.stdout + failed.stderr
+    hint = failed.stderr.split("odoo-dr rollback", 1)[1].splitlines()[0]
+    words = shlex.split("odoo-dr rollback" + hint)
+    assert words[2] == database
+    assert words[words.index("--to-release") + 1] == "R 1"
+    assert words[words.index("--repo") + 1] == repository.location
