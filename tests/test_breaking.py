@@ -131,3 +131,22 @@ def test_post_deploy_wrong_root_and_quoted_hint(
     assert words[2] == database
     assert words[words.index("--to-release") + 1] == "R 1"
     assert words[words.index("--repo") + 1] == repository.location
+
+
+def test_copy_target_key_hint_names_target_variables(tmp_path):
+    # A target with another key than the source's: the error must point at the
+    # ODOO_DR_TARGET_* variables, not at the source's, which did work.
+    source = tmp_path / "source"
+    target = tmp_path / "target"
+    Repository.init(str(source), secret=b"source key", kdf=FAST_KDF)
+    Repository.init(str(target), secret=b"target key", kdf=FAST_KDF)
+    key_file = tmp_path / "source.key"
+    key_file.write_bytes(b"source key")
+    env = {"ODOO_DR_KEY_FILE": str(key_file)}
+    for extra in ({}, {"ODOO_DR_TARGET_PASSPHRASE": "wrong"}):
+        result = run_cli("copy", "--repo", str(source), "--to", str(target),
+                         env={**env, **extra})  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert str(target) in result.stderr
+        assert "ODOO_DR_TARGET_KEY_FILE" in result.stderr
+        assert "ODOO_DR_TARGET_PASSPHRASE" in result.stderr

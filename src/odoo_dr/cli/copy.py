@@ -11,7 +11,7 @@ import typer
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
 from odoo_dr.engine.copy import CopyOptions, CopyReport, SnapshotCopy, run_copy
-from odoo_dr.errors import BackupFailed, ExitCode
+from odoo_dr.errors import BackupFailed, ExitCode, KeyRejected
 from odoo_dr.repository import crypto
 from odoo_dr.repository.store import Repository
 
@@ -56,7 +56,7 @@ def copy(
     """Copy snapshots and their drill records from --repo to --to, incrementally."""
     opt.apply_verbosity(verbose, quiet)
     source = opt.open_repository(repo)
-    target = Repository.open(to, secret=_target_secret())
+    target = _open_target(to)
     report = run_copy(
         source,
         target,
@@ -79,6 +79,19 @@ def copy(
         )
     if report.unreadable:
         raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _open_target(location: str) -> Repository:
+    """Open the target, with its own key if the ODOO_DR_TARGET_* variables give one."""
+    try:
+        return Repository.open(location, secret=_target_secret())
+    except KeyRejected as exc:
+        raise KeyRejected(
+            f"cannot open the target of the copy: {exc.message}",
+            hint=f"set ${crypto.TARGET_KEY_FILE_VARIABLE} to the target's key file or "
+            f"${crypto.TARGET_PASSPHRASE_VARIABLE} to its passphrase; without them "
+            "the target is opened with the source's key",
+        ) from None
 
 
 def _target_secret() -> bytes | None:

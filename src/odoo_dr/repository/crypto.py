@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel
 
-from odoo_dr.errors import RejectedError, RepositoryError
+from odoo_dr.errors import KeyRejected, RejectedError, RepositoryError
 
 ALGORITHM = "aes-256-gcm"
 KEY_FILE_VARIABLE = "ODOO_DR_KEY_FILE"
@@ -250,7 +250,7 @@ def unlock(
         except (DecryptionFailed, ValueError):
             continue
         return RepositoryKeys(master), position
-    raise RepositoryError(
+    raise KeyRejected(
         f"the key given does not unlock encrypted repository {location} "
         f"(tried its {len(slots)} key slot(s))",
         hint=f"check ${KEY_FILE_VARIABLE} or ${PASSPHRASE_VARIABLE}; the key may "
@@ -334,7 +334,7 @@ def missing_secret(location: str, *, new: bool = False) -> RejectedError:
             f"${NEW_PASSPHRASE_VARIABLE} to a passphrase, or run the command in a "
             "terminal to be prompted",
         )
-    return RepositoryError(
+    return KeyRejected(
         f"repository {location} is encrypted and no key was given",
         hint=f"set ${KEY_FILE_VARIABLE} to the key file or ${PASSPHRASE_VARIABLE} "
         "to the passphrase, or run the command in a terminal to be prompted",
