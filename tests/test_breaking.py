@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PLAIN_BUCKET, run_cli
-from odoo_dr.errors import BackupFailed, RepositoryError
+from odoo_dr.errors import BackupFailed, KeyRejected, RejectedError, RepositoryError
 from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.store import Repository
 from s3_servers import fault_proxy
@@ -150,3 +150,42 @@ def test_copy_target_key_hint_names_target_variables(tmp_path):
         assert str(target) in result.stderr
         assert "ODOO_DR_TARGET_KEY_FILE" in result.stderr
         assert "ODOO_DR_TARGET_PASSPHRASE" in result.stderr
+
+
+def test_key_change_retires_every_slot_of_old_key(tmp_path):
+    # A key added twice, then changed: "the old key stops working" must hold for
+    # every slot it opened, and adding a key that already works adds nothing.
+    root = _encrypted(tmp_path)
+    repository = Repository.open(str(root), secret=b"break test")
+    repository.add_key(b"second key", kdf=FAST_KDF)
+    with pytest.raises(RejectedError, match="already unlocks"):
+        repository.add_key(b"second key", kdf=FAST_KDF)
+    assert len(repository.config.key_slots) == 2
+
+    # An older odoo-dr let a key be added twice: write the duplicate by hand.
+    config = json.loads((root / "config.json").read_text())
+    config["key_slots"].append(dict(config["key_slots"][1], id="dup00001"))
+    (root / "config.json").write_text(json.dumps(config))
+    repository = Repository.open(str(root), secret=b"second key")
+    repository.change_key(b"second key", b"third key", kdf=FAST_KDF)
+    assert len(repository.config.key_slots) == 2
+    with pytest.raises(KeyRejected):
+        Repository.open(str(root), secret=b"second key")
+    assert Repository.open(str(root), secret=b"third key").encrypted
+    assert Repository.open(str(root), secret=b"break test").encrypted
+
+    # Changing to a key that already has a slot only retires the old key.
+    repository.change_key(b"third key", b"break test", kdf=FAST_KDF)
+    assert len(repository.config.key_slots) == 1
+    with pytest.raises(KeyRejected):
+        Repository.open(str(root), secret=b"third key")
+
+
+def test_key_add_on_plain_repository_says_not_encrypted(tmp_path):
+    Repository.init(str(tmp_path / "plain"))
+    key_file = tmp_path / "new.key"
+    key_file.write_bytes(b"new key")
+    result = run_cli("key", "add", "--repo", str(tmp_path / "plain"),
+                     env={"ODOO_DR_NEW_KEY_FILE": str(key_file)})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "is not encrypted" in result.stderr

@@ -234,6 +234,22 @@ class RepositoryKeys:
         return slot.model_copy(update={"wrapped_key": _b64(wrapped)})
 
 
+def opened_slots(slots: list[KeySlot], secret: bytes, repository_id: str) -> list[int]:
+    """Return the positions of every slot that `secret` opens."""
+    opened = []
+    for position, slot in enumerate(slots):
+        try:
+            _open(
+                AESGCM(_slot_key(secret, slot)),
+                base64.b64decode(slot.wrapped_key),
+                KEY_SLOT + repository_id.encode("ascii"),
+            )
+        except (DecryptionFailed, ValueError):
+            continue
+        opened.append(position)
+    return opened
+
+
 def unlock(
     slots: list[KeySlot], secret: bytes, repository_id: str, location: str
 ) -> tuple[RepositoryKeys, int]:

@@ -368,10 +368,22 @@ class Repository:
     def add_key(
         self, new_secret: bytes, kdf: crypto.KdfParameters = crypto.DEFAULT_KDF
     ) -> crypto.KeySlot:
-        """Add a key slot that `new_secret` opens; return it."""
+        """Add a key slot that `new_secret` opens; return it.
+
+        Raises RejectedError when `new_secret` already opens a slot, because a
+        second slot for one key would survive a later `change_key` of that key.
+        """
         keys = self._require_encrypted()
+        slots = self.config.key_slots
+        opened = crypto.opened_slots(slots, new_secret, self.config.id)
+        if opened:
+            raise RejectedError(
+                f"the new key already unlocks repository {self.location} (key slot "
+                f"{slots[opened[0]].id})",
+                hint="nothing was added; give another key to add a second one",
+            )
         slot = keys.make_slot(new_secret, self.config.id, kdf)
-        self._save_slots([*self.config.key_slots, slot])
+        self._save_slots([*slots, slot])
         log.info("added key slot %s to repository %s", slot.id, self.location)
         return slot
 
@@ -381,24 +393,36 @@ class Repository:
         new_secret: bytes,
         kdf: crypto.KdfParameters = crypto.DEFAULT_KDF,
     ) -> crypto.KeySlot:
-        """Replace the key slot that `old_secret` opens by one for `new_secret`.
+        """Replace every key slot that `old_secret` opens by one for `new_secret`.
 
-        The master key stays the same, so no stored object is sealed again.
+        The master key stays the same, so no stored object is sealed again. When
+        `new_secret` already opens a slot, the old key's slots are only removed.
         """
         keys = self._require_encrypted()
-        _keys, position = crypto.unlock(
-            self.config.key_slots, old_secret, self.config.id, self.location
-        )
-        slot = keys.make_slot(new_secret, self.config.id, kdf)
+        if new_secret == old_secret:
+            raise RejectedError(
+                "the new key is the same as the current one",
+                hint="give a different key",
+            )
         slots = list(self.config.key_slots)
-        replaced = slots[position]
-        slots[position] = slot
+        crypto.unlock(slots, old_secret, self.config.id, self.location)
+        retired = crypto.opened_slots(slots, old_secret, self.config.id)
+        existing = crypto.opened_slots(slots, new_secret, self.config.id)
+        removed = [slots[position].id for position in retired]
+        if existing:
+            slot = slots[existing[0]]
+        else:
+            slot = keys.make_slot(new_secret, self.config.id, kdf)
+            slots[retired[0]] = slot
+            retired = retired[1:]
+        slots = [item for position, item in enumerate(slots) if position not in retired]
         self._save_slots(slots)
         log.info(
-            "replaced key slot %s by %s in repository %s",
-            replaced.id,
-            slot.id,
+            "changed the key of repository %s: key slot %s opens it, key slot(s) %s "
+            "removed",
             self.location,
+            slot.id,
+            ", ".join(removed),
         )
         return slot
 
