@@ -6,14 +6,21 @@ exit code, with real repositories, a real moto S3 server and real PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import PLAIN_BUCKET, run_cli
+from odoo_dr.engine.release import (
+    RestorePoint,
+    load_restore_point,
+    save_restore_point,
+)
 from odoo_dr.errors import BackupFailed, KeyRejected, RejectedError, RepositoryError
 from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.store import Repository
@@ -189,3 +196,30 @@ def test_key_add_on_plain_repository_says_not_encrypted(tmp_path):
                      env={"ODOO_DR_NEW_KEY_FILE": str(key_file)})  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "is not encrypted" in result.stderr
+
+
+def test_encrypted_restore_point_names_are_keyed(tmp_path):
+    # In an encrypted repository a restore point's path must not let anyone
+    # holding the files confirm a guessed tenant or release name.
+    root = _encrypted(tmp_path)
+    repository = Repository.open(str(root), secret=b"break test")
+    tenant, release = "Acme-Prod 2024", "v1.2.3"
+    point = RestorePoint(
+        tenant=tenant,
+        release=release,
+        release_source="--release",
+        snapshot_id="20261204-160057-02f2a4ef",
+        database=tenant,
+        snapshot_time=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        drill_id="20261204-160100-0badc0de",
+        modules={"base": "17.0.1.3"},
+    )
+    save_restore_point(repository, point)
+    (stored,) = (root / "releases").rglob("*.json")
+    for name in (tenant, release):
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        assert digest not in str(stored.relative_to(root))
+    loaded = load_restore_point(repository, tenant, release)
+    assert loaded is not None
+    assert loaded.snapshot_id == point.snapshot_id

@@ -27,6 +27,7 @@ from odoo_dr.engine.verify import verify
 from odoo_dr.errors import RejectedError, RepositoryError, VerificationFailed
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.backend import ObjectNotFound
+from odoo_dr.repository.crypto import RepositoryKeys
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
 
@@ -107,23 +108,42 @@ def _check_release(name: str) -> str:
     return name
 
 
-def _digest(text: str) -> str:
+def _digest(text: str, purpose: str, keys: RepositoryKeys | None) -> str:
+    if keys is not None:
+        return keys.name(purpose, text)[:32]
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def restore_point_key(tenant: str, release: str) -> str:
-    return f"releases/{_digest(tenant)}/{_digest(release)}.json"
+def restore_point_key(
+    tenant: str, release: str, keys: RepositoryKeys | None = None
+) -> str:
+    """Return the document key of a restore point.
+
+    An encrypted repository (`keys` given) names it by keyed hashes, so its path
+    does not confirm a guessed tenant or release name.
+    """
+    tenant_part = _digest(tenant, "release tenant", keys)
+    release_part = _digest(release, "release", keys)
+    return f"releases/{tenant_part}/{release_part}.json"
 
 
 def load_restore_point(
     repository: Repository, tenant: str, release: str
 ) -> RestorePoint | None:
     """Return the restore point recorded for `release` of `tenant`, or None."""
-    key = restore_point_key(tenant, release)
+    key = restore_point_key(tenant, release, repository.keys)
     try:
         raw = repository.read_document(key)
     except ObjectNotFound:
-        return None
+        if repository.keys is None:
+            return None
+        # Encrypted repositories of earlier versions named restore points by
+        # plain SHA-256 hashes.
+        key = restore_point_key(tenant, release)
+        try:
+            raw = repository.read_document(key)
+        except ObjectNotFound:
+            return None
     try:
         point = RestorePoint.model_validate_json(raw)
     except ValidationError as exc:
@@ -142,7 +162,7 @@ def load_restore_point(
 
 def save_restore_point(repository: Repository, point: RestorePoint) -> None:
     repository.write_document(
-        restore_point_key(point.tenant, point.release),
+        restore_point_key(point.tenant, point.release, repository.keys),
         point.model_dump_json(indent=1).encode("utf-8"),
     )
 
