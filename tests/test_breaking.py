@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLAIN_BUCKET, run_cli
+from conftest import LOCKED_BUCKET, PLAIN_BUCKET, run_cli
 from odoo_dr.engine.release import (
     RestorePoint,
     load_restore_point,
@@ -223,3 +223,24 @@ def test_encrypted_restore_point_names_are_keyed(tmp_path):
     loaded = load_restore_point(repository, tenant, release)
     assert loaded is not None
     assert loaded.snapshot_id == point.snapshot_id
+
+
+def test_lock_mode_without_lock_days_rejected(tmp_path):
+    # --lock-mode compliance alone used to create a repository without any lock.
+    result = run_cli("init", "--repo", str(tmp_path / "repo"),
+                     "--lock-mode", "compliance")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--lock-days" in result.stderr
+    assert not (tmp_path / "repo").exists()
+
+
+def test_lock_days_beyond_s3_limit_rejected(s3_endpoint, monkeypatch, unique):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    location = f"s3://{LOCKED_BUCKET}/repo-{unique}"
+    with pytest.raises(RejectedError) as raised:
+        Repository.init(location, lock_days=100_000_000)
+    assert "100000000" in raised.value.message
+    assert "36500" in raised.value.hint
+    result = run_cli("init", "--repo", location, "--lock-days", "36501")
+    assert result.returncode == 2, result.stderr
+    assert "unexpected" not in result.stderr

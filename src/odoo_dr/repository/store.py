@@ -108,14 +108,20 @@ def _backend_for(location: str) -> Backend:
     return LocalBackend(Path(location).expanduser().absolute())
 
 
+# The longest lock odoo-dr writes: 100 years. A far larger count of days would
+# overflow Python's dates (year 9999) before any request reached S3.
+MAX_LOCK_DAYS = 36_500
+
+
 def _check_lock_request(backend: Backend, lock_days: int | None) -> None:
     """Reject --lock-days unless the backend is an S3 bucket with Object Lock."""
     if lock_days is None:
         return
-    if lock_days < 1:
+    if not 1 <= lock_days <= MAX_LOCK_DAYS:
         raise RejectedError(
             f"invalid --lock-days {lock_days}",
-            hint="give the number of days each object stays locked, 1 or more",
+            hint="give the number of days each object stays locked, from 1 to "
+            f"{MAX_LOCK_DAYS} (100 years)",
         )
     check = getattr(backend, "check_object_lock", None)
     if check is None:
