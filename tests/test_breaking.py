@@ -244,3 +244,29 @@ def test_lock_days_beyond_s3_limit_rejected(s3_endpoint, monkeypatch, unique):
     result = run_cli("init", "--repo", location, "--lock-days", "36501")
     assert result.returncode == 2, result.stderr
     assert "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["prune", "--keep-last", "1", "--min-age", "99999999999w", "--dry-run"],
+        ["guard", "pre-deploy", "acme", "--release", "r1", "--max-age", "99999999999d"],
+    ],
+)
+def test_huge_durations_rejected(repository, command):
+    result = run_cli(*command, "--repo", repository.location)
+    assert result.returncode == 2, result.stderr
+    assert "99999999999" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_huge_policy_min_age_rejected(repository, tmp_path):
+    policy = tmp_path / "retention.yaml"
+    policy.write_text(
+        "policies:\n  - {match: {}, keep_last: 1, min_age: 99999999999w}\n"
+    )
+    result = run_cli("prune", "--policy", str(policy), "--dry-run",
+                     "--repo", repository.location)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{policy}:2" in result.stderr
+    assert "unexpected" not in result.stderr

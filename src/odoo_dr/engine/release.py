@@ -23,6 +23,7 @@ from odoo_dr import __version__
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.drill import DrillOptions, run_drill
 from odoo_dr.engine.migration import MigrationPlan
+from odoo_dr.engine.retention import MAX_AGE_DAYS
 from odoo_dr.engine.verify import verify
 from odoo_dr.errors import RejectedError, RepositoryError, VerificationFailed
 from odoo_dr.pg.connection import PgSettings
@@ -74,7 +75,13 @@ def parse_duration(text: str) -> timedelta:
             f"invalid duration {text!r}",
             hint="write a number with s, m, h or d, such as 15m",
         )
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86400:
+        raise RejectedError(
+            f"invalid duration {text!r}: longer than {MAX_AGE_DAYS} days",
+            hint=f"write at most {MAX_AGE_DAYS}d",
+        )
+    return timedelta(seconds=seconds)
 
 
 def resolve_release(explicit: str | None) -> tuple[str, str]:
