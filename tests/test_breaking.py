@@ -270,3 +270,16 @@ def test_huge_policy_min_age_rejected(repository, tmp_path):
     assert result.returncode == 2, result.stderr
     assert f"{policy}:2" in result.stderr
     assert "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize("tenant", ["", " ", "\x7f"])
+def test_blank_tenant_rejected(repository, filestore_root, odoo_database, tenant):
+    # An unset shell variable (--tenant "$TENANT") must not file the snapshot under
+    # the database name without a word, nor under a name made of blanks.
+    summary = odoo_database()
+    result = run_cli("backup", summary.database, "--tenant", tenant,
+                     "--filestore-root", str(filestore_root),
+                     "--repo", repository.location)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"invalid tenant name {tenant!r}" in result.stderr
+    assert repository.snapshot_ids() == []
