@@ -180,9 +180,12 @@ class TenantLock:
                     return
                 self.backend.write(self.key, self._payload())
             except (OdooDrError, OSError) as exc:
-                # The storage may come back before the lock turns stale; the run
+                # The storage may come back before the lock turns stale, and the run
                 # itself meets the same fault and reports it.
-                log.warning("cannot refresh the lock of %s: %s", self._subject(), exc)
+                reason = exc.message if isinstance(exc, OdooDrError) else str(exc)
+                log.warning(
+                    "cannot refresh the lock of %s: %s", self._subject(), reason
+                )
 
     def release(self) -> None:
         """Remove the lock if this run still holds it.
@@ -200,6 +203,7 @@ class TenantLock:
             if holder and holder.get("token") == self.token:
                 self.backend.delete(self.key)
         except (OdooDrError, OSError) as exc:
+            reason = exc.message if isinstance(exc, OdooDrError) else str(exc)
             log.warning(
                 "cannot remove the lock %s/%s of %s: %s; the next run takes it "
                 "over once it is stale (its process gone from this host, or not "
@@ -207,7 +211,7 @@ class TenantLock:
                 self.backend.describe(),
                 self.key,
                 self._subject(),
-                exc,
+                reason,
                 STALE_AFTER.total_seconds() // 60,
             )
 
