@@ -283,3 +283,71 @@ def test_blank_tenant_rejected(repository, filestore_root, odoo_database, tenant
     assert result.returncode == 2, result.stderr
     assert f"invalid tenant name {tenant!r}" in result.stderr
     assert repository.snapshot_ids() == []
+
+
+def test_manifest_under_another_id_is_damaged(
+    repository, filestore_root, odoo_database
+):
+    # A manifest copied over another snapshot's file (a swap, or a botched manual
+    # repair) showed one snapshot twice and hid the other without a word; prune
+    # would then delete by the id inside the file.
+    summary = odoo_database()
+    options = ["--filestore-root", str(filestore_root), "--repo", repository.location]
+    first = run_cli("backup", summary.database, *options)
+    second = run_cli("backup", summary.database, *options)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    hidden, shown = first.stdout.strip(), second.stdout.strip()
+    root = Path(repository.location)
+    (root / "snapshots" / f"{hidden}.json").write_bytes(
+        (root / "snapshots" / f"{shown}.json").read_bytes()
+    )
+
+    listing = run_cli("snapshots", "--repo", repository.location)
+    assert listing.returncode == 1, listing.stderr
+    assert listing.stdout.count(shown) == 1
+    assert hidden in listing.stderr
+    assert shown in listing.stderr
+
+    restore = run_cli("restore", hidden, "--target", f"{summary.database}_x",
+                      "--copy", *options)  # fmt: skip
+    assert restore.returncode == 2, restore.stderr
+    assert f"snapshots/{hidden}.json" in restore.stderr
+
+    prune = run_cli("prune", "--keep-last", "1", "--repo", repository.location)
+    assert prune.returncode == 2, prune.stderr
+    assert (root / "snapshots" / f"{shown}.json").exists()
+
+
+def test_prune_keeps_latest_restore_point(repository, filestore_root, odoo_database):
+    # A release's restore point is the snapshot a rollback needs: prune must not
+    # delete it while that release is the tenant's latest.
+    summary = odoo_database()
+    database = summary.database
+    options = ["--filestore-root", str(filestore_root), "--repo", repository.location]
+    env = {"ODOO_DR_RELEASE": "v 2.0"}
+    pre = run_cli("guard", "pre-deploy", database, "--take", *options, env=env)
+    assert pre.returncode == 0, pre.stderr
+    point = load_restore_point(repository, database, "v 2.0")
+    assert point is not None
+    for _ in range(2):
+        backup = run_cli("backup", database, *options)
+        assert backup.returncode == 0, backup.stderr
+    drill = run_cli("drill", database, "--repo", repository.location)
+    assert drill.returncode == 0, drill.stderr
+
+    prune = run_cli("prune", "--keep-last", "1", "--repo", repository.location)
+    assert prune.returncode == 0, prune.stderr
+    assert "restore point of release 'v 2.0'" in prune.stdout
+    assert point.snapshot_id in repository.snapshot_ids()
+    assert len(repository.snapshot_ids()) == 2
+
+    # A restore point whose snapshot is gone anyway (removed by hand, or by an
+    # older odoo-dr) is named as such by rollback.
+    (Path(repository.location) / "snapshots" / f"{point.snapshot_id}.json").unlink()
+    rollback = run_cli("rollback", database, "--to-release", "v 2.0", "--yes",
+                       *options)  # fmt: skip
+    assert rollback.returncode == 2, rollback.stderr
+    assert "v 2.0" in rollback.stderr
+    assert point.snapshot_id in rollback.stderr
+    assert "guard pre-deploy" in rollback.stderr

@@ -167,6 +167,27 @@ def load_restore_point(
     return point
 
 
+def latest_restore_points(repository: Repository) -> dict[str, RestorePoint]:
+    """Return, by tenant, the restore point recorded last (the one a rollback needs).
+
+    A restore point that cannot be read is logged and left out.
+    """
+    latest: dict[str, RestorePoint] = {}
+    for key in sorted(repository.backend.list("releases/")):
+        if not key.endswith(".json"):
+            continue
+        try:
+            point = RestorePoint.model_validate_json(repository.read_document(key))
+        except (ValidationError, RepositoryError, ObjectNotFound) as exc:
+            reason = exc.message if isinstance(exc, RepositoryError) else str(exc)
+            log.warning("skipping unreadable restore point %s: %s", key, reason)
+            continue
+        known = latest.get(point.tenant)
+        if known is None or point.recorded_at > known.recorded_at:
+            latest[point.tenant] = point
+    return latest
+
+
 def save_restore_point(repository: Repository, point: RestorePoint) -> None:
     repository.write_document(
         restore_point_key(point.tenant, point.release, repository.keys),

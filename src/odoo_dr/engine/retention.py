@@ -179,6 +179,8 @@ class SnapshotFacts:
     labels: dict[str, str] = field(default_factory=dict)
     drill_passed: bool = False
     locked_until: datetime | None = None
+    # The release whose latest restore point is this snapshot, if any.
+    restore_point_of: str | None = None
 
 
 @dataclass
@@ -223,6 +225,10 @@ def select(
     drilled = [item for item in decisions if item.snapshot.drill_passed]
     if drilled:
         drilled[0].reasons.append("newest snapshot with a passing drill")
+    for decision in decisions:
+        release = decision.snapshot.restore_point_of
+        if release is not None:
+            decision.reasons.append(f"restore point of release {release!r}")
     if policy is None:
         for decision in decisions:
             decision.reasons.append("no policy matches its tenant")

@@ -527,6 +527,16 @@ class Repository:
                 f"{error['msg']}" + (f" at {where}" if where else ""),
                 hint="restore another snapshot; run 'odoo-dr verify' for the others",
             ) from None
+        if manifest.id != snapshot_id:
+            # Trusting the id inside would list the other snapshot twice, hide
+            # this one, and let prune delete by the wrong name.
+            raise SnapshotDamaged(
+                f"snapshot manifest {snapshot_id} is damaged "
+                f"({self.manifest_path(snapshot_id)}): it contains the manifest of "
+                f"snapshot {manifest.id}",
+                hint="put back this manifest from a copy of the repository, or move "
+                "the file aside; run 'odoo-dr verify' for the others",
+            )
         if manifest.version > MANIFEST_VERSION:
             raise RepositoryError(
                 f"snapshot {snapshot_id} has manifest version {manifest.version}, this "
