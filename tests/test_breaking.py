@@ -351,3 +351,10 @@ def test_prune_keeps_latest_restore_point(repository, filestore_root, odoo_datab
     assert "v 2.0" in rollback.stderr
     assert point.snapshot_id in rollback.stderr
     assert "guard pre-deploy" in rollback.stderr
+
+
+def test_snapshots_of_unknown_tenant_named(repository):
+    result = run_cli("snapshots", "--tenant", "Acme-Prod 2024",
+                     "--repo", repository.location)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no snapshots of tenant 'Acme-Prod 2024'" in result.stdout

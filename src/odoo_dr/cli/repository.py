@@ -119,13 +119,16 @@ def snapshots(
     manifests, damaged = repository.scan_snapshots(tenant)
     for snapshot_id, message in damaged.items():
         errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
-    _print_snapshots(repository, manifests, as_json)
+    _print_snapshots(repository, manifests, as_json, tenant)
     if damaged:
         raise typer.Exit(ExitCode.WARNINGS)
 
 
 def _print_snapshots(
-    repository: Repository, manifests: list[SnapshotManifest], as_json: bool
+    repository: Repository,
+    manifests: list[SnapshotManifest],
+    as_json: bool,
+    tenant: str | None = None,
 ) -> None:
     if as_json:
         print_json(
@@ -138,7 +141,8 @@ def _print_snapshots(
         )
         return
     if not manifests:
-        console.out(f"no snapshots in {repository.location}")
+        of_tenant = f" of tenant {tenant!r}" if tenant is not None else ""
+        console.out(f"no snapshots{of_tenant} in {repository.location}")
         return
     table = Table(box=None, pad_edge=False)
     for column in (
