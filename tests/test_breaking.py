@@ -358,3 +358,11 @@ def test_snapshots_of_unknown_tenant_named(repository):
                      "--repo", repository.location)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no snapshots of tenant 'Acme-Prod 2024'" in result.stdout
+
+
+def test_copy_of_unknown_tenant_rejected(repository, tmp_path):
+    target = Repository.init(str(tmp_path / "target"))
+    result = run_cli("copy", "--tenant", "Acme-Prod 2024", "--to", target.location,
+                     "--repo", repository.location)  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no snapshots of tenant 'Acme-Prod 2024'" in result.stderr

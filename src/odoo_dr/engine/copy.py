@@ -250,7 +250,16 @@ def _select(
                 hint="drop --tenant, or give a snapshot of that tenant",
             )
         return [manifest], {}
-    return source.scan_snapshots(options.tenant)
+    manifests, damaged = source.scan_snapshots(options.tenant)
+    if options.tenant is not None and not manifests and not damaged:
+        # As verify and prune do: a misspelt tenant must not pass as a copy that
+        # found nothing new.
+        raise RejectedError(
+            f"no snapshots of tenant {options.tenant!r} in repository "
+            f"{source.location}",
+            hint="list tenants and snapshots with: odoo-dr snapshots",
+        )
+    return manifests, damaged
 
 
 def check_residency(manifests: list[SnapshotManifest], target: Repository) -> None:
