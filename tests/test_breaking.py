@@ -366,3 +366,31 @@ def test_copy_of_unknown_tenant_rejected(repository, tmp_path):
                      "--repo", repository.location)  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no snapshots of tenant 'Acme-Prod 2024'" in result.stderr
+
+
+def test_copy_encrypted_into_plain_needs_consent(
+    tmp_path, filestore_root, odoo_database
+):
+    # An off-site copy of an encrypted repository must not land in clear at the
+    # third party because its target was created without --encrypt.
+    summary = odoo_database(f"Brk Secret {uuid.uuid4().hex[:6]}")
+    source = tmp_path / "source"
+    target = tmp_path / "target"
+    key_file = tmp_path / "repo.key"
+    key_file.write_bytes(b"break test")
+    env = {"ODOO_DR_KEY_FILE": str(key_file)}
+    Repository.init(str(source), secret=b"break test", kdf=FAST_KDF)
+    Repository.init(str(target))
+    backup = run_cli("backup", summary.database, "--repo", str(source),
+                     "--filestore-root", str(filestore_root), env=env)  # fmt: skip
+    assert backup.returncode == 0, backup.stderr
+
+    rejected = run_cli("copy", "--repo", str(source), "--to", str(target), env=env)
+    assert rejected.returncode == 2, rejected.stderr
+    assert "--allow-unencrypted" in rejected.stderr
+    assert list((target / "snapshots").iterdir()) == []
+
+    allowed = run_cli("copy", "--repo", str(source), "--to", str(target),
+                      "--allow-unencrypted", env=env)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
+    assert len(list((target / "snapshots").iterdir())) == 1

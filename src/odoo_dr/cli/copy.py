@@ -49,6 +49,14 @@ def copy(
             help="Threads that read, compress and store blobs.",
         ),
     ] = opt.default_jobs(),
+    allow_unencrypted: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unencrypted",
+            help="Copy from an encrypted repository into one that is not encrypted, "
+            "storing the snapshots in clear.",
+        ),
+    ] = False,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
@@ -60,7 +68,12 @@ def copy(
     report = run_copy(
         source,
         target,
-        CopyOptions(tenant=tenant, snapshot=snapshot, jobs=jobs),
+        CopyOptions(
+            tenant=tenant,
+            snapshot=snapshot,
+            jobs=jobs,
+            allow_unencrypted=allow_unencrypted,
+        ),
         on_snapshot=None if as_json else _print_progress,
     )
     for snapshot_id, message in report.unreadable.items():

@@ -57,6 +57,8 @@ class CopyOptions:
     snapshot: str | None = None
     # Threads that read, compress and store blobs.
     jobs: int = 2
+    # Copy from an encrypted repository into one that is not encrypted.
+    allow_unencrypted: bool = False
 
 
 @dataclass
@@ -323,6 +325,13 @@ def run_copy(
     copied. A failure to write the target stops the run with `BackupFailed`.
     """
     _check_distinct(source, target)
+    if source.encrypted and not target.encrypted and not options.allow_unencrypted:
+        raise RejectedError(
+            f"source repository {source.location} is encrypted but target "
+            f"{target.location} is not: the copy would store every snapshot in clear",
+            hint="create the target with 'odoo-dr init --encrypt', or pass "
+            "--allow-unencrypted to copy into it in clear on purpose",
+        )
     selected, unreadable = _select(source, options)
     present = set(target.snapshot_ids())
     check_residency([item for item in selected if item.id not in present], target)
