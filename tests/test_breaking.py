@@ -107,9 +107,9 @@ def test_lost_endpoint_keeps_backup_error(s3_endpoint, monkeypatch, unique):
 def test_post_deploy_wrong_root_and_quoted_hint(
     repository, odoo_database, filestore_root, tmp_path
 ):
-    # A tenant named with a space and capitals, and a filestore root that does not
-    # hold its folder: post-deploy must not fail the release (and advise a
-    # rollback) for a root it guessed, and its hints must survive copy and paste.
+    # The tenant's name has a space and capitals, and the filestore root does not
+    # contain its folder. Post-deploy must not fail the release (and advise a
+    # rollback) for a wrong root. Its hints must survive copy and paste.
     summary = odoo_database(f"Brk Acme-Prod {uuid.uuid4().hex[:6]}")
     database = summary.database
     options = ["--repo", repository.location]
@@ -289,7 +289,7 @@ def test_manifest_under_another_id_is_damaged(
     repository, filestore_root, odoo_database
 ):
     # A manifest copied over another snapshot's file (a swap, or a botched manual
-    # repair) showed one snapshot twice and hid the other without a word; prune
+    # repair) showed one snapshot twice and hid the other without a word. Prune
     # would then delete by the id inside the file.
     summary = odoo_database()
     options = ["--filestore-root", str(filestore_root), "--repo", repository.location]
