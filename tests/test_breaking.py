@@ -394,3 +394,37 @@ def test_copy_encrypted_into_plain_needs_consent(
                       "--allow-unencrypted", env=env)  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
     assert len(list((target / "snapshots").iterdir())) == 1
+
+
+def test_verify_finds_truncated_pack_without_reading(
+    repository, filestore_root, odoo_database
+):
+    # A pack cut short (a full disk, an interrupted sync) is visible from its size
+    # alone, as restic's check finds it, without --read-data.
+    summary = odoo_database()
+    backup = run_cli("backup", summary.database, "--filestore-root",
+                     str(filestore_root), "--repo", repository.location)  # fmt: skip
+    assert backup.returncode == 0, backup.stderr
+    packs = sorted(
+        Path(repository.location, "packs").rglob("*"), key=lambda p: p.stat().st_size
+    )
+    largest = [p for p in packs if p.is_file()][-1]
+    with largest.open("r+b") as pack:
+        pack.truncate(largest.stat().st_size // 2)
+
+    result = run_cli("verify", "--repo", repository.location)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert f"truncated (pack {largest.name} has" in result.stdout
+    assert backup.stdout.strip() in result.stdout
+
+
+def test_s3_pack_sizes_listed(s3_endpoint, monkeypatch, unique):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    repository = Repository.init(f"s3://{PLAIN_BUCKET}/repo-{unique}")
+    content = b"odoo-dr pack size" * 1000
+    blob_id, _stats = repository.blobs.put(content)
+    repository.blobs.flush()
+    where = repository.blobs.index.get(blob_id)
+    sizes = repository.blobs.index.pack_sizes()
+    assert sizes is not None
+    assert sizes[where.pack] >= where.offset + where.length
