@@ -234,7 +234,7 @@ def test_lock_mode_without_lock_days_rejected(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def test_lock_days_beyond_s3_limit_rejected(s3_endpoint, monkeypatch, unique):
+def test_lock_days_beyond_limit_rejected(s3_endpoint, monkeypatch, unique):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     location = f"s3://{LOCKED_BUCKET}/repo-{unique}"
     with pytest.raises(RejectedError) as raised:
