@@ -320,6 +320,9 @@ def test_damaged_source_snapshot_fails_alone(
 ):
     summary = odoo_database()
     good = take_backup(cli, repository, summary.database, filestore_root)
+    # toc.dat records its creation time to the second, so two backups within one
+    # second share it. A new table makes the second backup's toc.dat differ.
+    query(summary.database, "CREATE TABLE x_copy_test_marker (id integer)")
     bad = take_backup(cli, repository, summary.database, filestore_root)
     source = Repository.open(repository.location)
     good_toc = {item.name: item for item in source.find_snapshot(good).dump}["toc.dat"]

@@ -104,14 +104,21 @@ def test_verify_reports_each_damage(cli, two_snapshots):
     for snapshot_id in both:
         assert expected in problems_of(report)[snapshot_id]
 
-    # A truncated pack: only reading finds it, and it names the pack and blobs.
+    # A truncated pack: its size shows it without reading, as in restic's check,
+    # and reading names the pack and blobs.
     repository = copy()
     name, chunk = shared_table_chunk(repository, first)
     path, offset, length = blob_path(repository, chunk)
     with path.open("r+b") as handle:
         handle.truncate(offset + length // 2)
     code, report = verify_in_process(repository)
-    assert code == 0
+    assert code == 5
+    structural = (
+        f"dump file {name}: object {chunk} truncated (pack {path.name} has "
+        f"{offset + length // 2:,} bytes, the object ends at byte {offset + length:,})"
+    )
+    for snapshot_id in both:
+        assert structural in problems_of(report)[snapshot_id]
     code, report = verify_in_process(repository, "--read-data")
     assert code == 5
     pack = path.name

@@ -67,6 +67,10 @@ class RepositoryError(RejectedError):
     """The repository is missing, of an unknown format, or damaged."""
 
 
+class KeyRejected(RepositoryError):
+    """An encrypted repository got no key, or one that opens none of its key slots."""
+
+
 class SnapshotDamaged(RepositoryError):
     """An object or manifest that a snapshot needs is missing or damaged."""
 

@@ -11,7 +11,7 @@ import typer
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
 from odoo_dr.engine.copy import CopyOptions, CopyReport, SnapshotCopy, run_copy
-from odoo_dr.errors import BackupFailed, ExitCode
+from odoo_dr.errors import BackupFailed, ExitCode, KeyRejected
 from odoo_dr.repository import crypto
 from odoo_dr.repository.store import Repository
 
@@ -49,6 +49,14 @@ def copy(
             help="Threads that read, compress and store blobs.",
         ),
     ] = opt.default_jobs(),
+    allow_unencrypted: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unencrypted",
+            help="Copy from an encrypted repository into one that is not encrypted, "
+            "storing the snapshots in clear.",
+        ),
+    ] = False,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
@@ -56,11 +64,16 @@ def copy(
     """Copy snapshots and their drill records from --repo to --to, incrementally."""
     opt.apply_verbosity(verbose, quiet)
     source = opt.open_repository(repo)
-    target = Repository.open(to, secret=_target_secret())
+    target = _open_target(to)
     report = run_copy(
         source,
         target,
-        CopyOptions(tenant=tenant, snapshot=snapshot, jobs=jobs),
+        CopyOptions(
+            tenant=tenant,
+            snapshot=snapshot,
+            jobs=jobs,
+            allow_unencrypted=allow_unencrypted,
+        ),
         on_snapshot=None if as_json else _print_progress,
     )
     for snapshot_id, message in report.unreadable.items():
@@ -79,6 +92,19 @@ def copy(
         )
     if report.unreadable:
         raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _open_target(location: str) -> Repository:
+    """Open the target, with its own key if the ODOO_DR_TARGET_* variables give one."""
+    try:
+        return Repository.open(location, secret=_target_secret())
+    except KeyRejected as exc:
+        raise KeyRejected(
+            f"cannot open the target of the copy: {exc.message}",
+            hint=f"set ${crypto.TARGET_KEY_FILE_VARIABLE} to the target's key file or "
+            f"${crypto.TARGET_PASSPHRASE_VARIABLE} to its passphrase; without them "
+            "the target is opened with the source's key",
+        ) from None
 
 
 def _target_secret() -> bytes | None:

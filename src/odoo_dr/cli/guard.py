@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -352,12 +353,13 @@ def post_deploy(
             database = latest.database.name
         else:
             database = tenant
-    root, _root_source = opt.filestore_root(filestore_root, config)
+    root, root_source = opt.filestore_root(filestore_root, config)
     expected = None
     with settings.connect(database) as connection:
         with connection.cursor() as cursor:
             inspect.require_odoo_database(cursor, database)
             installed = inspect.read_modules(cursor)
+            _require_filestore_folder(cursor, database, root / database, root_source)
         connection.rollback()
         before = point.modules if point is not None else installed
         modules = _release_modules(
@@ -397,8 +399,35 @@ def post_deploy(
         failed = ", ".join(check.name for check in checks if not check.passed)
         hint = "fix the release, or roll back"
         if point is not None:
-            hint += f": odoo-dr rollback {tenant} --to-release {point.release} --yes"
+            words = ["odoo-dr", "rollback", tenant, "--to-release", point.release]
+            words += ["--repo", repository.location, "--yes"]
+            hint += ": " + shlex.join(words)
         raise VerificationFailed(f"post-deploy checks failed: {failed}", hint=hint)
+
+
+def _require_filestore_folder(
+    cursor: psycopg.Cursor, database: str, folder: Path, root_source: str
+) -> None:
+    """Reject a filestore root without the tenant's folder, as a backup does.
+
+    Every referenced file missing at once means a wrong root far more often than a
+    release that deleted the folder, and failing the checks would advise a rollback.
+    """
+    if folder.is_dir():
+        return
+    cursor.execute(
+        "SELECT count(*) FROM ir_attachment"
+        " WHERE store_fname IS NOT NULL AND store_fname <> ''"
+    )
+    referenced = cursor.fetchone()[0]
+    if referenced:
+        raise RejectedError(
+            f"filestore folder {folder} not found, but {referenced:,} attachments of "
+            f"{database!r} are stored in the filestore (the root comes from "
+            f"{root_source})",
+            hint="pass --filestore-root (the folder holding one folder per database, "
+            "Odoo's <data_dir>/filestore) or --odoo-config with the right data_dir",
+        )
 
 
 def rollback(

@@ -25,6 +25,11 @@ def _open(repo: str | None) -> tuple[Repository, bytes]:
     location = resolve_location(repo)
     secret = crypto.secret_from_environment(prompt="Current passphrase: ")
     if secret is None:
+        # A repository that is not encrypted opens without a key, and that is the
+        # error to report then.
+        repository = Repository.open(location)
+        if not repository.encrypted:
+            raise _not_encrypted(repository)
         raise RejectedError(
             f"no key given for repository {location}",
             hint=f"set ${crypto.KEY_FILE_VARIABLE} to the current key file or "
@@ -33,11 +38,15 @@ def _open(repo: str | None) -> tuple[Repository, bytes]:
         )
     repository = Repository.open(location, secret=secret)
     if not repository.encrypted:
-        raise RejectedError(
-            f"repository {repository.location} is not encrypted, so it has no keys",
-            hint="create an encrypted repository with 'odoo-dr init --encrypt'",
-        )
+        raise _not_encrypted(repository)
     return repository, secret
+
+
+def _not_encrypted(repository: Repository) -> RejectedError:
+    return RejectedError(
+        f"repository {repository.location} is not encrypted, so it has no keys",
+        hint="create an encrypted repository with 'odoo-dr init --encrypt'",
+    )
 
 
 def _new_secret(repository: Repository, current: bytes) -> bytes:

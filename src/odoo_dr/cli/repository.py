@@ -13,7 +13,7 @@ from odoo_dr.cli.output import age, console, errors, local_time, print_json, siz
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.repository import crypto
 from odoo_dr.repository.manifest import SnapshotManifest
-from odoo_dr.repository.store import Repository, resolve_location
+from odoo_dr.repository.store import MAX_LOCK_DAYS, Repository, resolve_location
 
 
 class LockMode(StrEnum):
@@ -37,19 +37,22 @@ def init(
         typer.Option(
             "--lock-days",
             min=1,
+            max=MAX_LOCK_DAYS,
             help="Lock every object written with S3 Object Lock for this many days "
-            "(S3 buckets with Object Lock enabled only).",
+            f"(S3 buckets with Object Lock enabled only; at most {MAX_LOCK_DAYS}).",
             show_default=False,
         ),
     ] = None,
     lock_mode: Annotated[
-        LockMode,
+        LockMode | None,
         typer.Option(
             "--lock-mode",
-            help="Object Lock mode: governance (removable with "
-            "s3:BypassGovernanceRetention) or compliance (no one can remove it).",
+            help="Object Lock mode with --lock-days: governance (the default, "
+            "removable with s3:BypassGovernanceRetention) or compliance (no one can "
+            "remove it).",
+            show_default=False,
         ),
-    ] = LockMode.governance,
+    ] = None,
     region: Annotated[
         str | None,
         typer.Option(
@@ -65,6 +68,12 @@ def init(
     """Create an empty repository."""
     opt.apply_verbosity(verbose, quiet)
     location = resolve_location(repo)
+    if lock_mode is not None and lock_days is None:
+        raise RejectedError(
+            f"--lock-mode {lock_mode.value} needs --lock-days: without it no object "
+            "is locked",
+            hint=f"add --lock-days N (1 to {MAX_LOCK_DAYS}), or leave out --lock-mode",
+        )
     secret = None
     if encrypt:
         secret = crypto.secret_from_environment(
@@ -81,7 +90,7 @@ def init(
         location,
         secret=secret,
         lock_days=lock_days,
-        lock_mode=lock_mode.value,
+        lock_mode=(lock_mode or LockMode.governance).value,
         region=region,
     )
     details = [f"id {repository.config.id}"]
@@ -110,13 +119,16 @@ def snapshots(
     manifests, damaged = repository.scan_snapshots(tenant)
     for snapshot_id, message in damaged.items():
         errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
-    _print_snapshots(repository, manifests, as_json)
+    _print_snapshots(repository, manifests, as_json, tenant)
     if damaged:
         raise typer.Exit(ExitCode.WARNINGS)
 
 
 def _print_snapshots(
-    repository: Repository, manifests: list[SnapshotManifest], as_json: bool
+    repository: Repository,
+    manifests: list[SnapshotManifest],
+    as_json: bool,
+    tenant: str | None = None,
 ) -> None:
     if as_json:
         print_json(
@@ -129,7 +141,8 @@ def _print_snapshots(
         )
         return
     if not manifests:
-        console.out(f"no snapshots in {repository.location}")
+        of_tenant = f" of tenant {tenant!r}" if tenant is not None else ""
+        console.out(f"no snapshots{of_tenant} in {repository.location}")
         return
     table = Table(box=None, pad_edge=False)
     for column in (

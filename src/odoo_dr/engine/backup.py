@@ -90,7 +90,8 @@ class BackupOptions:
     @property
     def tenant_name(self) -> str:
         """The name snapshots are filed under: `tenant`, else the database name."""
-        return self.tenant or self.database_name
+        # An empty --tenant is checked, and rejected, rather than taken as absent.
+        return self.database_name if self.tenant is None else self.tenant
 
     @property
     def database_name(self) -> str:
@@ -99,10 +100,12 @@ class BackupOptions:
 
 
 def validate_tenant_name(name: str) -> str:
-    if not name or len(name) > 200 or any(ord(char) < 32 for char in name):
+    control = any(ord(char) < 32 or ord(char) == 127 for char in name)
+    if not name.strip() or len(name) > 200 or control:
         raise RejectedError(
             f"invalid tenant name {name!r}",
-            hint="use up to 200 printable characters, such as 'eu-prod/odoo'",
+            hint="use up to 200 printable characters, not only blanks, such as "
+            "'eu-prod/odoo'",
         )
     return name
 

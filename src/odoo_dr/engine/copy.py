@@ -57,6 +57,8 @@ class CopyOptions:
     snapshot: str | None = None
     # Threads that read, compress and store blobs.
     jobs: int = 2
+    # Copy from an encrypted repository into one that is not encrypted.
+    allow_unencrypted: bool = False
 
 
 @dataclass
@@ -250,7 +252,16 @@ def _select(
                 hint="drop --tenant, or give a snapshot of that tenant",
             )
         return [manifest], {}
-    return source.scan_snapshots(options.tenant)
+    manifests, damaged = source.scan_snapshots(options.tenant)
+    if options.tenant is not None and not manifests and not damaged:
+        # As verify and prune do: a misspelt tenant must not pass as a copy that
+        # found nothing new.
+        raise RejectedError(
+            f"no snapshots of tenant {options.tenant!r} in repository "
+            f"{source.location}",
+            hint="list tenants and snapshots with: odoo-dr snapshots",
+        )
+    return manifests, damaged
 
 
 def check_residency(manifests: list[SnapshotManifest], target: Repository) -> None:
@@ -314,6 +325,13 @@ def run_copy(
     copied. A failure to write the target stops the run with `BackupFailed`.
     """
     _check_distinct(source, target)
+    if source.encrypted and not target.encrypted and not options.allow_unencrypted:
+        raise RejectedError(
+            f"source repository {source.location} is encrypted but target "
+            f"{target.location} is not: the copy would store every snapshot in clear",
+            hint="create the target with 'odoo-dr init --encrypt', or pass "
+            "--allow-unencrypted to copy into it in clear on purpose",
+        )
     selected, unreadable = _select(source, options)
     present = set(target.snapshot_ids())
     check_residency([item for item in selected if item.id not in present], target)

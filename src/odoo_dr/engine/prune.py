@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from odoo_dr.engine.release import latest_restore_points
 from odoo_dr.engine.retention import (
     Decision,
     RetentionPolicy,
@@ -117,6 +118,10 @@ def plan_tenants(
             hint="list snapshots with: odoo-dr snapshots",
         )
     drilled = _drilled_snapshots(repository)
+    restore_points = {
+        point.snapshot_id: point.release
+        for point in latest_restore_points(repository).values()
+    }
     plans = []
     for name in sorted(by_tenant):
         if tenant is not None and name != tenant:
@@ -130,6 +135,7 @@ def plan_tenants(
                 time=item.snapshot_time,
                 labels=item.labels,
                 drill_passed=item.id in drilled,
+                restore_point_of=restore_points.get(item.id),
                 locked_until=_future(
                     repository.backend.retained_until(f"snapshots/{item.id}.json"),
                     now,

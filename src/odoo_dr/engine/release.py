@@ -23,10 +23,12 @@ from odoo_dr import __version__
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.drill import DrillOptions, run_drill
 from odoo_dr.engine.migration import MigrationPlan
+from odoo_dr.engine.retention import MAX_AGE_DAYS
 from odoo_dr.engine.verify import verify
 from odoo_dr.errors import RejectedError, RepositoryError, VerificationFailed
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.backend import ObjectNotFound
+from odoo_dr.repository.crypto import RepositoryKeys
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
 
@@ -73,7 +75,13 @@ def parse_duration(text: str) -> timedelta:
             f"invalid duration {text!r}",
             hint="write a number with s, m, h or d, such as 15m",
         )
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86400:
+        raise RejectedError(
+            f"invalid duration {text!r}: longer than {MAX_AGE_DAYS} days",
+            hint=f"write at most {MAX_AGE_DAYS}d",
+        )
+    return timedelta(seconds=seconds)
 
 
 def resolve_release(explicit: str | None) -> tuple[str, str]:
@@ -107,23 +115,42 @@ def _check_release(name: str) -> str:
     return name
 
 
-def _digest(text: str) -> str:
+def _digest(text: str, purpose: str, keys: RepositoryKeys | None) -> str:
+    if keys is not None:
+        return keys.name(purpose, text)[:32]
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def restore_point_key(tenant: str, release: str) -> str:
-    return f"releases/{_digest(tenant)}/{_digest(release)}.json"
+def restore_point_key(
+    tenant: str, release: str, keys: RepositoryKeys | None = None
+) -> str:
+    """Return the document key of a restore point.
+
+    An encrypted repository (`keys` given) names it by keyed hashes, so its path
+    does not confirm a guessed tenant or release name.
+    """
+    tenant_part = _digest(tenant, "release tenant", keys)
+    release_part = _digest(release, "release", keys)
+    return f"releases/{tenant_part}/{release_part}.json"
 
 
 def load_restore_point(
     repository: Repository, tenant: str, release: str
 ) -> RestorePoint | None:
     """Return the restore point recorded for `release` of `tenant`, or None."""
-    key = restore_point_key(tenant, release)
+    key = restore_point_key(tenant, release, repository.keys)
     try:
         raw = repository.read_document(key)
     except ObjectNotFound:
-        return None
+        if repository.keys is None:
+            return None
+        # Encrypted repositories of earlier versions named restore points by
+        # plain SHA-256 hashes.
+        key = restore_point_key(tenant, release)
+        try:
+            raw = repository.read_document(key)
+        except ObjectNotFound:
+            return None
     try:
         point = RestorePoint.model_validate_json(raw)
     except ValidationError as exc:
@@ -140,9 +167,30 @@ def load_restore_point(
     return point
 
 
+def latest_restore_points(repository: Repository) -> dict[str, RestorePoint]:
+    """Return, by tenant, the restore point recorded last (the one a rollback needs).
+
+    A restore point that cannot be read is logged and left out.
+    """
+    latest: dict[str, RestorePoint] = {}
+    for key in sorted(repository.backend.list("releases/")):
+        if not key.endswith(".json"):
+            continue
+        try:
+            point = RestorePoint.model_validate_json(repository.read_document(key))
+        except (ValidationError, RepositoryError, ObjectNotFound) as exc:
+            reason = exc.message if isinstance(exc, RepositoryError) else str(exc)
+            log.warning("skipping unreadable restore point %s: %s", key, reason)
+            continue
+        known = latest.get(point.tenant)
+        if known is None or point.recorded_at > known.recorded_at:
+            latest[point.tenant] = point
+    return latest
+
+
 def save_restore_point(repository: Repository, point: RestorePoint) -> None:
     repository.write_document(
-        restore_point_key(point.tenant, point.release),
+        restore_point_key(point.tenant, point.release, repository.keys),
         point.model_dump_json(indent=1).encode("utf-8"),
     )
 

@@ -27,6 +27,9 @@ from odoo_dr.review.yamlio import Location, YamlError, line_at, load_documents
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# 100 years: longer than any snapshot can be old, and small enough that subtracting
+# it from the current time stays within Python's dates.
+MAX_AGE_DAYS = 36_500
 
 
 def parse_age(value: object) -> timedelta:
@@ -41,7 +44,12 @@ def parse_age(value: object) -> timedelta:
             f"invalid age {value!r}: write a whole number and a unit, such as "
             "'12h', '7d' or '2w' (units s, m, h, d, w)"
         )
-    return timedelta(seconds=int(match.group(1)) * _AGE_UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if seconds > MAX_AGE_DAYS * 86400:
+        raise ValueError(
+            f"invalid age {value!r}: at most {MAX_AGE_DAYS} days ({MAX_AGE_DAYS}d)"
+        )
+    return timedelta(seconds=seconds)
 
 
 class RetentionPolicy(BaseModel):
@@ -171,6 +179,8 @@ class SnapshotFacts:
     labels: dict[str, str] = field(default_factory=dict)
     drill_passed: bool = False
     locked_until: datetime | None = None
+    # The release whose latest restore point is this snapshot, if any.
+    restore_point_of: str | None = None
 
 
 @dataclass
@@ -215,6 +225,10 @@ def select(
     drilled = [item for item in decisions if item.snapshot.drill_passed]
     if drilled:
         drilled[0].reasons.append("newest snapshot with a passing drill")
+    for decision in decisions:
+        release = decision.snapshot.restore_point_of
+        if release is not None:
+            decision.reasons.append(f"restore point of release {release!r}")
     if policy is None:
         for decision in decisions:
             decision.reasons.append("no policy matches its tenant")

@@ -21,10 +21,11 @@ from odoo_dr.engine.checks import check_modules
 from odoo_dr.engine.post_deploy import LiveCheckOptions, run_live_checks
 from odoo_dr.engine.release import RestorePoint
 from odoo_dr.engine.restore import RestoreOptions, execute_restore, plan_restore
-from odoo_dr.errors import OdooDrError
+from odoo_dr.errors import OdooDrError, RejectedError
 from odoo_dr.odoo.identity import read_identity
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.server import database_exists
+from odoo_dr.repository.backend import ObjectNotFound
 from odoo_dr.repository.manifest import CheckResult, SnapshotManifest
 from odoo_dr.repository.store import Repository
 from odoo_dr.timing import StepTimer
@@ -122,7 +123,17 @@ def run_rollback(
     options: RollbackOptions,
 ) -> RollbackResult:
     """Roll the tenant of `point` back to it; see the module's description."""
-    manifest = repository.load_snapshot(point.snapshot_id)
+    try:
+        manifest = repository.load_snapshot(point.snapshot_id)
+    except ObjectNotFound:
+        raise RejectedError(
+            f"the restore point of release {point.release!r} of {point.tenant!r} is "
+            f"snapshot {point.snapshot_id}, which is no longer in repository "
+            f"{repository.location}",
+            hint="nothing was changed; restore another snapshot with 'odoo-dr "
+            "restore --move', and record the next release's restore point with "
+            "'odoo-dr guard pre-deploy'",
+        ) from None
     database = options.database or point.database
     timer = StepTimer()
     exists = database_exists(settings, database)

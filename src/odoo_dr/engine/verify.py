@@ -218,15 +218,22 @@ def verify(
                 needed.setdefault(blob_id, []).append((report, description))
                 report.objects += 1
 
-    # Structure: every needed blob is indexed and its pack exists.
+    # Structure: every needed blob is indexed, its pack exists and is long enough.
     on_disk = index.pack_ids_on_disk()
+    sizes = index.pack_sizes() or {}
     problems: dict[str, str] = {}
     for blob_id in needed:
         where = index.get(blob_id)
+        end = where.offset + where.length if where is not None else 0
         if where is None:
             problems[blob_id] = "missing (no index entry, in no pack's header)"
         elif where.pack not in on_disk:
             problems[blob_id] = f"missing (its pack {where.pack} is gone)"
+        elif where.pack in sizes and sizes[where.pack] < end:
+            problems[blob_id] = (
+                f"truncated (pack {where.pack} has {sizes[where.pack]:,} bytes, the "
+                f"object ends at byte {end:,})"
+            )
 
     damaged_packs = dict(index.unreadable_packs)
     bytes_read = 0

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel
 
-from odoo_dr.errors import RejectedError, RepositoryError
+from odoo_dr.errors import KeyRejected, RejectedError, RepositoryError
 
 ALGORITHM = "aes-256-gcm"
 KEY_FILE_VARIABLE = "ODOO_DR_KEY_FILE"
@@ -120,13 +120,56 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     )
 
 
-def _slot_key(secret: bytes, slot: KeySlot) -> bytes:
+# The Argon2id costs a key slot may ask for. A damaged or forged config.json must not
+# make odoo-dr request terabytes of memory or run for days before it reports the damage.
+KDF_LIMITS = {
+    "memory_cost": (8, 4 * 1024 * 1024),  # KiB: up to 4 GiB
+    "iterations": (1, 100),
+    "lanes": (1, 64),
+}
+SALT_MIN_SIZE = 8
+
+
+def _decode(slot: KeySlot, field: str) -> bytes:
+    try:
+        return base64.b64decode(getattr(slot, field), validate=True)
+    except ValueError:
+        raise _damaged_slot(slot, f"its {field} is not base64") from None
+
+
+def _damaged_slot(slot: KeySlot, problem: str) -> RepositoryError:
+    return RepositoryError(
+        f"key slot {slot.id} of the repository's config.json is damaged: {problem}",
+        hint="put back config.json from a copy of the repository (an off-site copy "
+        "made with 'odoo-dr copy' has its own key slots)",
+    )
+
+
+def check_slot(slot: KeySlot) -> None:
+    """Raise RepositoryError when `slot` cannot be a key slot odoo-dr wrote."""
     if slot.kdf != "argon2id":
         raise RepositoryError(
             f"key slot {slot.id} uses key derivation {slot.kdf!r}, which this "
             "odoo-dr does not support",
             hint="upgrade odoo-dr",
         )
+    for field, (low, high) in KDF_LIMITS.items():
+        value = getattr(slot, field)
+        if not low <= value <= high:
+            raise _damaged_slot(slot, f"{field} {value} is outside {low}..{high}")
+    if slot.memory_cost < 8 * slot.lanes:
+        raise _damaged_slot(
+            slot,
+            f"memory_cost {slot.memory_cost} is below 8 KiB per lane "
+            f"({slot.lanes} lanes)",
+        )
+    if len(_decode(slot, "salt")) < SALT_MIN_SIZE:
+        raise _damaged_slot(slot, f"its salt is shorter than {SALT_MIN_SIZE} bytes")
+    _decode(slot, "wrapped_key")
+
+
+def _slot_key(secret: bytes, slot: KeySlot) -> bytes:
+    check_slot(slot)
     return Argon2id(
         salt=base64.b64decode(slot.salt),
         length=32,
@@ -192,10 +235,28 @@ class RepositoryKeys:
         return slot.model_copy(update={"wrapped_key": _b64(wrapped)})
 
 
+def opened_slots(slots: list[KeySlot], secret: bytes, repository_id: str) -> list[int]:
+    """Return the positions of every slot that `secret` opens."""
+    opened = []
+    for position, slot in enumerate(slots):
+        try:
+            _open(
+                AESGCM(_slot_key(secret, slot)),
+                base64.b64decode(slot.wrapped_key),
+                KEY_SLOT + repository_id.encode("ascii"),
+            )
+        except (DecryptionFailed, ValueError):
+            continue
+        opened.append(position)
+    return opened
+
+
 def unlock(
     slots: list[KeySlot], secret: bytes, repository_id: str, location: str
 ) -> tuple[RepositoryKeys, int]:
     """Return the keys and the index of the first slot that `secret` opens."""
+    for slot in slots:
+        check_slot(slot)
     for position, slot in enumerate(slots):
         try:
             master = _open(
@@ -206,7 +267,7 @@ def unlock(
         except (DecryptionFailed, ValueError):
             continue
         return RepositoryKeys(master), position
-    raise RepositoryError(
+    raise KeyRejected(
         f"the key given does not unlock encrypted repository {location} "
         f"(tried its {len(slots)} key slot(s))",
         hint=f"check ${KEY_FILE_VARIABLE} or ${PASSPHRASE_VARIABLE}; the key may "
@@ -290,7 +351,7 @@ def missing_secret(location: str, *, new: bool = False) -> RejectedError:
             f"${NEW_PASSPHRASE_VARIABLE} to a passphrase, or run the command in a "
             "terminal to be prompted",
         )
-    return RepositoryError(
+    return KeyRejected(
         f"repository {location} is encrypted and no key was given",
         hint=f"set ${KEY_FILE_VARIABLE} to the key file or ${PASSPHRASE_VARIABLE} "
         "to the passphrase, or run the command in a terminal to be prompted",

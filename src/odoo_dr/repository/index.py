@@ -89,6 +89,14 @@ class BlobIndex:
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
 
+    def pack_sizes(self) -> dict[str, int] | None:
+        """Return each stored pack's size in bytes, or None if the backend has none."""
+        list_sizes = getattr(self.backend, "list_sizes", None)
+        sizes = list_sizes("packs/") if list_sizes is not None else None
+        if sizes is None:
+            return None
+        return {key.rsplit("/", 1)[-1]: size for key, size in sizes.items()}
+
     def add_unindexed_packs(self) -> int:
         """Index the packs that no index file names, from their own headers.
 

@@ -220,6 +220,16 @@ class LocalBackend:
             for name in files:
                 yield (relative / name).as_posix()
 
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Return the size in bytes of every file under `prefix`, by key."""
+        sizes = {}
+        for key in self.list(prefix):
+            try:
+                sizes[key] = self._path(key).stat().st_size
+            except FileNotFoundError:
+                continue
+        return sizes
+
     def flush(self) -> None:
         """Flush every write on the repository's file system with syncfs(2)."""
         fd = os.open(self.root, os.O_RDONLY)

@@ -26,7 +26,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from odoo_dr.errors import LockHeld
+from odoo_dr.errors import LockHeld, OdooDrError
 from odoo_dr.processes import process_alive
 from odoo_dr.repository import crypto
 from odoo_dr.repository.backend import Backend, ObjectNotFound
@@ -173,19 +173,47 @@ class TenantLock:
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):
-            holder = self._read()
-            if not holder or holder.get("token") != self.token:
-                log.error("lost the lock of tenant %r to another run", self.tenant)
-                return
-            self.backend.write(self.key, self._payload())
+            try:
+                holder = self._read()
+                if not holder or holder.get("token") != self.token:
+                    log.error("lost the lock of %s to another run", self._subject())
+                    return
+                self.backend.write(self.key, self._payload())
+            except (OdooDrError, OSError) as exc:
+                # The storage may come back before the lock turns stale, and the run
+                # itself meets the same fault and reports it.
+                reason = exc.message if isinstance(exc, OdooDrError) else str(exc)
+                log.warning(
+                    "cannot refresh the lock of %s: %s", self._subject(), reason
+                )
 
     def release(self) -> None:
+        """Remove the lock if this run still holds it.
+
+        A lock that cannot be removed (the storage went away) is left with a
+        warning, not an error, because the command reports the run's own outcome
+        (a published snapshot, or the error that stopped it). The next run takes
+        the lock over once it is stale.
+        """
         self._stop.set()
         if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
-        holder = self._read()
-        if holder and holder.get("token") == self.token:
-            self.backend.delete(self.key)
+        try:
+            holder = self._read()
+            if holder and holder.get("token") == self.token:
+                self.backend.delete(self.key)
+        except (OdooDrError, OSError) as exc:
+            reason = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            log.warning(
+                "cannot remove the lock %s/%s of %s: %s; the next run takes it "
+                "over once it is stale (its process gone from this host, or not "
+                "refreshed for %d minutes)",
+                self.backend.describe(),
+                self.key,
+                self._subject(),
+                reason,
+                STALE_AFTER.total_seconds() // 60,
+            )
 
     def __enter__(self) -> TenantLock:
         try:

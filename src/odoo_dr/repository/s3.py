@@ -343,6 +343,27 @@ class S3Backend:
         except botocore.exceptions.BotoCoreError as exc:
             raise self._error(exc, "list", prefix) from None
 
+    def list_sizes(self, prefix: str) -> dict[str, int] | None:
+        """Return the size in bytes of every object under `prefix`, by key.
+
+        Returns None for an `?as-of=` view, whose listing does not keep sizes.
+        """
+        if self.as_of is not None:
+            return None
+        sizes = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            ):
+                for item in page.get("Contents", []):
+                    sizes[self._relative(item["Key"])] = item["Size"]
+        except botocore.exceptions.ClientError as exc:
+            raise self._error(exc, "list", prefix) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "list", prefix) from None
+        return sizes
+
     def retained_until(self, key: str) -> datetime | None:
         extra = {}
         if self.as_of is not None:

@@ -109,14 +109,20 @@ def _backend_for(location: str) -> Backend:
     return LocalBackend(Path(location).expanduser().absolute())
 
 
+# The longest lock odoo-dr writes: 100 years. A far larger count of days would
+# overflow Python's dates (year 9999) before any request reached S3.
+MAX_LOCK_DAYS = 36_500
+
+
 def _check_lock_request(backend: Backend, lock_days: int | None) -> None:
     """Reject --lock-days unless the backend is an S3 bucket with Object Lock."""
     if lock_days is None:
         return
-    if lock_days < 1:
+    if not 1 <= lock_days <= MAX_LOCK_DAYS:
         raise RejectedError(
             f"invalid --lock-days {lock_days}",
-            hint="give the number of days each object stays locked, 1 or more",
+            hint="give the number of days each object stays locked, from 1 to "
+            f"{MAX_LOCK_DAYS} (100 years)",
         )
     check = getattr(backend, "check_object_lock", None)
     if check is None:
@@ -322,9 +328,14 @@ class Repository:
         try:
             config = RepositoryConfig.model_validate_json(raw)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            where = f" at {field}" if field else ""
             raise RepositoryError(
-                f"invalid repository configuration {backend.describe()}/config.json: "
-                f"{exc.errors()[0]['msg']}",
+                f"invalid repository configuration {backend.describe()}/config.json"
+                f"{where}: {first['msg']}",
+                hint="put back config.json from a copy of the repository; without "
+                "its key slots an encrypted repository cannot be opened",
             ) from None
         unsupported = {
             "object_hash": (config.object_hash, ("sha256",)),
@@ -365,10 +376,22 @@ class Repository:
     def add_key(
         self, new_secret: bytes, kdf: crypto.KdfParameters = crypto.DEFAULT_KDF
     ) -> crypto.KeySlot:
-        """Add a key slot that `new_secret` opens; return it."""
+        """Add a key slot that `new_secret` opens; return it.
+
+        Raises RejectedError when `new_secret` already opens a slot, because a
+        second slot for one key would survive a later `change_key` of that key.
+        """
         keys = self._require_encrypted()
+        slots = self.config.key_slots
+        opened = crypto.opened_slots(slots, new_secret, self.config.id)
+        if opened:
+            raise RejectedError(
+                f"the new key already unlocks repository {self.location} (key slot "
+                f"{slots[opened[0]].id})",
+                hint="nothing was added; give another key to add a second one",
+            )
         slot = keys.make_slot(new_secret, self.config.id, kdf)
-        self._save_slots([*self.config.key_slots, slot])
+        self._save_slots([*slots, slot])
         log.info("added key slot %s to repository %s", slot.id, self.location)
         return slot
 
@@ -378,24 +401,36 @@ class Repository:
         new_secret: bytes,
         kdf: crypto.KdfParameters = crypto.DEFAULT_KDF,
     ) -> crypto.KeySlot:
-        """Replace the key slot that `old_secret` opens by one for `new_secret`.
+        """Replace every key slot that `old_secret` opens by one for `new_secret`.
 
-        The master key stays the same, so no stored object is sealed again.
+        The master key stays the same, so no stored object is sealed again. When
+        `new_secret` already opens a slot, the old key's slots are only removed.
         """
         keys = self._require_encrypted()
-        _keys, position = crypto.unlock(
-            self.config.key_slots, old_secret, self.config.id, self.location
-        )
-        slot = keys.make_slot(new_secret, self.config.id, kdf)
+        if new_secret == old_secret:
+            raise RejectedError(
+                "the new key is the same as the current one",
+                hint="give a different key",
+            )
         slots = list(self.config.key_slots)
-        replaced = slots[position]
-        slots[position] = slot
+        crypto.unlock(slots, old_secret, self.config.id, self.location)
+        retired = crypto.opened_slots(slots, old_secret, self.config.id)
+        existing = crypto.opened_slots(slots, new_secret, self.config.id)
+        removed = [slots[position].id for position in retired]
+        if existing:
+            slot = slots[existing[0]]
+        else:
+            slot = keys.make_slot(new_secret, self.config.id, kdf)
+            slots[retired[0]] = slot
+            retired = retired[1:]
+        slots = [item for position, item in enumerate(slots) if position not in retired]
         self._save_slots(slots)
         log.info(
-            "replaced key slot %s by %s in repository %s",
-            replaced.id,
-            slot.id,
+            "changed the key of repository %s: key slot %s opens it, key slot(s) %s "
+            "removed",
             self.location,
+            slot.id,
+            ", ".join(removed),
         )
         return slot
 
@@ -494,6 +529,16 @@ class Repository:
                 f"{error['msg']}" + (f" at {where}" if where else ""),
                 hint="restore another snapshot; run 'odoo-dr verify' for the others",
             ) from None
+        if manifest.id != snapshot_id:
+            # Trusting the id inside would list the other snapshot twice, hide
+            # this one, and let prune delete by the wrong name.
+            raise SnapshotDamaged(
+                f"snapshot manifest {snapshot_id} is damaged "
+                f"({self.manifest_path(snapshot_id)}): it contains the manifest of "
+                f"snapshot {manifest.id}",
+                hint="put back this manifest from a copy of the repository, or move "
+                "the file aside; run 'odoo-dr verify' for the others",
+            )
         if manifest.version > MANIFEST_VERSION:
             raise RepositoryError(
                 f"snapshot {snapshot_id} has manifest version {manifest.version}, this "
