@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import statistics
 import sys
@@ -53,6 +52,7 @@ from benchlib.business_day import DaySize, apply_business_day, day_size
 from benchlib.machine import RunConditions, describe_machine, source_fingerprint
 from benchlib.odoo_baseline import baseline_backup, baseline_restore
 from benchlib.odoo_dr_cli import odoo_dr_backup, odoo_dr_restore, run_odoo_dr
+from benchlib.runner import run_benchmark
 from benchlib.sizes import FolderSize, database_size, filestore_size, folder_size
 
 from odoo_dr.demo import builder
@@ -677,27 +677,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # Both sides reach the server the same way, through libpq's variables.
-    os.environ.setdefault("PGHOST", "127.0.0.1")
-    os.environ.setdefault("PGUSER", "postgres")
-    settings = PgSettings.from_options()
-    try:
-        results = run(arguments)
-    finally:
-        if not arguments.keep_work:
-            drop_benchmark_databases(settings)
-            shutil.rmtree(arguments.work_dir, ignore_errors=True)
-    arguments.results.parent.mkdir(parents=True, exist_ok=True)
-    arguments.results.write_text(json.dumps(results, indent=2) + "\n")
-    print_report(results)
-    print(f"\nresults written to {arguments.results}")
-    return 0
+    return run_benchmark(arguments, run, print_report, drop_benchmark_databases)
 
 
 if __name__ == "__main__":

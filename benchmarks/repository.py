@@ -1,4 +1,4 @@
-"""Measure odoo-dr's repository kinds on one generated tenant: S3, encryption, verify, prune.
+"""Measure S3, encryption, verify and prune of odoo-dr on one generated tenant.
 
 One run measures every side on the same data, machine and cache state:
 
@@ -53,6 +53,7 @@ from backup_restore import (
 from benchlib.business_day import apply_business_day, day_size
 from benchlib.machine import RunConditions, describe_machine, drop_caches
 from benchlib.odoo_dr_cli import odoo_dr_backup, odoo_dr_restore, run_odoo_dr
+from benchlib.runner import run_benchmark
 from benchlib.sizes import filestore_size, folder_size
 
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
@@ -333,8 +334,12 @@ def summarize(
         "median_seconds": {"backup": backup, "restore": restore},
         "verify": {
             **verify,
-            "verify_mb_per_second": round(verify["pack_bytes"] / 1e6 / verify_seconds, 1),
-            "sha1sum_mb_per_second": round(verify["pack_bytes"] / 1e6 / sha1_seconds, 1),
+            "verify_mb_per_second": round(
+                verify["pack_bytes"] / 1e6 / verify_seconds, 1
+            ),
+            "sha1sum_mb_per_second": round(
+                verify["pack_bytes"] / 1e6 / sha1_seconds, 1
+            ),
         },
         "prune": prune,
         "ratios": ratios,
@@ -358,11 +363,14 @@ def print_report(results: dict) -> None:
     seconds = results["median_seconds"]
     print(f"{'kind':<18}{'backup s':>10}{'restore s':>11}")
     for kind in KINDS:
-        print(f"{kind:<18}{seconds['backup'][kind]:>10.1f}{seconds['restore'][kind]:>11.1f}")
+        print(
+            f"{kind:<18}{seconds['backup'][kind]:>10.1f}{seconds['restore'][kind]:>11.1f}"
+        )
     verify = results["verify"]
     print(
         f"verify --read-data: {verify['verify_mb_per_second']} MB/s, sha1sum "
-        f"{verify['sha1sum_mb_per_second']} MB/s over {verify['pack_bytes'] / 1e6:.0f} MB"
+        f"{verify['sha1sum_mb_per_second']} MB/s over "
+        f"{verify['pack_bytes'] / 1e6:.0f} MB"
     )
     prune = results["prune"]
     print(
@@ -373,7 +381,9 @@ def print_report(results: dict) -> None:
     )
     for name, value in results["ratios"].items():
         target = results["targets"].get(name)
-        suffix = f" (target {target}, met {results['targets_met'][name]})" if target else ""
+        suffix = (
+            f" (target {target}, met {results['targets_met'][name]})" if target else ""
+        )
         print(f"{name}: {value}{suffix}")
 
 
@@ -392,7 +402,9 @@ def run(arguments: argparse.Namespace) -> dict:
         os.environ.update(moto.environment())
         os.environ["ODOO_DR_PASSPHRASE"] = PASSPHRASE
         moto.create_bucket(BUCKET)
-        kinds = measure_kinds(settings, workspace, conditions, arguments.repeat, expected)
+        kinds = measure_kinds(
+            settings, workspace, conditions, arguments.repeat, expected
+        )
     finally:
         moto.stop()
     local = Path(kinds["local"]["location"])
@@ -450,26 +462,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    os.environ.setdefault("PGHOST", "127.0.0.1")
-    os.environ.setdefault("PGUSER", "postgres")
-    settings = PgSettings.from_options()
-    try:
-        results = run(arguments)
-    finally:
-        if not arguments.keep_work:
-            drop_benchmark_databases(settings)
-            shutil.rmtree(arguments.work_dir, ignore_errors=True)
-    arguments.results.parent.mkdir(parents=True, exist_ok=True)
-    arguments.results.write_text(json.dumps(results, indent=2) + "\n")
-    print_report(results)
-    print(f"\nresults written to {arguments.results}")
-    return 0
+    return run_benchmark(arguments, run, print_report, drop_benchmark_databases)
 
 
 if __name__ == "__main__":

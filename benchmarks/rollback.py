@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -42,6 +40,7 @@ from backup_restore import DAILY_FRACTION, Workspace, build_tenant, scaled
 from benchlib.business_day import apply_business_day, day_size
 from benchlib.machine import RunConditions, describe_machine
 from benchlib.odoo_dr_cli import odoo_dr_backup, odoo_dr_command, run_odoo_dr
+from benchlib.runner import run_benchmark
 from benchlib.sizes import filestore_size, folder_size
 
 from odoo_dr.odoo.inspect import count_rows
@@ -216,6 +215,11 @@ def print_report(results: dict) -> None:
           f"{results['restored_matches_restore_point']}")  # fmt: skip
 
 
+def drop_tenant(settings: PgSettings) -> None:
+    with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
+        drop_database(connection, TENANT)
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -248,23 +252,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)  # fmt: skip
-    os.environ.setdefault("PGHOST", "127.0.0.1")
-    os.environ.setdefault("PGUSER", "postgres")
-    settings = PgSettings.from_options()
-    try:
-        results = run(arguments)
-    finally:
-        if not arguments.keep_work:
-            with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-                drop_database(connection, TENANT)
-            shutil.rmtree(arguments.work_dir, ignore_errors=True)
-    arguments.results.parent.mkdir(parents=True, exist_ok=True)
-    arguments.results.write_text(json.dumps(results, indent=2) + "\n")
-    print_report(results)
-    print(f"\nresults written to {arguments.results}")
-    return 0
+    return run_benchmark(arguments, run, print_report, drop_tenant)
 
 
 if __name__ == "__main__":
