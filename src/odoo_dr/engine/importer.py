@@ -11,13 +11,16 @@ temporary database is dropped.
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -148,6 +151,14 @@ def _load_and_back_up(
     tools = find_tools(
         max(major, checked.dump_major), f"importing into PostgreSQL {version_text}"
     )
+    if checked.dump_format == "plain" and not archives.psql_restricts(tools.version):
+        raise RejectedError(
+            f"psql {tools.version} in {tools.bindir} cannot load "
+            f"{checked.source.label} safely: it lacks \\restrict, which keeps a "
+            "dump's psql meta-commands from running",
+            hint="install a postgresql-client of 17.6, 16.10, 15.14 or a later "
+            "release of its series",
+        )
     dbname = temporary.new_temporary_name()
     created = False
     try:
@@ -231,6 +242,8 @@ def _run_psql(
 ) -> None:
     """Load a plain dump with psql as Odoo's database manager does, stopping at errors.
 
+    psql reads the dump from a pipe behind its `\\restrict` line
+    (`archives.restricted_script`), so it runs none of the dump's meta-commands.
     `--single-transaction` leaves the database empty after a failed statement,
     and `-X` keeps the user's ~/.psqlrc out.
     """
@@ -242,20 +255,25 @@ def _run_psql(
         "--set=ON_ERROR_STOP=1",
         "--single-transaction",
         f"--dbname={settings.conninfo(dbname)}",
-        f"--file={dump}",
+        "--file=-",
     ]
     process = subprocess.Popen(
         dying_with_parent(command),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=settings.subprocess_env(),
     )
-    assert process.stderr is not None
+    assert process.stdin is not None and process.stderr is not None
+    feeder = threading.Thread(
+        target=_feed, args=(process.stdin, dump), name="psql-input", daemon=True
+    )
+    feeder.start()
     lines: deque[str] = deque(maxlen=STDERR_LINES)
     for raw in process.stderr:
         lines.append(raw.decode("utf-8", errors="replace").rstrip())
     returncode = process.wait()
+    feeder.join()
     if returncode != 0:
         text = "\n".join(lines)
         raise BackupFailed(
@@ -264,3 +282,13 @@ def _run_psql(
             hint="nothing was published; fix the cause PostgreSQL names (a missing "
             "role or extension, for example) and import again",
         )
+
+
+def _feed(stdin: IO[bytes], dump: Path) -> None:
+    """Write the restricted dump to psql; psql stopping at an error ends it early."""
+    try:
+        with stdin:
+            for line in archives.restricted_script(dump, secrets.token_hex(16)):
+                stdin.write(line)
+    except OSError as exc:
+        log.debug("psql stopped reading the dump: %s", exc)

@@ -25,6 +25,7 @@ import stat
 import subprocess
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -51,6 +52,8 @@ PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 TRAILER_WINDOW = 4096
 # psql meta-commands that pg_dump itself writes outside COPY data.
 ALLOWED_META_COMMANDS = (b"\\restrict ", b"\\unrestrict ")
+# The first minor release of each major version whose psql has `\restrict`.
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 # Room left on the extraction disk beyond the members' declared sizes.
 FREE_SPACE_MARGIN = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -357,8 +360,10 @@ def check_plain_dump(path: Path, described: str) -> None:
     cut off. Lines starting with a backslash outside COPY data would make psql
     run meta-commands (`\\!` runs a shell command); pg_dump writes none but
     `\\restrict`/`\\unrestrict`.
-    NOTE: only meta-commands at the start of a line are found. A plain dump is a
-    script that runs with the importing role's rights, so import only trusted ones.
+    Only meta-commands at the start of a line are found here; psql's restricted
+    mode (`restricted_script`) rejects the others when the dump is loaded.
+    NOTE: a plain dump is a script that runs with the importing role's rights, so
+    import only trusted ones.
     """
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -389,6 +394,39 @@ def check_plain_dump(path: Path, described: str) -> None:
                     hint="the dump was edited after pg_dump wrote it; import only "
                     "dumps from a trusted source",
                 )
+
+
+def restricted_script(path: Path, key: str) -> Iterator[bytes]:
+    """Yield a plain dump as psql input in which psql runs no meta-command.
+
+    The first line is psql's `\\restrict` with `key`, and only the same key lifts it.
+    psql then rejects every meta-command of the dump, also one after a statement
+    or one that a string containing `COPY ... FROM stdin;` hides from
+    `check_plain_dump`. pg_dump's own `\\restrict` and `\\unrestrict` lines would
+    fail in restricted mode, so they are left out.
+    """
+    yield b"\\restrict " + key.encode("ascii") + b"\n"
+    in_copy = False
+    with open(path, "rb") as handle:
+        for line in handle:
+            if in_copy:
+                in_copy = line.rstrip(b"\r\n") != b"\\."
+            elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+                in_copy = True
+            elif line.startswith(ALLOWED_META_COMMANDS):
+                continue
+            yield line
+
+
+def psql_restricts(version: str) -> bool:
+    """Return whether psql of `version` has `\\restrict` (17.6, 16.10, 15.14 on)."""
+    parts = [int(part) for part in version.split(".")[:2] if part.isdigit()]
+    if not parts:
+        return False
+    major, minor = parts[0], (parts[1] if len(parts) > 1 else 0)
+    if major >= 18:
+        return True
+    return minor >= RESTRICT_SINCE.get(major, 10**6)
 
 
 def _list_custom_dump(checked: CheckedArchive) -> None:
