@@ -497,3 +497,28 @@ def test_export_rejects_existing_output(backed_up, repository, tmp_path):
     assert result.returncode == 2
     assert "already exists" in result.stderr
     assert output.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("where", ["root", "tmp", "link"])
+def test_export_rejects_output_in_repository(where, backed_up, repository, tmp_path):
+    root = Path(repository.location)
+    if where == "link":
+        (tmp_path / "link").symlink_to(root)
+        output = tmp_path / "link" / "x.zip"
+    else:
+        output = (root if where == "root" else root / "tmp") / "x.zip"
+    before = sorted(str(path) for path in root.rglob("*"))
+    result = export_cli(repository, backed_up, "zip", output)
+    assert result.returncode == 2, result.stderr
+    assert f"{output} is inside the repository" in result.stderr
+    assert "hint:" in result.stderr
+    assert sorted(str(path) for path in root.rglob("*")) == before
+
+
+def test_export_rejects_missing_output_folder(backed_up, repository, tmp_path):
+    output = tmp_path / "missing" / "x.zip"
+    result = export_cli(repository, backed_up, "zip", output)
+    assert result.returncode == 2, result.stderr
+    assert f"folder {output.parent} of --output not found" in result.stderr
+    assert "hint:" in result.stderr
+    assert not output.parent.exists()

@@ -41,6 +41,7 @@ from odoo_dr.pg.binaries import PgTools, find_tools
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.pg.server import server_version
 from odoo_dr.processes import dying_with_parent
+from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository
 
@@ -93,6 +94,23 @@ def odoo_manifest(manifest: SnapshotManifest) -> dict:
     }
 
 
+def _reject_inside_repository(repository: Repository, output: Path) -> None:
+    """Reject an output inside a local repository, where it would be written in clear.
+
+    The archive and its work folder are written beside the output, so they would
+    put the snapshot's data unencrypted among the repository's objects.
+    """
+    if not isinstance(repository.backend, LocalBackend):
+        return
+    root = repository.backend.root.resolve()
+    folder = output.parent.resolve()
+    if folder == root or root in folder.parents:
+        raise RejectedError(
+            f"{output} is inside the repository {repository.backend.root}",
+            hint="pass an --output outside the repository folder",
+        )
+
+
 def run_export(
     repository: Repository,
     settings: PgSettings,
@@ -113,7 +131,11 @@ def run_export(
             hint="remove it or pass another --output",
         )
     if not output.parent.is_dir():
-        raise RejectedError(f"folder {output.parent} of --output not found")
+        raise RejectedError(
+            f"folder {output.parent} of --output not found",
+            hint="create the folder first, or pass an --output in an existing one",
+        )
+    _reject_inside_repository(repository, output)
     problem = manifest.dump_problem()
     if problem is not None:
         raise RejectedError(f"snapshot {manifest.id} cannot be exported: {problem}")
