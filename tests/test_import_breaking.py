@@ -14,6 +14,7 @@ import pytest
 
 from conftest import run_cli
 from odoo_dr.odoo.archives import PLAIN_HEADER, PLAIN_TRAILER
+from odoo_dr.repository.crypto import KdfParameters
 from odoo_dr.repository.store import Repository
 from test_import_export import database_list
 
@@ -41,3 +42,56 @@ def test_hidden_meta_command_rejected(case, repository: Repository, tmp_path: Pa
     assert "backslash commands are restricted" in result.stderr
     assert database_list() - before == set()
     assert repository.list_snapshots() == []
+
+
+@pytest.mark.parametrize("command", ["import", "backup", "restore", "drill"])
+def test_temp_dir_in_encrypted_repository_rejected(
+    command, odoo_database, filestore_root: Path, tmp_path: Path
+):
+    """A --temp-dir inside an encrypted repository would put clear data in it."""
+    root = tmp_path / "repo"
+    kdf = KdfParameters(memory_cost=8 * 1024, iterations=1, lanes=1)
+    Repository.init(str(root), secret=b"passphrase", kdf=kdf)
+    secret = {"ODOO_DR_PASSPHRASE": "passphrase"}
+    scratch = root / "scratch"
+    scratch.mkdir()
+    database = odoo_database().database
+    backed_up = run_cli(
+        "backup",
+        database,
+        "--filestore-root",
+        str(filestore_root),
+        "--repo",
+        str(root),
+        env=secret,
+    )
+    assert backed_up.returncode == 0, backed_up.stderr
+    snapshot = backed_up.stdout.strip()
+    dump = tmp_path / "small.sql"
+    dump.write_bytes(PLAIN_HEADER + b"\nSELECT 1;\n" + PLAIN_TRAILER + b"\n")
+    arguments = {
+        "import": ["import", str(dump), "--tenant", "scratch"],
+        "backup": ["backup", database, "--filestore-root", str(filestore_root)],
+        "restore": [
+            "restore",
+            snapshot,
+            "--target",
+            f"{database}_copy",
+            "--filestore-root",
+            str(tmp_path),
+            "--copy",
+        ],
+        "drill": ["drill", snapshot],
+    }[command]
+    before = database_list()
+    result = run_cli(
+        *arguments, "--repo", str(root), "--temp-dir", str(scratch), env=secret
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"--temp-dir {scratch} is inside the encrypted repository" in result.stderr
+    assert "hint:" in result.stderr
+    assert list(scratch.iterdir()) == []
+    assert database_list() - before == set()
+    repository = Repository.open(str(root), secret=b"passphrase")
+    assert [item.id for item in repository.list_snapshots()] == [snapshot]
+    assert list(repository.list_drills()) == []

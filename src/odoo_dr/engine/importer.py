@@ -26,7 +26,12 @@ import psycopg
 from psycopg import sql
 
 from odoo_dr import tempfiles
-from odoo_dr.engine.backup import BackupOptions, run_backup, validate_tenant_name
+from odoo_dr.engine.backup import (
+    BackupOptions,
+    check_temp_dir,
+    run_backup,
+    validate_tenant_name,
+)
 from odoo_dr.engine.restore import clean_leftovers
 from odoo_dr.errors import BackupFailed, OdooDrError, RejectedError
 from odoo_dr.odoo import archives
@@ -60,8 +65,7 @@ class ImportOptions:
 def _work_folder(repository: Repository, temp_dir: Path | None) -> Path:
     """Return a private folder for the extracted archive, removed by a later run."""
     if temp_dir is not None:
-        if not temp_dir.is_dir():
-            raise RejectedError(f"--temp-dir {temp_dir} is not a folder")
+        check_temp_dir(repository, temp_dir)
         tempfiles.remove_stale(temp_dir)
         return tempfiles.make_folder(temp_dir, "import")
     # An encrypted repository must never hold the archive in clear, not even in tmp/.
