@@ -522,3 +522,24 @@ def test_export_rejects_missing_output_folder(backed_up, repository, tmp_path):
     assert f"folder {output.parent} of --output not found" in result.stderr
     assert "hint:" in result.stderr
     assert not output.parent.exists()
+
+
+def test_import_labels_follow_label_rules(source, repository, tmp_path):
+    """Labels taken from the archive's name and manifest.json obey --label's rules."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    path = folder / ("acme\nprod " + "x" * 220 + ".zip")
+    manifest = odoo_manifest(source["name"])
+    manifest["version"] = "17.0\nimported-from: forged" + "y" * 300
+    dump_sql = source["root"] / "dump.sql"
+    write_odoo_zip(path, dump_sql, source["folder"], manifest)
+    result = import_cli(repository, path, "odd-labels")
+    assert result.returncode == 0, result.stderr
+    (snapshot,) = repository.list_snapshots()
+    labels = snapshot.labels
+    assert labels["imported-format"] == "odoo-zip"
+    assert "imported-odoo-version" not in labels
+    assert labels["imported-from"].startswith("acme?prod xxx")
+    for value in labels.values():
+        assert len(value) <= 200
+        assert all(ord(char) >= 32 for char in value)

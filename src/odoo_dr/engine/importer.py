@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # Odoo creates its databases so (odoo/service/db.py, _create_empty_database).
 DATABASE_OPTIONS = sql.SQL("TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'")
 STDERR_LINES = 40
+# The longest label value that `--label` admits.
+LABEL_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -92,16 +94,38 @@ def _recorded_name(checked: archives.CheckedArchive, tenant: str) -> str:
     return "imported"
 
 
+def _label_value(text: str) -> str:
+    """Return `text` as a label value: control characters as '?', cut to 200."""
+    cleaned = "".join(
+        "?" if ord(char) < 32 or ord(char) == 127 else char for char in text
+    )
+    return cleaned[:LABEL_MAX]
+
+
 def _labels(checked: archives.CheckedArchive) -> dict[str, str]:
+    """Return the labels of an imported snapshot, within `--label`'s rules.
+
+    The file name is cleaned, since a label shows on one line. An Odoo version that
+    breaks the rules is left out rather than recorded altered.
+    """
     labels = {
-        "imported-from": checked.source.label,
+        "imported-from": _label_value(checked.source.label),
         "imported-format": checked.source.kind,
     }
     if checked.created_from:
         labels["imported-time-from"] = checked.created_from
     version = checked.odoo_manifest.get("version")
-    if isinstance(version, str):
+    if isinstance(version, str) and _label_value(version) == version:
         labels["imported-odoo-version"] = version
+    elif version is not None:
+        log.warning(
+            "version %r of %s in %s is not recorded: a label is up to %d "
+            "printable characters",
+            version[:80] if isinstance(version, str) else version,
+            archives.MANIFEST,
+            checked.source.label,
+            LABEL_MAX,
+        )
     return labels
 
 
