@@ -543,3 +543,27 @@ def test_import_labels_follow_label_rules(source, repository, tmp_path):
     for value in labels.values():
         assert len(value) <= 200
         assert all(ord(char) >= 32 for char in value)
+
+
+@pytest.mark.parametrize("layout", ["zip", "folder"])
+def test_dump_format_read_from_content(layout, source, repository, tmp_path):
+    """A dump whose name says the other format is loaded by what it contains."""
+    if layout == "zip":
+        dump = tmp_path / "custom.dump"
+        pg_dump(source["name"], dump, "--format=custom")
+        path = tmp_path / "custom-inside.zip"
+        write_odoo_zip(path, dump, source["folder"], odoo_manifest(source["name"]))
+    else:
+        path = tmp_path / "plain-inside"
+        path.mkdir()
+        shutil.copy(source["root"] / "dump.sql", path / "db.dump")
+        shutil.copytree(source["folder"], path / "filestore")
+        manifest = json.dumps(odoo_manifest(source["name"]))
+        (path / "manifest.json").write_text(manifest)
+    before = database_list()
+    result = import_cli(repository, path, "by-content")
+    assert result.returncode == 0, result.stderr
+    assert database_list() - before == set()
+    (snapshot,) = repository.list_snapshots()
+    assert snapshot.database.name == source["name"]
+    assert snapshot.labels["imported-from"] == path.name

@@ -177,6 +177,7 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
             checked.odoo_manifest = _read_manifest(manifest.read_bytes(), source)
         checked.created_at = _file_time(source.dump)
         checked.created_from = "file modification time"
+    checked.dump_format = _dump_format(checked.dump, checked.dump_format)
     if checked.dump_format == "plain":
         described = source.label
         if source.kind != "plain-sql":
@@ -185,6 +186,21 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
     else:
         _list_custom_dump(checked)
     return checked
+
+
+def _dump_format(dump: Path, named: str) -> str:
+    """Return the format of `dump` from its first bytes, else the one its name gives.
+
+    A `dump.sql` may contain a custom-format dump and a `db.dump` plain SQL when
+    the archive was put together by hand.
+    """
+    with open(dump, "rb") as handle:
+        head = handle.read(len(PLAIN_HEADER) + 64)
+    if head.startswith(CUSTOM_SIGNATURE):
+        return "custom"
+    if PLAIN_HEADER in head:
+        return "plain"
+    return named
 
 
 def _file_time(path: Path) -> datetime:
