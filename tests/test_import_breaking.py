@@ -8,6 +8,7 @@ a string containing `COPY ... FROM stdin;` hides from the check.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,24 @@ def test_temp_dir_in_encrypted_repository_rejected(
     repository = Repository.open(str(root), secret=b"passphrase")
     assert [item.id for item in repository.list_snapshots()] == [snapshot]
     assert list(repository.list_drills()) == []
+
+
+def test_import_rejects_named_pipe(repository: Repository, tmp_path: Path):
+    """A named pipe would be opened and read more than once, and block."""
+    pipe = tmp_path / "backup.zip"
+    os.mkfifo(pipe)
+    before = database_list()
+    result = run_cli(
+        "import",
+        str(pipe),
+        "--tenant",
+        "pipe",
+        "--repo",
+        repository.location,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{pipe} is not a regular file or folder" in result.stderr
+    assert "hint:" in result.stderr
+    assert database_list() - before == set()
+    assert repository.list_snapshots() == []

@@ -111,6 +111,12 @@ def identify(path: Path, filestore: Path | None) -> ArchiveSource:
         )
     if path.is_dir():
         return _identify_folder(path, filestore)
+    if not path.is_file():
+        # A named pipe or a device would block or give other bytes at each open.
+        raise RejectedError(
+            f"{path} is not a regular file or folder",
+            hint="copy the archive to a file first, then import that file",
+        )
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(PLAIN_HEADER) + 64)
