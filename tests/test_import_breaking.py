@@ -9,6 +9,8 @@ a string containing `COPY ... FROM stdin;` hides from the check.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,31 @@ def test_import_rejects_named_pipe(repository: Repository, tmp_path: Path):
     assert "hint:" in result.stderr
     assert database_list() - before == set()
     assert repository.list_snapshots() == []
+
+
+def test_long_line_read_in_pieces(tmp_path: Path):
+    """A dump line of 1 GiB (a large bytea row, or a crafted file) fits in 400 MiB."""
+    dump = tmp_path / "long.sql"
+    with open(dump, "wb") as handle:
+        handle.write(PLAIN_HEADER + b"\nSELECT '")
+        handle.seek(2**30)
+        handle.write(b"';\n" + PLAIN_TRAILER + b"\n")
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from odoo_dr.odoo import archives\n"
+        "limit = 400 * 1024 * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+        "path = Path(sys.argv[1])\n"
+        "archives.check_plain_dump(path, path.name)\n"
+        "size = sum(len(piece) for piece in archives.restricted_script(path, 'k'))\n"
+        "print(size)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(dump)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout) == dump.stat().st_size + len(b"\\restrict k\n")

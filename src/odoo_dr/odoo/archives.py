@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.binaries import find_newest_tools
@@ -375,6 +376,24 @@ def _extract_member(
         shutil.copyfileobj(reader, writer, COPY_BYTES)
 
 
+def _pieces(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """Yield the file's lines in pieces of at most COPY_BYTES, each with a flag.
+
+    The flag is true for a piece that starts a line. A line can be as long as the
+    file (a large bytea value in COPY data, or a crafted dump), so it is never read
+    whole.
+    """
+    starts_line = True
+    while piece := handle.readline(COPY_BYTES):
+        yield piece, starts_line
+        starts_line = piece.endswith(b"\n")
+
+
+def _starts_copy(line: bytes) -> bool:
+    """Return whether `line` is a `COPY ... FROM stdin;` line, followed by data."""
+    return line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;")
+
+
 def check_plain_dump(path: Path, described: str) -> None:
     """Check that a plain pg_dump file is complete and runs no psql meta-commands.
 
@@ -399,12 +418,16 @@ def check_plain_dump(path: Path, described: str) -> None:
             "backup again or copy the complete file",
         )
     in_copy = False
+    number = 0
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for line, starts_line in _pieces(handle):
+            if not starts_line:
+                continue
+            number += 1
             if in_copy:
                 in_copy = line.rstrip(b"\r\n") != b"\\."
                 continue
-            if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            if _starts_copy(line):
                 in_copy = True
             elif line.lstrip().startswith(b"\\") and not line.startswith(
                 ALLOWED_META_COMMANDS
@@ -430,12 +453,12 @@ def restricted_script(path: Path, key: str) -> Iterator[bytes]:
     yield b"\\restrict " + key.encode("ascii") + b"\n"
     in_copy = False
     with open(path, "rb") as handle:
-        for line in handle:
-            if in_copy:
+        for line, starts_line in _pieces(handle):
+            if starts_line and in_copy:
                 in_copy = line.rstrip(b"\r\n") != b"\\."
-            elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            elif starts_line and _starts_copy(line):
                 in_copy = True
-            elif line.startswith(ALLOWED_META_COMMANDS):
+            elif starts_line and line.startswith(ALLOWED_META_COMMANDS):
                 continue
             yield line
 
