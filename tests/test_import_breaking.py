@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,26 @@ def test_long_line_read_in_pieces(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout) == dump.stat().st_size + len(b"\\restrict k\n")
+
+
+MANIFEST_CASES = {
+    "list": (b"[1, 2]", "manifest.json of odd.zip is not a JSON object"),
+    "too large": (b" " * (16 * 1024 * 1024 + 1), "far more than Odoo writes"),
+}
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_CASES))
+def test_odd_manifest_rejected_with_hint(case, repository: Repository, tmp_path):
+    content, message = MANIFEST_CASES[case]
+    path = tmp_path / "odd.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("dump.sql", PLAIN_HEADER + b"\n" + PLAIN_TRAILER + b"\n")
+        archive.writestr("manifest.json", content)
+    before = database_list()
+    result = run_cli(
+        "import", str(path), "--tenant", "odd", "--repo", repository.location
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "hint:" in result.stderr
+    assert database_list() - before == set()

@@ -58,6 +58,10 @@ RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 # Room left on the extraction disk beyond the members' declared sizes.
 FREE_SPACE_MARGIN = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MANIFEST_HINT = (
+    "Odoo writes manifest.json as a small JSON object; repack the "
+    "archive with the manifest.json Odoo wrote, or without one"
+)
 COPY_BYTES = 1024 * 1024
 SUPPORTED_COMPRESSION = {
     zipfile.ZIP_STORED,
@@ -179,7 +183,8 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
             if manifest.stat().st_size > MAX_MANIFEST_BYTES:
                 raise RejectedError(
                     f"{MANIFEST} of {source.label} is "
-                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes"
+                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes",
+                    hint=MANIFEST_HINT,
                 )
             checked.odoo_manifest = _read_manifest(manifest.read_bytes(), source)
         checked.created_at = _file_time(source.dump)
@@ -223,7 +228,10 @@ def _read_manifest(data: bytes, source: ArchiveSource) -> dict:
             hint="the archive is damaged; take or copy it again",
         ) from None
     if not isinstance(manifest, dict):
-        raise RejectedError(f"{MANIFEST} of {source.label} is not a JSON object")
+        raise RejectedError(
+            f"{MANIFEST} of {source.label} is not a JSON object",
+            hint=MANIFEST_HINT,
+        )
     return manifest
 
 
@@ -331,7 +339,8 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
             if info.filename == MANIFEST and info.file_size > MAX_MANIFEST_BYTES:
                 raise RejectedError(
                     f"{MANIFEST} of {source.label} declares {info.file_size:,} "
-                    "bytes, far more than Odoo writes"
+                    "bytes, far more than Odoo writes",
+                    hint=MANIFEST_HINT,
                 )
             try:
                 _extract_member(archive, info, target)
