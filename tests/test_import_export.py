@@ -16,6 +16,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import uuid
 import zipfile
 from datetime import UTC, datetime
@@ -567,3 +568,30 @@ def test_dump_format_read_from_content(layout, source, repository, tmp_path):
     (snapshot,) = repository.list_snapshots()
     assert snapshot.database.name == source["name"]
     assert snapshot.labels["imported-from"] == path.name
+
+
+def test_concurrent_exports_keep_one_output(backed_up, repository, tmp_path):
+    """Two exports to one output: one writes it, the other never replaces it."""
+    output = tmp_path / "once.zip"
+    command = [
+        sys.executable,
+        "-m",
+        "odoo_dr",
+        "export",
+        backed_up,
+        "--format",
+        "zip",
+        "--output",
+        str(output),
+        "--repo",
+        repository.location,
+    ]
+    runs = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    codes = sorted(run.wait() for run in runs)
+    messages = [run.stderr.read() for run in runs]
+    assert codes == [0, 2], messages
+    assert any(f"{output} already exists" in message for message in messages)
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["once.zip", "repo"]

@@ -149,7 +149,12 @@ def run_export(
     work = tempfiles.make_folder(output.parent, "exportwork")
     try:
         _write(repository, settings, manifest, options, tools, work, partial)
-        os.rename(partial, output)
+        _publish(partial, output)
+    except FileExistsError:
+        raise RejectedError(
+            f"{output} already exists: another run wrote it during this export",
+            hint="remove it or pass another --output",
+        ) from None
     except OSError as exc:
         where = f" on {exc.filename}" if exc.filename else ""
         raise RestoreFailed(
@@ -164,6 +169,20 @@ def run_export(
         else:
             partial.unlink(missing_ok=True)
     return output
+
+
+def _publish(partial: Path, output: Path) -> None:
+    """Give the finished archive its name, never replacing an output made meanwhile.
+
+    A file is hard-linked, which fails when the name exists, and its temporary
+    name is removed by the caller. A folder is renamed onto an empty folder made
+    here first, since rename would replace someone else's empty folder.
+    """
+    if partial.is_dir():
+        output.mkdir()
+        os.rename(partial, output)
+    else:
+        os.link(partial, output)
 
 
 def _write(
