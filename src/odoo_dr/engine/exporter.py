@@ -16,6 +16,7 @@ only when complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("zip", "folder", "dump")
 SUFFIXES = {"zip": ".zip", "folder": "", "dump": ".dump"}
 STDERR_LINES = 40
+# The errors of a file system that has no hard links.
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 @dataclass(frozen=True)
@@ -181,8 +184,17 @@ def _publish(partial: Path, output: Path) -> None:
     if partial.is_dir():
         output.mkdir()
         os.rename(partial, output)
-    else:
+        return
+    try:
         os.link(partial, output)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        # NOTE: without hard links (FAT, some network mounts) an output made
+        # between this check and the rename is still replaced.
+        if output.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(output)) from None
+        os.rename(partial, output)
 
 
 def _write(
