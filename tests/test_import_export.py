@@ -16,6 +16,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import uuid
 import zipfile
 from datetime import UTC, datetime
@@ -497,3 +498,100 @@ def test_export_rejects_existing_output(backed_up, repository, tmp_path):
     assert result.returncode == 2
     assert "already exists" in result.stderr
     assert output.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("where", ["root", "tmp", "link"])
+def test_export_rejects_output_in_repository(where, backed_up, repository, tmp_path):
+    root = Path(repository.location)
+    if where == "link":
+        (tmp_path / "link").symlink_to(root)
+        output = tmp_path / "link" / "x.zip"
+    else:
+        output = (root if where == "root" else root / "tmp") / "x.zip"
+    before = sorted(str(path) for path in root.rglob("*"))
+    result = export_cli(repository, backed_up, "zip", output)
+    assert result.returncode == 2, result.stderr
+    assert f"{output} is inside the repository" in result.stderr
+    assert "hint:" in result.stderr
+    assert sorted(str(path) for path in root.rglob("*")) == before
+
+
+def test_export_rejects_missing_output_folder(backed_up, repository, tmp_path):
+    output = tmp_path / "missing" / "x.zip"
+    result = export_cli(repository, backed_up, "zip", output)
+    assert result.returncode == 2, result.stderr
+    assert f"folder {output.parent} of --output not found" in result.stderr
+    assert "hint:" in result.stderr
+    assert not output.parent.exists()
+
+
+def test_import_labels_follow_label_rules(source, repository, tmp_path):
+    """Labels taken from the archive's name and manifest.json obey --label's rules."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    path = folder / ("acme\nprod " + "x" * 220 + ".zip")
+    manifest = odoo_manifest(source["name"])
+    manifest["version"] = "17.0\nimported-from: forged" + "y" * 300
+    dump_sql = source["root"] / "dump.sql"
+    write_odoo_zip(path, dump_sql, source["folder"], manifest)
+    result = import_cli(repository, path, "odd-labels")
+    assert result.returncode == 0, result.stderr
+    (snapshot,) = repository.list_snapshots()
+    labels = snapshot.labels
+    assert labels["imported-format"] == "odoo-zip"
+    assert "imported-odoo-version" not in labels
+    assert labels["imported-from"].startswith("acme?prod xxx")
+    for value in labels.values():
+        assert len(value) <= 200
+        assert all(ord(char) >= 32 for char in value)
+
+
+@pytest.mark.parametrize("layout", ["zip", "folder"])
+def test_dump_format_read_from_content(layout, source, repository, tmp_path):
+    """A dump whose name says the other format is loaded by what it contains."""
+    if layout == "zip":
+        dump = tmp_path / "custom.dump"
+        pg_dump(source["name"], dump, "--format=custom")
+        path = tmp_path / "custom-inside.zip"
+        write_odoo_zip(path, dump, source["folder"], odoo_manifest(source["name"]))
+    else:
+        path = tmp_path / "plain-inside"
+        path.mkdir()
+        shutil.copy(source["root"] / "dump.sql", path / "db.dump")
+        shutil.copytree(source["folder"], path / "filestore")
+        manifest = json.dumps(odoo_manifest(source["name"]))
+        (path / "manifest.json").write_text(manifest)
+    before = database_list()
+    result = import_cli(repository, path, "by-content")
+    assert result.returncode == 0, result.stderr
+    assert database_list() - before == set()
+    (snapshot,) = repository.list_snapshots()
+    assert snapshot.database.name == source["name"]
+    assert snapshot.labels["imported-from"] == path.name
+
+
+def test_concurrent_exports_keep_one_output(backed_up, repository, tmp_path):
+    """Two exports to one output: one writes it, the other never replaces it."""
+    output = tmp_path / "once.zip"
+    command = [
+        sys.executable,
+        "-m",
+        "odoo_dr",
+        "export",
+        backed_up,
+        "--format",
+        "zip",
+        "--output",
+        str(output),
+        "--repo",
+        repository.location,
+    ]
+    runs = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    codes = sorted(run.wait() for run in runs)
+    messages = [run.stderr.read() for run in runs]
+    assert codes == [0, 2], messages
+    assert any(f"{output} already exists" in message for message in messages)
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["once.zip", "repo"]

@@ -216,6 +216,27 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def check_temp_dir(repository: Repository, temp_dir: Path | None) -> None:
+    """Reject a --temp-dir that is not a folder or is inside an encrypted repository.
+
+    Dumps and extracted archives are written there in clear, which an encrypted
+    repository must never contain.
+    """
+    if temp_dir is None:
+        return
+    if not temp_dir.is_dir():
+        raise RejectedError(f"--temp-dir {temp_dir} is not a folder")
+    if not repository.encrypted or not isinstance(repository.backend, LocalBackend):
+        return
+    root = repository.backend.root.resolve()
+    folder = temp_dir.resolve()
+    if folder == root or root in folder.parents:
+        raise RejectedError(
+            f"--temp-dir {temp_dir} is inside the encrypted repository {root}",
+            hint="pass a --temp-dir outside the repository folder, or leave it out",
+        )
+
+
 def run_backup(
     repository: Repository, settings: PgSettings, options: BackupOptions
 ) -> SnapshotManifest:
@@ -228,6 +249,7 @@ def run_backup(
         )
 
     # Pre-checks: nothing is written before these pass.
+    check_temp_dir(repository, options.temp_dir)
     version_text, major, referenced = _check_database(settings, database)
     tools = find_tools(major, f"backing up PostgreSQL {version_text}")
     folder = options.filestore_folder or options.filestore_root / database
@@ -249,9 +271,6 @@ def run_backup(
             hint="pass --filestore-root (the folder holding one folder per database, "
             "Odoo's <data_dir>/filestore) or --odoo-config with the right data_dir",
         )
-    if options.temp_dir is not None and not options.temp_dir.is_dir():
-        raise RejectedError(f"--temp-dir {options.temp_dir} is not a folder")
-
     with repository.lock_tenant(tenant, "backup"):
         repository.cleanup()
         repository.blobs.prepare_to_write()

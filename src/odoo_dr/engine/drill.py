@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 
 from odoo_dr import __version__, tempfiles
+from odoo_dr.engine.backup import check_temp_dir
 from odoo_dr.engine.checks import run_checks
 from odoo_dr.engine.restore import (
     RestoreOptions,
@@ -90,6 +91,7 @@ def run_drill(
     started_at = datetime.now(UTC)
     target = scratch_name(manifest)
     repository.check_writable("drills", "a drill saves its record under drills/")
+    check_temp_dir(repository, options.temp_dir)
     clean_leftovers(settings, None)
     tempfiles.remove_stale(options.temp_dir)
     scratch_root = tempfiles.make_folder(options.temp_dir, "drill")

@@ -16,6 +16,7 @@ only when complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from odoo_dr.pg.binaries import PgTools, find_tools
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.pg.server import server_version
 from odoo_dr.processes import dying_with_parent
+from odoo_dr.repository.local import LocalBackend
 from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository
 
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("zip", "folder", "dump")
 SUFFIXES = {"zip": ".zip", "folder": "", "dump": ".dump"}
 STDERR_LINES = 40
+# The errors of a file system that has no hard links.
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,23 @@ def odoo_manifest(manifest: SnapshotManifest) -> dict:
     }
 
 
+def _reject_inside_repository(repository: Repository, output: Path) -> None:
+    """Reject an output inside a local repository, where it would be written in clear.
+
+    The archive and its work folder are written beside the output, so they would
+    put the snapshot's data unencrypted among the repository's objects.
+    """
+    if not isinstance(repository.backend, LocalBackend):
+        return
+    root = repository.backend.root.resolve()
+    folder = output.parent.resolve()
+    if folder == root or root in folder.parents:
+        raise RejectedError(
+            f"{output} is inside the repository {repository.backend.root}",
+            hint="pass an --output outside the repository folder",
+        )
+
+
 def run_export(
     repository: Repository,
     settings: PgSettings,
@@ -113,7 +134,11 @@ def run_export(
             hint="remove it or pass another --output",
         )
     if not output.parent.is_dir():
-        raise RejectedError(f"folder {output.parent} of --output not found")
+        raise RejectedError(
+            f"folder {output.parent} of --output not found",
+            hint="create the folder first, or pass an --output in an existing one",
+        )
+    _reject_inside_repository(repository, output)
     problem = manifest.dump_problem()
     if problem is not None:
         raise RejectedError(f"snapshot {manifest.id} cannot be exported: {problem}")
@@ -127,7 +152,12 @@ def run_export(
     work = tempfiles.make_folder(output.parent, "exportwork")
     try:
         _write(repository, settings, manifest, options, tools, work, partial)
-        os.rename(partial, output)
+        _publish(partial, output)
+    except FileExistsError:
+        raise RejectedError(
+            f"{output} already exists: another run wrote it during this export",
+            hint="remove it or pass another --output",
+        ) from None
     except OSError as exc:
         where = f" on {exc.filename}" if exc.filename else ""
         raise RestoreFailed(
@@ -142,6 +172,29 @@ def run_export(
         else:
             partial.unlink(missing_ok=True)
     return output
+
+
+def _publish(partial: Path, output: Path) -> None:
+    """Give the finished archive its name, never replacing an output made meanwhile.
+
+    A file is hard-linked, which fails when the name exists, and its temporary
+    name is removed by the caller. A folder is renamed onto an empty folder made
+    here first, since rename would replace someone else's empty folder.
+    """
+    if partial.is_dir():
+        output.mkdir()
+        os.rename(partial, output)
+        return
+    try:
+        os.link(partial, output)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        # NOTE: without hard links (FAT, some network mounts) an output made
+        # between this check and the rename is still replaced.
+        if output.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(output)) from None
+        os.rename(partial, output)
 
 
 def _write(

@@ -11,19 +11,27 @@ temporary database is dropped.
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg import sql
 
 from odoo_dr import tempfiles
-from odoo_dr.engine.backup import BackupOptions, run_backup, validate_tenant_name
+from odoo_dr.engine.backup import (
+    BackupOptions,
+    check_temp_dir,
+    run_backup,
+    validate_tenant_name,
+)
 from odoo_dr.engine.restore import clean_leftovers
 from odoo_dr.errors import BackupFailed, OdooDrError, RejectedError
 from odoo_dr.odoo import archives
@@ -43,6 +51,8 @@ log = logging.getLogger(__name__)
 # Odoo creates its databases so (odoo/service/db.py, _create_empty_database).
 DATABASE_OPTIONS = sql.SQL("TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'")
 STDERR_LINES = 40
+# The longest label value that `--label` admits.
+LABEL_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,7 @@ class ImportOptions:
 def _work_folder(repository: Repository, temp_dir: Path | None) -> Path:
     """Return a private folder for the extracted archive, removed by a later run."""
     if temp_dir is not None:
-        if not temp_dir.is_dir():
-            raise RejectedError(f"--temp-dir {temp_dir} is not a folder")
+        check_temp_dir(repository, temp_dir)
         tempfiles.remove_stale(temp_dir)
         return tempfiles.make_folder(temp_dir, "import")
     # An encrypted repository must never hold the archive in clear, not even in tmp/.
@@ -85,16 +94,38 @@ def _recorded_name(checked: archives.CheckedArchive, tenant: str) -> str:
     return "imported"
 
 
+def _label_value(text: str) -> str:
+    """Return `text` as a label value: control characters as '?', cut to 200."""
+    cleaned = "".join(
+        "?" if ord(char) < 32 or ord(char) == 127 else char for char in text
+    )
+    return cleaned[:LABEL_MAX]
+
+
 def _labels(checked: archives.CheckedArchive) -> dict[str, str]:
+    """Return the labels of an imported snapshot, within `--label`'s rules.
+
+    The file name is cleaned, since a label shows on one line. An Odoo version that
+    breaks the rules is left out rather than recorded altered.
+    """
     labels = {
-        "imported-from": checked.source.label,
+        "imported-from": _label_value(checked.source.label),
         "imported-format": checked.source.kind,
     }
     if checked.created_from:
         labels["imported-time-from"] = checked.created_from
     version = checked.odoo_manifest.get("version")
-    if isinstance(version, str):
+    if isinstance(version, str) and _label_value(version) == version:
         labels["imported-odoo-version"] = version
+    elif version is not None:
+        log.warning(
+            "version %r of %s in %s is not recorded: a label is up to %d "
+            "printable characters",
+            version[:80] if isinstance(version, str) else version,
+            archives.MANIFEST,
+            checked.source.label,
+            LABEL_MAX,
+        )
     return labels
 
 
@@ -148,6 +179,14 @@ def _load_and_back_up(
     tools = find_tools(
         max(major, checked.dump_major), f"importing into PostgreSQL {version_text}"
     )
+    if checked.dump_format == "plain" and not archives.psql_restricts(tools.version):
+        raise RejectedError(
+            f"psql {tools.version} in {tools.bindir} cannot load "
+            f"{checked.source.label} safely: it lacks \\restrict, which keeps a "
+            "dump's psql meta-commands from running",
+            hint="install a postgresql-client of 17.6, 16.10, 15.14 or a later "
+            "release of its series",
+        )
     dbname = temporary.new_temporary_name()
     created = False
     try:
@@ -231,6 +270,8 @@ def _run_psql(
 ) -> None:
     """Load a plain dump with psql as Odoo's database manager does, stopping at errors.
 
+    psql reads the dump from a pipe behind its `\\restrict` line
+    (`archives.restricted_script`), so it runs none of the dump's meta-commands.
     `--single-transaction` leaves the database empty after a failed statement,
     and `-X` keeps the user's ~/.psqlrc out.
     """
@@ -242,20 +283,25 @@ def _run_psql(
         "--set=ON_ERROR_STOP=1",
         "--single-transaction",
         f"--dbname={settings.conninfo(dbname)}",
-        f"--file={dump}",
+        "--file=-",
     ]
     process = subprocess.Popen(
         dying_with_parent(command),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=settings.subprocess_env(),
     )
-    assert process.stderr is not None
+    assert process.stdin is not None and process.stderr is not None
+    feeder = threading.Thread(
+        target=_feed, args=(process.stdin, dump), name="psql-input", daemon=True
+    )
+    feeder.start()
     lines: deque[str] = deque(maxlen=STDERR_LINES)
     for raw in process.stderr:
         lines.append(raw.decode("utf-8", errors="replace").rstrip())
     returncode = process.wait()
+    feeder.join()
     if returncode != 0:
         text = "\n".join(lines)
         raise BackupFailed(
@@ -264,3 +310,13 @@ def _run_psql(
             hint="nothing was published; fix the cause PostgreSQL names (a missing "
             "role or extension, for example) and import again",
         )
+
+
+def _feed(stdin: IO[bytes], dump: Path) -> None:
+    """Write the restricted dump to psql; psql stopping at an error ends it early."""
+    try:
+        with stdin:
+            for line in archives.restricted_script(dump, secrets.token_hex(16)):
+                stdin.write(line)
+    except OSError as exc:
+        log.debug("psql stopped reading the dump: %s", exc)

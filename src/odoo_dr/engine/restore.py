@@ -26,6 +26,7 @@ from psycopg import sql
 
 from odoo_dr import tempfiles
 from odoo_dr.engine import swap
+from odoo_dr.engine.backup import check_temp_dir
 from odoo_dr.engine.disk_space import disk_full_error
 from odoo_dr.engine.filestore_restore import naming_path, restore_files
 from odoo_dr.engine.restore_plan import (
@@ -383,5 +384,6 @@ def run_restore(
     manifest: SnapshotManifest,
     options: RestoreOptions,
 ) -> RestoreResult:
+    check_temp_dir(repository, options.temp_dir)
     plan = plan_restore(repository, settings, manifest, options)
     return execute_restore(repository, settings, plan, StepTimer())

@@ -25,9 +25,11 @@ import stat
 import subprocess
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.binaries import find_newest_tools
@@ -51,9 +53,15 @@ PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 TRAILER_WINDOW = 4096
 # psql meta-commands that pg_dump itself writes outside COPY data.
 ALLOWED_META_COMMANDS = (b"\\restrict ", b"\\unrestrict ")
+# The first minor release of each major version whose psql has `\restrict`.
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
 # Room left on the extraction disk beyond the members' declared sizes.
 FREE_SPACE_MARGIN = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MANIFEST_HINT = (
+    "Odoo writes manifest.json as a small JSON object; repack the "
+    "archive with the manifest.json Odoo wrote, or without one"
+)
 COPY_BYTES = 1024 * 1024
 SUPPORTED_COMPRESSION = {
     zipfile.ZIP_STORED,
@@ -108,6 +116,12 @@ def identify(path: Path, filestore: Path | None) -> ArchiveSource:
         )
     if path.is_dir():
         return _identify_folder(path, filestore)
+    if not path.is_file():
+        # A named pipe or a device would block or give other bytes at each open.
+        raise RejectedError(
+            f"{path} is not a regular file or folder",
+            hint="copy the archive to a file first, then import that file",
+        )
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(PLAIN_HEADER) + 64)
@@ -169,11 +183,13 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
             if manifest.stat().st_size > MAX_MANIFEST_BYTES:
                 raise RejectedError(
                     f"{MANIFEST} of {source.label} is "
-                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes"
+                    f"{manifest.stat().st_size:,} bytes, far more than Odoo writes",
+                    hint=MANIFEST_HINT,
                 )
             checked.odoo_manifest = _read_manifest(manifest.read_bytes(), source)
         checked.created_at = _file_time(source.dump)
         checked.created_from = "file modification time"
+    checked.dump_format = _dump_format(checked.dump, checked.dump_format)
     if checked.dump_format == "plain":
         described = source.label
         if source.kind != "plain-sql":
@@ -182,6 +198,21 @@ def check(source: ArchiveSource, work: Path) -> CheckedArchive:
     else:
         _list_custom_dump(checked)
     return checked
+
+
+def _dump_format(dump: Path, named: str) -> str:
+    """Return the format of `dump` from its first bytes, else the one its name gives.
+
+    A `dump.sql` may contain a custom-format dump and a `db.dump` plain SQL when
+    the archive was put together by hand.
+    """
+    with open(dump, "rb") as handle:
+        head = handle.read(len(PLAIN_HEADER) + 64)
+    if head.startswith(CUSTOM_SIGNATURE):
+        return "custom"
+    if PLAIN_HEADER in head:
+        return "plain"
+    return named
 
 
 def _file_time(path: Path) -> datetime:
@@ -197,7 +228,10 @@ def _read_manifest(data: bytes, source: ArchiveSource) -> dict:
             hint="the archive is damaged; take or copy it again",
         ) from None
     if not isinstance(manifest, dict):
-        raise RejectedError(f"{MANIFEST} of {source.label} is not a JSON object")
+        raise RejectedError(
+            f"{MANIFEST} of {source.label} is not a JSON object",
+            hint=MANIFEST_HINT,
+        )
     return manifest
 
 
@@ -305,7 +339,8 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
             if info.filename == MANIFEST and info.file_size > MAX_MANIFEST_BYTES:
                 raise RejectedError(
                     f"{MANIFEST} of {source.label} declares {info.file_size:,} "
-                    "bytes, far more than Odoo writes"
+                    "bytes, far more than Odoo writes",
+                    hint=MANIFEST_HINT,
                 )
             try:
                 _extract_member(archive, info, target)
@@ -350,6 +385,24 @@ def _extract_member(
         shutil.copyfileobj(reader, writer, COPY_BYTES)
 
 
+def _pieces(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """Yield the file's lines in pieces of at most COPY_BYTES, each with a flag.
+
+    The flag is true for a piece that starts a line. A line can be as long as the
+    file (a large bytea value in COPY data, or a crafted dump), so it is never read
+    whole.
+    """
+    starts_line = True
+    while piece := handle.readline(COPY_BYTES):
+        yield piece, starts_line
+        starts_line = piece.endswith(b"\n")
+
+
+def _starts_copy(line: bytes) -> bool:
+    """Return whether `line` is a `COPY ... FROM stdin;` line, followed by data."""
+    return line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;")
+
+
 def check_plain_dump(path: Path, described: str) -> None:
     """Check that a plain pg_dump file is complete and runs no psql meta-commands.
 
@@ -357,8 +410,10 @@ def check_plain_dump(path: Path, described: str) -> None:
     cut off. Lines starting with a backslash outside COPY data would make psql
     run meta-commands (`\\!` runs a shell command); pg_dump writes none but
     `\\restrict`/`\\unrestrict`.
-    NOTE: only meta-commands at the start of a line are found. A plain dump is a
-    script that runs with the importing role's rights, so import only trusted ones.
+    Only meta-commands at the start of a line are found here; psql's restricted
+    mode (`restricted_script`) rejects the others when the dump is loaded.
+    NOTE: a plain dump is a script that runs with the importing role's rights, so
+    import only trusted ones.
     """
     size = path.stat().st_size
     with open(path, "rb") as handle:
@@ -372,12 +427,16 @@ def check_plain_dump(path: Path, described: str) -> None:
             "backup again or copy the complete file",
         )
     in_copy = False
+    number = 0
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for line, starts_line in _pieces(handle):
+            if not starts_line:
+                continue
+            number += 1
             if in_copy:
                 in_copy = line.rstrip(b"\r\n") != b"\\."
                 continue
-            if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            if _starts_copy(line):
                 in_copy = True
             elif line.lstrip().startswith(b"\\") and not line.startswith(
                 ALLOWED_META_COMMANDS
@@ -389,6 +448,39 @@ def check_plain_dump(path: Path, described: str) -> None:
                     hint="the dump was edited after pg_dump wrote it; import only "
                     "dumps from a trusted source",
                 )
+
+
+def restricted_script(path: Path, key: str) -> Iterator[bytes]:
+    """Yield a plain dump as psql input in which psql runs no meta-command.
+
+    The first line is psql's `\\restrict` with `key`, and only the same key lifts it.
+    psql then rejects every meta-command of the dump, also one after a statement
+    or one that a string containing `COPY ... FROM stdin;` hides from
+    `check_plain_dump`. pg_dump's own `\\restrict` and `\\unrestrict` lines would
+    fail in restricted mode, so they are left out.
+    """
+    yield b"\\restrict " + key.encode("ascii") + b"\n"
+    in_copy = False
+    with open(path, "rb") as handle:
+        for line, starts_line in _pieces(handle):
+            if starts_line and in_copy:
+                in_copy = line.rstrip(b"\r\n") != b"\\."
+            elif starts_line and _starts_copy(line):
+                in_copy = True
+            elif starts_line and line.startswith(ALLOWED_META_COMMANDS):
+                continue
+            yield line
+
+
+def psql_restricts(version: str) -> bool:
+    """Return whether psql of `version` has `\\restrict` (17.6, 16.10, 15.14 on)."""
+    parts = [int(part) for part in version.split(".")[:2] if part.isdigit()]
+    if not parts:
+        return False
+    major, minor = parts[0], (parts[1] if len(parts) > 1 else 0)
+    if major >= 18:
+        return True
+    return minor >= RESTRICT_SINCE.get(major, 10**6)
 
 
 def _list_custom_dump(checked: CheckedArchive) -> None:
