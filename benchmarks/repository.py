@@ -13,7 +13,7 @@ One run measures every side on the same data, machine and cache state:
 3. Restore each kind's last snapshot `--repeat` times into a new database and
    filestore folder, checking every copy against the original.
 4. `odoo-dr verify --read-data` on the local folder repository, against `sha1sum`
-   over the same pack files; both start with a dropped page cache when the script
+   over the same pack files. Both start with a dropped page cache when the script
    runs as root.
 5. Take `--snapshots` snapshots in all (one day of business at 0.1 % between
    them), then time `odoo-dr prune --keep-last 5` on them.
@@ -360,18 +360,21 @@ def print_report(results: dict) -> None:
         f"tenant: database {tenant['database_bytes'] / 1e6:.0f} MB, "
         f"{tenant['filestore_files']} files of {tenant['filestore_bytes'] / 1e6:.0f} MB"
     )
+
     seconds = results["median_seconds"]
     print(f"{'kind':<18}{'backup s':>10}{'restore s':>11}")
     for kind in KINDS:
         print(
             f"{kind:<18}{seconds['backup'][kind]:>10.1f}{seconds['restore'][kind]:>11.1f}"
         )
+
     verify = results["verify"]
     print(
         f"verify --read-data: {verify['verify_mb_per_second']} MB/s, sha1sum "
         f"{verify['sha1sum_mb_per_second']} MB/s over "
         f"{verify['pack_bytes'] / 1e6:.0f} MB"
     )
+
     prune = results["prune"]
     print(
         f"prune of {prune['snapshots_before']} snapshots to the last "
@@ -379,11 +382,12 @@ def print_report(results: dict) -> None:
         f"{prune['repository_bytes_before'] / 1e6:.0f} MB to "
         f"{prune['repository_bytes_after'] / 1e6:.0f} MB"
     )
+
     for name, value in results["ratios"].items():
         target = results["targets"].get(name)
-        suffix = (
-            f" (target {target}, met {results['targets_met'][name]})" if target else ""
-        )
+        suffix = ""
+        if target:
+            suffix = f" (target {target}, met {results['targets_met'][name]})"
         print(f"{name}: {value}{suffix}")
 
 

@@ -10,7 +10,7 @@
    tenant: it deletes a tenth of `stock_move_line` and leaves `sale` in state
    `to upgrade`. `odoo-dr guard post-deploy` must fail (exit 5).
 4. `odoo-dr rollback --yes`, timed as a whole and per step (safety snapshot,
-   restore, checks) from its JSON output; then the tenant's row counts and
+   restore, checks) from its JSON output. Then the tenant's row counts and
    filestore are compared with the restore point's.
 
 Before the timed rollback, the page cache is dropped when the script may write

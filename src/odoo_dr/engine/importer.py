@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # Odoo creates its databases so (odoo/service/db.py, _create_empty_database).
 DATABASE_OPTIONS = sql.SQL("TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'")
 STDERR_LINES = 40
-# The longest label value that `--label` admits.
+# The maximum length of a label value that `--label` admits.
 LABEL_MAX = 200
 
 

@@ -177,7 +177,7 @@ def modules_from_file(path: Path, series: str | None) -> dict[str, str]:
 
 @dataclass
 class TableMap:
-    """Which recorded tables belong to which module, and how that was found."""
+    """The recorded tables of each module, and the method that matched them."""
 
     method: str
     tables: dict[str, set[str]] = field(default_factory=dict)

@@ -172,7 +172,7 @@ def choose_policy(
 
 @dataclass(frozen=True)
 class SnapshotFacts:
-    """What retention reads of one snapshot."""
+    """The facts of one snapshot that retention reads."""
 
     id: str
     time: datetime
@@ -243,10 +243,10 @@ def select(
         "yearly": policy.keep_yearly,
     }
     for name, period_of in _period_keys().items():
-        wanted = counts[name]
+        limit = counts[name]
         seen: set[str] = set()
         for decision in decisions:
-            if len(seen) >= wanted:
+            if len(seen) >= limit:
                 break
             period = period_of(decision.snapshot.time)
             if period in seen:

@@ -117,8 +117,8 @@ def in_eu(region: str) -> bool:
 def admits(residency: str, region: str | None) -> bool:
     """Return whether data of `residency` may be stored in `region`.
 
-    A repository without a declared region admits no residency, since nothing
-    says where it is.
+    A repository without a declared region admits no residency, because its
+    location is unknown.
     """
     if region is None:
         return False

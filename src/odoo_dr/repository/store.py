@@ -109,7 +109,7 @@ def _backend_for(location: str) -> Backend:
     return LocalBackend(Path(location).expanduser().absolute())
 
 
-# The longest lock odoo-dr writes: 100 years. A far larger count of days would
+# The maximum lock odoo-dr writes: 100 years. A far larger count of days would
 # overflow Python's dates (year 9999) before any request reached S3.
 MAX_LOCK_DAYS = 36_500
 
@@ -135,7 +135,7 @@ def _check_lock_request(backend: Backend, lock_days: int | None) -> None:
 
 
 def _has_repository_data(backend: Backend) -> bool:
-    """Return whether `backend` holds snapshots or packs (with or without config)."""
+    """Return whether `backend` contains snapshots or packs (with or without config)."""
     if isinstance(backend, LocalBackend):
         return backend.exists("snapshots") or backend.exists("packs")
     # An object store has no folders: look for one object under each prefix.
