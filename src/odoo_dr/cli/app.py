@@ -15,6 +15,7 @@ from odoo_dr.cli import (
     backup,
     copy,
     demo,
+    pitr,
     drill,
     guard,
     prune,
@@ -58,6 +59,7 @@ app.command("import")(archive.import_archive)
 app.command("export")(archive.export_snapshot)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
+app.add_typer(pitr.pitr_app, name="pitr")
 
 
 def _version(value: bool) -> None:

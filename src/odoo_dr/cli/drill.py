@@ -8,11 +8,20 @@ import typer
 from rich.table import Table
 
 from odoo_dr.cli import options as opt
-from odoo_dr.cli.output import console, duration, print_json
+from odoo_dr.cli import pitr as pitr_options
+from odoo_dr.cli.output import console, duration, local_time, print_json
 from odoo_dr.engine.drill import DrillOptions, run_drill
-from odoo_dr.errors import ExitCode
+from odoo_dr.engine.pitr import StatusOptions, read_status
+from odoo_dr.engine.pitr_drill import (
+    PitrOptions,
+    choose_backup,
+    parse_target_time,
+    run_pitr_drill,
+)
+from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
+from odoo_dr.pg.pgbackrest import PgBackRest
 from odoo_dr.repository.store import Repository
 
 
@@ -23,12 +32,13 @@ def resolve_target(repository: Repository, reference: str) -> SnapshotManifest:
 
 def drill(
     snapshot: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="SNAPSHOT|DATABASE",
             help="Snapshot id (or prefix), or a database name for its latest snapshot.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     keep: Annotated[
         bool,
         typer.Option("--keep", help="Keep the scratch database and folder afterwards."),
@@ -42,6 +52,29 @@ def drill(
             show_default=False,
         ),
     ] = None,
+    pitr: Annotated[
+        bool,
+        typer.Option(
+            "--pitr",
+            help="Recover the cluster with pgBackRest to --target-time and drill "
+            "its tenants, in place of a snapshot.",
+        ),
+    ] = False,
+    target_time: pitr_options.TargetTimeOption = None,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tenant",
+            help="With --pitr: database to drill (repeatable). Default: every Odoo "
+            "database of the recovered cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    stanza: pitr_options.StanzaOption = None,
+    pgbackrest_config_path: pitr_options.ConfigPathOption = None,
+    os_user: pitr_options.OsUserOption = None,
+    recovery_user: pitr_options.RecoveryUserOption = "postgres",
+    recovery_timeout: pitr_options.RecoveryTimeoutOption = 24 * 3600,
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
     odoo_config: opt.OdooConfigOption = None,
@@ -53,10 +86,50 @@ def drill(
 ) -> None:
     """Restore a snapshot as a neutralized scratch copy and check it.
 
-    Exit 0 when every check passed, 5 when one did not or the snapshot's data is
-    damaged, 4 when the restore failed for another reason.
+    With --pitr, recover the cluster with pgBackRest to --target-time in a private
+    temporary folder and drill each tenant there. Exit 0 when every check passed,
+    5 when one did not or the data is damaged, 4 when the restore failed for
+    another reason, 2 when a point-in-time target is outside the window.
     """
     opt.apply_verbosity(verbose, quiet)
+    allowed = (*DEFAULT_CRON_ALLOW_LIST, *(allow_cron or ()))
+    if pitr:
+        if snapshot is not None:
+            raise RejectedError(
+                f"--pitr recovers to a time, not snapshot {snapshot!r}",
+                hint="leave out the snapshot and name databases with --tenant",
+            )
+        records = pitr_drill(
+            repo,
+            PitrOptions(
+                target_time=parse_target_time(_required_time(target_time)),
+                tenants=tuple(tenant or ()),
+                jobs=jobs,
+                temp_dir=temp_dir,
+                database_user=recovery_user,
+                recovery_timeout=recovery_timeout,
+                cron_allow_list=allowed,
+            ),
+            pitr_options.backrest_from_options(stanza, pgbackrest_config_path, os_user),
+        )
+        if as_json:
+            print_json([record.model_dump(mode="json") for record in records])
+        else:
+            for record in records:
+                print_record(record)
+        if not all(record.passed for record in records):
+            raise typer.Exit(ExitCode.VERIFICATION_FAILED)
+        return
+    if snapshot is None:
+        raise RejectedError(
+            "name the snapshot to drill, or pass --pitr --target-time",
+            hint="odoo-dr drill SNAPSHOT|DATABASE; odoo-dr snapshots lists them",
+        )
+    if target_time is not None or tenant:
+        raise RejectedError(
+            "--target-time and --tenant belong to a point-in-time drill",
+            hint="add --pitr, or leave them out to drill a snapshot",
+        )
     config = opt.load_odoo_config(odoo_config)
     repository = opt.open_repository(repo)
     manifest = resolve_target(repository, snapshot)
@@ -68,7 +141,7 @@ def drill(
             keep=keep,
             jobs=jobs,
             temp_dir=temp_dir,
-            cron_allow_list=(*DEFAULT_CRON_ALLOW_LIST, *(allow_cron or ())),
+            cron_allow_list=allowed,
         ),
     )
     if as_json:
@@ -79,12 +152,46 @@ def drill(
         raise typer.Exit(ExitCode.VERIFICATION_FAILED)
 
 
+def _required_time(value: str | None) -> str:
+    if value is None:
+        raise RejectedError(
+            "--pitr needs --target-time",
+            hint="give the time to recover to, such as 2026-12-05T10:42:00Z; "
+            "odoo-dr pitr status shows the recoverable window",
+        )
+    return value
+
+
+def pitr_drill(
+    repo: str | None, options: PitrOptions, backrest: PgBackRest
+) -> list[DrillRecord]:
+    """Check the target against the stanza, then recover and drill each tenant."""
+    repository = opt.open_repository(repo)
+    status = read_status(backrest, None, StatusOptions(temp_dir=options.temp_dir))
+    choose_backup(status, options.target_time)
+    return run_pitr_drill(repository, backrest, status, options)
+
+
 def print_record(record: DrillRecord) -> None:
     verdict = "PASSED" if record.passed else "FAILED"
-    console.out(
-        f"drill {record.id} of snapshot {record.snapshot_id} "
-        f"({record.tenant!r}): {verdict}"
-    )
+    if record.kind == "pitr":
+        recovered = (
+            local_time(record.recovered_to) if record.recovered_to else "nothing"
+        )
+        console.out(
+            f"point-in-time drill {record.id} of {record.tenant!r} from base backup "
+            f"{record.base_backup}: {verdict}"
+        )
+        if record.target_time is not None:
+            console.out(
+                f"  target {local_time(record.target_time)}, last transaction "
+                f"recovered {recovered}"
+            )
+    else:
+        console.out(
+            f"drill {record.id} of snapshot {record.snapshot_id} "
+            f"({record.tenant!r}): {verdict}"
+        )
     table = Table(box=None, pad_edge=False)
     table.add_column("check")
     table.add_column("result")
@@ -110,9 +217,16 @@ def print_record(record: DrillRecord) -> None:
         f"{name} {duration(seconds)}" for name, seconds in record.steps.items()
     )
     console.out(f"RTO {duration(record.rto_seconds)} ({steps})")
-    console.out(
-        f"RPO {duration(record.rpo_seconds)} (age of the snapshot when the drill began)"
-    )
+    if record.kind == "pitr":
+        console.out(
+            f"RPO {duration(record.rpo_seconds)} (target time minus the last "
+            "transaction recovered)"
+        )
+    else:
+        console.out(
+            f"RPO {duration(record.rpo_seconds)} (age of the snapshot when the drill "
+            "began)"
+        )
     if record.kept:
         console.out(
             f"kept scratch database {record.scratch_database!r} and filestore "

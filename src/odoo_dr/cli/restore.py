@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 
 from odoo_dr.cli import options as opt
+from odoo_dr.cli import pitr as pitr_options
 from odoo_dr.cli.drill import resolve_target
-from odoo_dr.cli.output import console, duration, errors, print_json, size
+from odoo_dr.cli.output import console, duration, errors, local_time, print_json, size
+from odoo_dr.engine.pitr import StatusOptions, read_status
+from odoo_dr.engine.pitr_drill import (
+    PitrOptions,
+    choose_backup,
+    parse_target_time,
+    run_pitr_restore,
+)
 from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
 from odoo_dr.errors import ExitCode, RejectedError
 
@@ -23,13 +31,14 @@ def fingerprint(secret: str | None) -> str:
 
 def restore(
     snapshot: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="SNAPSHOT|TENANT",
             help="Snapshot id (or a unique prefix), or a tenant for its latest "
             "snapshot.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     target: Annotated[
         str, typer.Option("--target", help="Name of the database to create.")
     ],
@@ -66,6 +75,28 @@ def restore(
             show_default=False,
         ),
     ] = None,
+    pitr: Annotated[
+        bool,
+        typer.Option(
+            "--pitr",
+            help="Recover the cluster with pgBackRest to --target-time and restore "
+            "--tenant from it, in place of a snapshot.",
+        ),
+    ] = False,
+    target_time: pitr_options.TargetTimeOption = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="With --pitr: the database to take from the recovered cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    stanza: pitr_options.StanzaOption = None,
+    pgbackrest_config_path: pitr_options.ConfigPathOption = None,
+    os_user: pitr_options.OsUserOption = None,
+    recovery_user: pitr_options.RecoveryUserOption = "postgres",
+    recovery_timeout: pitr_options.RecoveryTimeoutOption = 24 * 3600,
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
     jobs: opt.JobsOption = opt.default_jobs(),
@@ -74,7 +105,12 @@ def restore(
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
-    """Restore SNAPSHOT into a new database and filestore folder."""
+    """Restore SNAPSHOT into a new database and filestore folder.
+
+    With --pitr, recover the cluster with pgBackRest to --target-time in a private
+    temporary folder, take --tenant from it and restore that into the server; the
+    other tenants of the server are not touched.
+    """
     opt.apply_verbosity(verbose, quiet)
     if copy == move:
         raise RejectedError(
@@ -84,23 +120,56 @@ def restore(
         )
     config = opt.load_odoo_config(odoo_config)
     root = opt.restore_filestore_root(filestore_root, config)
+    restore_options = RestoreOptions(
+        target=target,
+        filestore_root=root,
+        mode="copy" if copy else "move",
+        neutralize=neutralize,
+        force=force,
+        jobs=jobs,
+        temp_dir=temp_dir,
+        owner=owner,
+    )
     repository = opt.open_repository(repo)
-    manifest = resolve_target(repository, snapshot)
-    result = run_restore(
-        repository,
-        opt.pg_settings(dsn, config),
-        manifest,
-        RestoreOptions(
-            target=target,
-            filestore_root=root,
-            mode="copy" if copy else "move",
-            neutralize=neutralize,
-            force=force,
+    settings = opt.pg_settings(dsn, config)
+    if pitr:
+        if snapshot is not None or tenant is None or target_time is None:
+            raise RejectedError(
+                "--pitr needs --target-time and --tenant, and no snapshot",
+                hint="odoo-dr restore --pitr --target-time 2026-12-05T10:42:00Z "
+                "--tenant DATABASE --target NAME --copy",
+            )
+        options = PitrOptions(
+            target_time=parse_target_time(target_time),
             jobs=jobs,
             temp_dir=temp_dir,
-            owner=owner,
-        ),
-    )
+            database_user=recovery_user,
+            recovery_timeout=recovery_timeout,
+        )
+        backrest = pitr_options.backrest_from_options(
+            stanza, pgbackrest_config_path, os_user
+        )
+        status = read_status(backrest, None, StatusOptions(temp_dir=temp_dir))
+        choose_backup(status, options.target_time)
+        recovered = run_pitr_restore(
+            repository, backrest, status, settings, tenant, options, restore_options
+        )
+        console.out(
+            f"recovered stanza {backrest.stanza} from base backup "
+            f"{recovered.base_backup} to {local_time(recovered.target_time)}; "
+            f"stored {tenant!r} as snapshot {recovered.snapshot_id}"
+        )
+        result = recovered.restore
+        result.steps = recovered.steps
+    else:
+        if snapshot is None or tenant is not None or target_time is not None:
+            raise RejectedError(
+                "name the snapshot to restore; --tenant and --target-time need "
+                "--pitr",
+                hint="odoo-dr restore SNAPSHOT|TENANT --target NAME --copy",
+            )
+        manifest = resolve_target(repository, snapshot)
+        result = run_restore(repository, settings, manifest, restore_options)
     if as_json:
         print_json(result_json(result))
     else:

@@ -161,3 +161,25 @@ def find_newest_tools(purpose: str) -> PgTools:
             "folder of a PostgreSQL installation",
         )
     return max(candidates, key=lambda tools: tools.major)
+
+
+def find_program(name: str, major: int) -> str:
+    """Return PostgreSQL program `name` (pg_waldump, postgres) of version `major`."""
+    explicit = os.environ.get(BINDIR_VARIABLE)
+    folders = _candidate_bindirs(explicit)
+    debian = Path(f"/usr/lib/postgresql/{major}/bin")
+    if not explicit and debian not in folders:
+        folders.insert(0, debian)
+    for bindir in folders:
+        program = bindir / name
+        if not program.exists():
+            continue
+        parsed = read_version(program)
+        if parsed is not None and parsed[1] == major:
+            return str(program)
+    raise RejectedError(
+        f"{name} of PostgreSQL {major} not found in "
+        f"{'$' + BINDIR_VARIABLE if explicit else 'the PATH and /usr/lib/postgresql'}",
+        hint=f"install postgresql-{major} (the server package holds {name}) or "
+        f"point {BINDIR_VARIABLE} at its bin folder",
+    )

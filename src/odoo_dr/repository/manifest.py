@@ -187,3 +187,17 @@ class DrillRecord(BaseModel):
         description="id of the repository the drill ran on, for a record that "
         "odoo-dr copy brought over with its snapshot",
     )
+    kind: Literal["snapshot", "pitr"] = Field(
+        default="snapshot",
+        description="a snapshot restored, or a cluster recovered to a point in time",
+    )
+    target_time: datetime | None = Field(
+        default=None, description="the time a point-in-time drill recovered to"
+    )
+    recovered_to: datetime | None = Field(
+        default=None,
+        description="commit time of the last transaction the recovery replayed",
+    )
+    base_backup: str | None = Field(
+        default=None, description="label of the pgBackRest base backup restored"
+    )
