@@ -26,6 +26,7 @@ from pathlib import Path
 from stat import S_ISREG
 
 from odoo_dr.engine.filestore_restore import restore_files
+from odoo_dr.engine.retention import parse_age
 from odoo_dr.errors import BackupFailed, RejectedError
 from odoo_dr.odoo.filestore import CHECKLIST
 from odoo_dr.repository.blobs import WriteStats
@@ -312,6 +313,24 @@ def _lstat(folder: Path, name: str) -> os.stat_result | None:
         return os.lstat(folder / name)
     except OSError:
         return None
+
+
+def parse_moment(text: str, option: str, now: datetime | None = None) -> datetime:
+    """Return the moment written as ISO 8601 (UTC unless it names a time zone),
+    or as an age before `now` such as 30d."""
+    try:
+        return _aware(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        pass
+    try:
+        age = parse_age(text.strip())
+    except ValueError:
+        raise RejectedError(
+            f"invalid {option} {text!r}",
+            hint="give a time such as 2026-12-04T10:42:00Z (UTC unless it names a "
+            "time zone), or an age such as 12h, 7d or 2w",
+        ) from None
+    return (now or datetime.now(UTC)) - age
 
 
 # -- what a point-in-time restore reads
