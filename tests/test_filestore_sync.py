@@ -231,7 +231,8 @@ def test_odd_database_names(repository, filestore_root):
         "--filestore-root", str(filestore_root),
     )  # fmt: skip
     assert missing.returncode == 2
-    assert "Upper" in missing.stderr and "not found" in missing.stderr
+    assert "'Upper'" in missing.stderr
+    assert "not found" in missing.stderr
 
 
 def test_one_tenant_error_others_continue(repository, filestore_root):

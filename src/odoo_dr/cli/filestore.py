@@ -243,6 +243,7 @@ def history_command(
             f"{repository.location}",
             hint="record one with: odoo-dr filestore sync DATABASE",
         )
+
     entries = state.entries()
     present = state.present()
     summary = {
@@ -260,6 +261,7 @@ def history_command(
         "problems": [item.describe() for item in state.problems.values()],
     }
     at_files = state.at(moment) if moment is not None else None
+
     if as_json:
         if at_files is not None:
             summary["at"] = moment.isoformat()
