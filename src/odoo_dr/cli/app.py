@@ -24,6 +24,7 @@ from odoo_dr.cli import (
     roles,
     verify,
 )
+from odoo_dr.cli.filestore import filestore_app
 from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
 from odoo_dr.cli.output import errors
@@ -49,6 +50,7 @@ app.command("drill")(drill.drill)
 app.command("verify")(verify.verify_command)
 app.add_typer(key_app, name="key")
 app.command("prune")(prune.prune_command)
+app.add_typer(filestore_app, name="filestore")
 guard.guard_app.command("pre-deploy")(guard.pre_deploy)
 guard.guard_app.command("post-deploy")(guard.post_deploy)
 app.add_typer(guard.guard_app, name="guard")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
+from odoo_dr.engine.filestore_sync import parse_moment
 from odoo_dr.engine.prune import PruneResult, TenantPlan, prune
 from odoo_dr.engine.retention import RetentionPolicy, load_policies
 from odoo_dr.errors import ExitCode, RejectedError
@@ -89,6 +90,17 @@ def prune_command(
             show_default=False,
         ),
     ] = None,
+    filestore_keep_since: Annotated[
+        str | None,
+        typer.Option(
+            "--filestore-keep-since",
+            metavar="TIME",
+            help="Drop filestore journal entries of files gone before TIME, an ISO "
+            "8601 time (UTC unless it names a time zone) or an age such as 30d. "
+            "Default: keep every journal entry.",
+            show_default=False,
+        ),
+    ] = None,
     ignore_damaged: Annotated[
         bool,
         typer.Option(
@@ -137,6 +149,9 @@ def prune_command(
             hint="give --policy FILE, or flags such as --keep-last 7 --keep-daily 14",
         )
     repack_share = _parse_share(repack) if repack is not None else None
+    keep_since = None
+    if filestore_keep_since is not None:
+        keep_since = parse_moment(filestore_keep_since, "--filestore-keep-since")
     repository = opt.open_repository(repo)
     result = prune(
         repository,
@@ -145,12 +160,13 @@ def prune_command(
         dry_run=dry_run,
         ignore_damaged=ignore_damaged,
         repack=repack_share,
+        keep_since=keep_since,
     )
     if as_json:
         print_json(_as_json(result))
     else:
         _print_result(result)
-    if result.damaged:
+    if result.damaged or result.damaged_journals:
         raise typer.Exit(ExitCode.WARNINGS)
 
 
@@ -195,6 +211,18 @@ def _print_result(result: PruneResult) -> None:
         errors.print(
             f"warning: snapshot {snapshot_id} is damaged and stays ({message}); the "
             "packs only it needs are deleted"
+        )
+    drop = "would drop" if result.dry_run else "dropped"
+    for journal in result.journals:
+        console.out(
+            f"filestore journal of {journal.tenant!r}: keep {len(journal.kept):,} "
+            f"entries ({size(journal.kept_bytes)}), {drop} {len(journal.dropped):,} "
+            f"({size(journal.dropped_bytes)})"
+        )
+    for folder, message in sorted(result.damaged_journals.items()):
+        errors.print(
+            f"warning: filestore journal {folder} is damaged ({message}); the packs "
+            "only it needs are deleted"
         )
     for pack_id, until in sorted(result.locked_packs.items()):
         console.out(f"pack {pack_id} is unused but locked until {until.isoformat()}")
@@ -262,4 +290,16 @@ def _as_json(result: PruneResult) -> dict:
         },
         "unreadable_packs": result.unreadable_packs,
         "damaged": result.damaged,
+        "journals": [
+            {
+                "tenant": journal.tenant,
+                "kept_entries": len(journal.kept),
+                "kept_bytes": journal.kept_bytes,
+                "dropped_entries": len(journal.dropped),
+                "dropped_bytes": journal.dropped_bytes,
+            }
+            for journal in result.journals
+        ],
+        "damaged_journals": result.damaged_journals,
+        "journals_rewritten": result.journals_rewritten,
     }

@@ -77,7 +77,12 @@ def verify_command(
         )
     repository = opt.open_repository(repo)
     report = verify(repository, tenant, read_data, jobs, subset)
-    if tenant is not None and not report.snapshots and not report.unreadable:
+    if (
+        tenant is not None
+        and not report.snapshots
+        and not report.journals
+        and not report.unreadable
+    ):
         raise RejectedError(
             f"no snapshots of tenant {tenant!r} in repository {repository.location}",
             hint="list tenants and snapshots with: odoo-dr snapshots",
@@ -113,6 +118,15 @@ def _as_json(report: VerifyReport) -> dict:
             }
             for item in report.snapshots
         ],
+        "journals": [
+            {
+                "tenant": item.tenant,
+                "objects": item.objects,
+                "ok": item.ok,
+                "problems": item.problems,
+            }
+            for item in report.journals
+        ],
     }
 
 
@@ -120,13 +134,14 @@ def _print_report(report: VerifyReport) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("snapshot", "tenant", "objects", "result"):
         table.add_column(column, justify="right" if column == "objects" else "left")
-    for item in report.snapshots:
+    reports = [*report.snapshots, *report.journals]
+    for item in reports:
         count = len(item.problems)
         result = "ok" if item.ok else f"DAMAGED ({count} problem{'s' * (count != 1)})"
         table.add_row(item.snapshot_id, item.tenant, f"{item.objects:,}", result)
-    if report.snapshots:
+    if reports:
         console.print(table)
-    for item in report.snapshots:
+    for item in reports:
         for problem in item.problems[:LISTED_PROBLEMS]:
             console.out(f"  {item.snapshot_id}: {problem}")
         if len(item.problems) > LISTED_PROBLEMS:
@@ -155,7 +170,8 @@ def _print_report(report: VerifyReport) -> None:
             f"({size(report.bytes_read)})"
         )
     subset = f", subset {report.subset}" if report.subset else ""
+    restorable = "snapshot and journal file" if report.journals else "snapshot"
     console.out(
         f"{report.objects_checked:,} objects {checked}{packs}{subset}"
-        + ("; every snapshot can be restored" if report.ok else "")
+        + (f"; every {restorable} can be restored" if report.ok else "")
     )

@@ -1,4 +1,7 @@
-"""Write a snapshot's filestore files from the repository into a folder.
+"""Write filestore files from the repository into a folder.
+
+The files come from a snapshot's file index (`FilestoreEntry`) or from the
+filestore journal (`JournalEntry`); both name a path, a SHA-1, a size and chunks.
 
 Most filestore files are one blob. Those are grouped by pack, each pack is read with
 one sequential read of the span they occupy, and every file is written from that
@@ -15,10 +18,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from odoo_dr.errors import CorruptObject, SnapshotDamaged
 from odoo_dr.odoo.filestore import safe_relative
-from odoo_dr.repository.manifest import FilestoreEntry
 from odoo_dr.repository.packs import BlobLocation
 from odoo_dr.repository.store import Repository
 
@@ -27,6 +30,17 @@ from odoo_dr.repository.store import Repository
 # made the kernel work harder.
 THREADS_PER_JOB = 1
 MAX_THREADS = 4
+
+
+class StoredFile(Protocol):
+    """A filestore file recorded in the repository, with the SHA-1 to check."""
+
+    @property
+    def path(self) -> str: ...
+
+    sha1: str
+    size: int
+    chunks: list[str]
 
 
 @contextmanager
@@ -40,16 +54,17 @@ def naming_path(path: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
-def _check(repository: Repository, entry: FilestoreEntry, sha1: str, size: int) -> None:
+def _check(repository: Repository, entry: StoredFile, sha1: str, size: int) -> None:
     if sha1 != entry.sha1 or size != entry.size:
         raise CorruptObject(
             f"filestore file {entry.path} read from repository {repository.location} "
-            f"does not match its manifest (sha1 {sha1}, size {size})",
+            f"does not match its record (sha1 {sha1}, size {size}, expected sha1 "
+            f"{entry.sha1}, size {entry.size})",
             hint="run 'odoo-dr verify --read-data' to find the snapshots it breaks",
         )
 
 
-def _write_multi(repository: Repository, entry: FilestoreEntry, folder: Path) -> int:
+def _write_multi(repository: Repository, entry: StoredFile, folder: Path) -> int:
     sha1 = hashlib.sha1()
     size = 0
     path = folder / safe_relative(entry.path)
@@ -64,7 +79,7 @@ def _write_multi(repository: Repository, entry: FilestoreEntry, folder: Path) ->
 
 def _write_pack(
     repository: Repository,
-    items: list[tuple[FilestoreEntry, BlobLocation]],
+    items: list[tuple[StoredFile, BlobLocation]],
     folder: Path,
     cancelled: threading.Event,
 ) -> int:
@@ -80,7 +95,7 @@ def _write_pack(
     written = 0
     for entry, where in items:
         stored = span[where.offset - start : where.offset - start + where.length]
-        # The file's SHA-1 from the manifest proves the whole content, so the blob's
+        # The file's SHA-1 from its record proves the whole content, so the blob's
         # own SHA-256 is not computed again (its zstd checksum still is).
         try:
             data = repository.blobs.decode(entry.chunks[0], stored, verify=False)
@@ -106,7 +121,7 @@ def _write_pack(
 
 def restore_files(
     repository: Repository,
-    entries: list[FilestoreEntry],
+    entries: list[StoredFile],
     folder: Path,
     jobs: int,
     owner: tuple[int, int] | None = None,
@@ -119,8 +134,8 @@ def restore_files(
     the remaining packs be skipped.
     """
     stop = cancelled or threading.Event()
-    by_pack: dict[str, list[tuple[FilestoreEntry, BlobLocation]]] = defaultdict(list)
-    several: list[FilestoreEntry] = []
+    by_pack: dict[str, list[tuple[StoredFile, BlobLocation]]] = defaultdict(list)
+    several: list[StoredFile] = []
     folders = {folder}
     for entry in entries:
         folders.add((folder / safe_relative(entry.path)).parent)

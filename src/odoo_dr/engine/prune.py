@@ -5,7 +5,9 @@ is locked (see `repository.lock`). It plans before it changes anything:
 
 1. Decide per tenant which snapshots stay (`engine.retention`).
 2. Mark every blob that a remaining snapshot needs: its dump files, its file
-   index and the chunks of every file that the file index lists.
+   index and the chunks of every file that the file index lists. Mark every
+   blob of the filestore journals' entries too, except entries of files gone
+   before `keep_since` (see `engine.journal_prune`).
 3. Keep every pack that holds the current copy of a marked blob; every other pack
    can go, unless the backend reports it locked. With a repack threshold, a kept
    pack whose unmarked share of bytes exceeds it is rewritten.
@@ -13,7 +15,8 @@ is locked (see `repository.lock`). It plans before it changes anything:
 Then it changes the repository in an order that a kill at any point leaves safe:
 
 0. Write the marked blobs of the packs to rewrite into new packs.
-1. Delete the manifests of the snapshots that go.
+1. Delete the manifests of the snapshots that go, and rewrite the journals
+   that drop entries.
 2. Write one new index file that lists the packs that stay.
 3. Delete the older index files.
 4. Delete the packs that go.
@@ -34,6 +37,12 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from odoo_dr.engine.journal_prune import (
+    JournalPlan,
+    damaged_journals_error,
+    plan_journals,
+    rewrite_journals,
+)
 from odoo_dr.engine.release import latest_restore_points
 from odoo_dr.engine.retention import (
     Decision,
@@ -90,6 +99,10 @@ class PruneResult:
     # Packs left as they are because a blob to copy could not be read, and why.
     repack_failed: dict[str, str] = field(default_factory=dict)
     packs_written: int = 0
+    # Filestore journals: what each keeps and drops, and the unreadable ones.
+    journals: list[JournalPlan] = field(default_factory=list)
+    damaged_journals: dict[str, str] = field(default_factory=dict)
+    journals_rewritten: int = 0
 
 
 def _drilled_snapshots(repository: Repository) -> set[str]:
@@ -202,18 +215,22 @@ def prune(
     ignore_damaged: bool = False,
     repack: float | None = None,
     now: datetime | None = None,
+    keep_since: datetime | None = None,
 ) -> PruneResult:
     """Plan a prune and, unless `dry_run`, carry it out under the prune lock.
 
     `repack` is the unused share of a kept pack's bytes (0 to 1) above which the
-    pack is rewritten with only its used blobs; None rewrites no pack.
+    pack is rewritten with only its used blobs; None rewrites no pack. Filestore
+    journal entries of files gone before `keep_since` are dropped; with None,
+    every journal entry stays.
     """
     now = now or datetime.now(UTC)
+    options = (ignore_damaged, repack, now, keep_since)
     if dry_run:
-        return _plan(repository, policies, tenant, ignore_damaged, repack, now, True)
+        return _plan(repository, policies, tenant, *options, dry_run=True)
     with PruneLock(repository.backend, repository.keys):
         repository.cleanup()
-        result = _plan(repository, policies, tenant, ignore_damaged, repack, now, False)
+        result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
         return result
 
@@ -225,6 +242,8 @@ def _plan(
     ignore_damaged: bool,
     repack: float | None,
     now: datetime,
+    keep_since: datetime | None,
+    *,
     dry_run: bool,
 ) -> PruneResult:
     manifests, damaged = repository.scan_snapshots()
@@ -240,6 +259,12 @@ def _plan(
     result = PruneResult(tenants, dry_run, damaged)
     if damaged and not ignore_damaged:
         raise _damaged_error(repository, damaged)
+    result.journals, journal_blobs = plan_journals(
+        repository, tenant, keep_since, result.damaged_journals
+    )
+    if result.damaged_journals and not ignore_damaged:
+        raise damaged_journals_error(repository, result.damaged_journals)
+    marked |= journal_blobs
 
     locations = index.locations()
     kept: set[str] = {
@@ -374,6 +399,7 @@ def _execute(repository: Repository, result: PruneResult) -> None:
     for snapshot_id in result.snapshots_removed:
         backend.delete(f"snapshots/{snapshot_id}.json")
         log.info("removed snapshot %s", snapshot_id)
+    result.journals_rewritten = rewrite_journals(repository, result.journals)
     if not result.snapshots_removed and not result.packs_to_delete:
         return
 

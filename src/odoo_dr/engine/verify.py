@@ -13,6 +13,9 @@ into a newer pack, the newer index entry wins, as it does for a restore. Damage
 in a blob that snapshots need is reported with each snapshot and file it breaks.
 Damage in a copy that nothing needs any more (superseded or unreferenced) is
 reported with its pack only, and breaks no snapshot.
+
+Each tenant's filestore journal is checked like a snapshot: every blob of every
+entry it holds must be present (and, reading packs, intact).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from odoo_dr.engine.subset import Subset
 from odoo_dr.errors import OdooDrError
 from odoo_dr.repository.crypto import RepositoryKeys
 from odoo_dr.repository.index import BlobIndex, pack_key
+from odoo_dr.repository.journal import JournalReader, journal_tenants
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest, StoredBlob
 from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
 from odoo_dr.repository.store import Repository
@@ -67,6 +71,8 @@ class VerifyReport:
     subset: str | None = None
     packs_read: int = 0
     packs_total: int = 0
+    # One report per tenant's filestore journal, named "filestore journal".
+    journals: list[SnapshotReport] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +80,7 @@ class VerifyReport:
             not self.unreadable
             and not self.damaged_packs
             and all(item.ok for item in self.snapshots)
+            and all(item.ok for item in self.journals)
         )
 
 
@@ -110,6 +117,39 @@ def _needed_blobs(
         return blobs
     blobs.extend((f"filestore file {entry.path}", entry) for entry in entries)
     return blobs
+
+
+JOURNAL_REPORT = "filestore journal"
+
+
+def _journal_reports(
+    repository: Repository, tenant: str | None
+) -> list[tuple[SnapshotReport, list[tuple[str, StoredBlob]]]]:
+    """Return a report per filestore journal (of `tenant`) and the blobs it needs."""
+    tenants, unreadable = journal_tenants(repository)
+    found = []
+    for name in sorted(tenants.values()):
+        if tenant is not None and name != tenant:
+            continue
+        report = SnapshotReport(JOURNAL_REPORT, name)
+        try:
+            state = JournalReader(repository, name).load()
+        except OdooDrError as exc:
+            report.problems.append(f"journal unreadable: {exc.message}")
+            found.append((report, []))
+            continue
+        blobs: list[tuple[str, StoredBlob]] = [
+            (f"journal file {entry.store_fname}", entry) for entry in state.entries()
+        ]
+        found.append((report, blobs))
+    if tenant is None:
+        for folder, message in sorted(unreadable.items()):
+            report = SnapshotReport(JOURNAL_REPORT, "?")
+            report.problems.append(
+                f"journal {repository.location}/{folder} unreadable: {message}"
+            )
+            found.append((report, []))
+    return found
 
 
 def _pack_blobs(
@@ -217,6 +257,13 @@ def verify(
             for blob_id in blob.chunks:
                 needed.setdefault(blob_id, []).append((report, description))
                 report.objects += 1
+    journals = []
+    for report, blobs in _journal_reports(repository, tenant):
+        journals.append(report)
+        for description, blob in blobs:
+            for blob_id in blob.chunks:
+                needed.setdefault(blob_id, []).append((report, description))
+                report.objects += 1
 
     # Structure: every needed blob is indexed, its pack exists and is long enough.
     on_disk = index.pack_ids_on_disk()
@@ -278,6 +325,7 @@ def verify(
         subset.description if subset is not None else None,
         len(packs),
         len(on_disk),
+        journals,
     )
 
 

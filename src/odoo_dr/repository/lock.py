@@ -262,3 +262,26 @@ class PruneLock(TenantLock):
                 "to blobs that prune would delete: " + "; ".join(held),
                 hint="run prune again once those backups have finished",
             )
+
+
+class FilestoreSyncLock(TenantLock):
+    """The lock of one tenant's filestore sync.
+
+    Its file is not the tenant's backup lock, so a sync and a backup of the same
+    tenant run side by side. Its name starts like every tenant lock's, so prune
+    waits for it, and it gives way to a running prune as a backup's lock does.
+    """
+
+    def __init__(
+        self, backend: Backend, tenant: str, keys: crypto.RepositoryKeys | None = None
+    ) -> None:
+        super().__init__(backend, tenant, "sync", keys)
+        if keys is not None:
+            digest = keys.name("filestore sync lock", tenant)[:32]
+        else:
+            text = f"filestore sync\n{tenant}".encode()
+            digest = hashlib.sha256(text).hexdigest()[:32]
+        self.key = f"{TENANT_LOCK_PREFIX}sync-{digest}.json"
+
+    def _subject(self) -> str:
+        return f"the filestore of tenant {self.tenant!r}"

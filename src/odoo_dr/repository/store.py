@@ -9,6 +9,7 @@ hand):
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
     releases/<hash>/<hash>.json  one restore point per release and tenant
+    journal/<hash>/<n>-<random>.json  filestore journal segments (see journal.py)
     locks/                    one lock file per tenant being backed up, and prune's
     tmp/                      writes in progress
 
@@ -487,14 +488,21 @@ class Repository:
         new manifest, and a locked snapshot must never depend on an object that
         can already be deleted.
         """
-        until = self.retain_until()
-        if until is None:
+        if self.retain_until() is None:
             return
         blob_ids = {chunk for item in manifest.dump for chunk in item.chunks}
         blob_ids.update(manifest.filestore.index.chunks)
         entries = json.loads(self.blobs.read_blob(manifest.filestore.index))
         for entry in entries:
             blob_ids.update(entry["chunks"])
+        self.extend_locks(blob_ids)
+
+    def extend_locks(self, blob_ids: set[str]) -> None:
+        """Lock the older packs and index files holding `blob_ids` as long as
+        this run's writes, when the repository uses Object Lock."""
+        until = self.retain_until()
+        if until is None:
+            return
         keys = {"config.json"}
         index = self.blobs.index
         for blob_id in blob_ids:
@@ -710,6 +718,16 @@ class Repository:
         return records
 
     # -- housekeeping
+
+    def refresh(self) -> None:
+        """Forget the index read and the lock date, for the next run of a loop.
+
+        Another process (a backup, a prune) may have changed the index since.
+        """
+        self._retain_until = None
+        self.blobs = BlobStore(
+            self.backend, self.config.pack_size, self.keys, retention=self.retain_until
+        )
 
     def lock_tenant(self, tenant: str, operation: str) -> TenantLock:
         return TenantLock(self.backend, tenant, operation, self.keys)
