@@ -30,6 +30,9 @@ def fingerprint(secret: str | None) -> str:
 
 
 def restore(
+    target: Annotated[
+        str, typer.Option("--target", help="Name of the database to create.")
+    ],
     snapshot: Annotated[
         str | None,
         typer.Argument(
@@ -39,9 +42,6 @@ def restore(
             show_default=False,
         ),
     ] = None,
-    target: Annotated[
-        str, typer.Option("--target", help="Name of the database to create.")
-    ],
     copy: Annotated[
         bool,
         typer.Option(

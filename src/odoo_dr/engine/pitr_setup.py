@@ -296,10 +296,22 @@ def _alter(settings: PgSettings, name: str, value: str) -> Callable[[], None]:
 def _restart(backrest: PgBackRest, pg_data: Path, major: int) -> None:
     pg_ctl = find_program("pg_ctl", major)
     user = backrest.os_user
+    # The restarted server inherits pg_ctl's output: a file, never a pipe that
+    # would stay open as long as the server runs.
+    log_folder = pg_data / "log"
+    log_folder.mkdir(mode=0o700, exist_ok=True)
+    if user is not None:
+        user.give(log_folder)
+    server_log = log_folder / "pg_ctl-restart.log"
     result = subprocess.run(
-        [pg_ctl, "restart", "-D", str(pg_data), "-m", "fast", "-w", "-t", "300"],
+        [
+            pg_ctl, "restart", "-D", str(pg_data), "-m", "fast", "-w", "-t", "300",
+            "-l", str(server_log),
+        ],  # fmt: skip
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
+        timeout=600,
         check=False,
         cwd="/",
         user=user.uid if user else None,

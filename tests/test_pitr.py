@@ -1,0 +1,364 @@
+"""Point-in-time recovery with the real pgBackRest, on clusters the tests create.
+
+Each cluster is made with initdb in a folder of its own, on a free port, set up by
+`odoo-dr pitr setup`, and archived by pgBackRest into a folder repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
+from pitr_cluster import CIPHER_PASS, Cluster
+
+from odoo_dr.demo import builder
+from odoo_dr.pg.connection import PgSettings
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pgbackrest") is None, reason="pgBackRest is not installed"
+)
+
+TENANT = "Acme Logistics"
+CIPHER_ENV = {"ODOO_DR_PITR_CIPHER_PASS": CIPHER_PASS}
+
+
+def _add_attachment(cluster: Cluster, folder: Path, name: str) -> str:
+    """Write a file into the tenant's filestore and an attachment row for it."""
+    content = f"{name} {os.urandom(8).hex()}".encode()
+    sha1 = hashlib.sha1(content).hexdigest()
+    store_fname = f"{sha1[:2]}/{sha1}"
+    (folder / sha1[:2]).mkdir(exist_ok=True)
+    (folder / store_fname).write_bytes(content)
+    cluster.execute(
+        TENANT,
+        "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
+        " mimetype, res_model, res_id, create_date)"
+        " VALUES (%s, 'binary', %s, %s, %s, 'text/plain', 'res.partner', 1, now())",
+        (name, store_fname, sha1, len(content)),
+    )
+    return store_fname
+
+
+def _add_partner(cluster: Cluster, name: str) -> None:
+    cluster.execute(
+        TENANT,
+        "INSERT INTO res_partner (name, is_company, create_date)"
+        " VALUES (%s, false, now())",
+        (name,),
+    )
+
+
+def _sync(repo: Path, filestore_root: Path) -> None:
+    result = run_cli(
+        "filestore", "sync", TENANT,
+        "--repo", str(repo), "--filestore-root", str(filestore_root),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass
+class History:
+    """A tenant whose data and files changed before and after `target`."""
+
+    cluster: Cluster
+    repo: Path
+    filestore_root: Path
+    target: datetime
+    file_before: str
+    file_gone_after: str
+    file_after: str
+    setup_output: str
+
+
+@pytest.fixture(scope="module")
+def history() -> Iterator[History]:
+    cluster = Cluster.create(free_port())
+    try:
+        setup = run_cli(
+            "pitr", "setup", *cluster.setup_options(), "--restart", "--encrypt",
+            env=CIPHER_ENV,
+        )  # fmt: skip
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        repo = cluster.root / "odoo-dr-repo"
+        assert run_cli("init", "--repo", str(repo)).returncode == 0
+        filestore_root = cluster.root / "filestore"
+        builder.build(cluster.settings, TENANT, filestore_root, SMALL)
+        folder = filestore_root / TENANT
+        file_before = _add_attachment(cluster, folder, "before.txt")
+        file_gone_after = _add_attachment(cluster, folder, "gone-after.txt")
+        _add_partner(cluster, "partner before the target")
+        _sync(repo, filestore_root)
+        time.sleep(1.2)
+        target = cluster.execute("postgres", "SELECT clock_timestamp()")[0][0]
+        time.sleep(1.2)
+        _add_partner(cluster, "partner after the target")
+        file_after = _add_attachment(cluster, folder, "after.txt")
+        # Odoo's garbage collector: the row goes, then the file.
+        cluster.execute(
+            TENANT,
+            "DELETE FROM ir_attachment WHERE store_fname = %s",
+            (file_gone_after,),
+        )
+        (folder / file_gone_after).unlink()
+        _sync(repo, filestore_root)
+        cluster.archive_now()
+        yield History(
+            cluster,
+            repo,
+            filestore_root,
+            target.astimezone(UTC),
+            file_before,
+            file_gone_after,
+            file_after,
+            setup.stdout + setup.stderr,
+        )
+    finally:
+        cluster.remove()
+
+
+def test_setup_keeps_secrets_apart_and_changes_nothing_twice(history):
+    cluster = history.cluster
+    assert CIPHER_PASS not in history.setup_output
+    assert "will: ALTER SYSTEM SET archive_mode = 'on'" in history.setup_output
+    assert "took the first full backup" in history.setup_output
+    conf = cluster.config_path / "conf.d" / "odoo-dr-test.conf"
+    secrets = cluster.config_path / "conf.d" / "odoo-dr-test.secrets.conf"
+    assert CIPHER_PASS not in conf.read_text()
+    assert "repo1-cipher-type=aes-256-cbc" in conf.read_text()
+    assert CIPHER_PASS in secrets.read_text()
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    # The archive itself is encrypted: no archived segment is plain zstd.
+    segment = next(cluster.archive_repo.rglob("000000010000000000000001-*"))
+    assert not segment.read_bytes().startswith(b"\x28\xb5\x2f\xfd")
+
+    again = run_cli(
+        "pitr", "setup", *cluster.setup_options(), "--encrypt", env=CIPHER_ENV
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "configuration already as wanted" in again.stdout
+    assert "will:" not in again.stdout
+
+
+def test_status_reports_the_window(history):
+    result = run_cli(
+        "pitr", "status", *history.cluster.pitr_options(),
+        "--dsn", history.cluster.dsn, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = json.loads(result.stdout)
+    window = status["window"]
+    assert datetime.fromisoformat(window["start"]) < history.target
+    assert datetime.fromisoformat(window["end"]) > history.target
+    assert all(chain["continuous"] for chain in status["chains"])
+    assert status["archiver"]["archive_mode"] == "on"
+    assert not status["archiver"]["failing"]
+    assert status["backups"][0]["type"] == "full"
+    text = run_cli("pitr", "status", *history.cluster.pitr_options(), "--no-server")
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "recoverable window:" in text.stdout
+
+
+def test_drill_recovers_the_target_time_and_leaves_the_archive(history, tmp_path):
+    archive_before = history.cluster.archive_files()
+    work = Path("/var/tmp") / f"odoo-dr-drill-{os.getpid()}"
+    work.mkdir(mode=0o755)
+    try:
+        result = run_cli(
+            "drill", "--pitr", "--target-time", history.target.isoformat(),
+            "--tenant", TENANT, "--repo", str(history.repo),
+            *history.cluster.pitr_options(), "--temp-dir", str(work), "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        (record,) = json.loads(result.stdout)
+        assert record["kind"] == "pitr" and record["passed"], record
+        assert {check["name"] for check in record["checks"]} >= {
+            "filestore",
+            "neutralized",
+            "copy identity",
+        }
+        recovered_to = datetime.fromisoformat(record["recovered_to"])
+        assert recovered_to <= history.target
+        assert record["rpo_seconds"] == pytest.approx(
+            (history.target - recovered_to).total_seconds(), abs=0.01
+        )
+        assert "restore base backup" in record["steps"]
+        assert "replay WAL" in record["steps"]
+        assert list(work.iterdir()) == [], "the recovered cluster was not removed"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # No new timeline, history file or segment reached the production archive.
+    assert history.cluster.archive_files() == archive_before
+    drills = run_cli("snapshots", "--repo", str(history.repo), "--json")
+    assert drills.returncode == 0
+
+
+def test_restore_takes_one_tenant_as_it_was(history, tmp_path):
+    target = f"odoo_dr_pitr_{os.getpid()}"
+    root = tmp_path / "restored"
+    try:
+        result = run_cli(
+            "restore", "--pitr", "--target-time", history.target.isoformat(),
+            "--tenant", TENANT, "--target", target, "--copy",
+            "--filestore-root", str(root), "--repo", str(history.repo),
+            *history.cluster.pitr_options(), "--temp-dir", "/var/tmp",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        settings = PgSettings()
+        with settings.connect(target) as connection:
+            names = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM res_partner WHERE name LIKE 'partner %'"
+                )
+            }
+            fnames = {
+                row[0]
+                for row in connection.execute("SELECT store_fname FROM ir_attachment")
+            }
+        assert names == {"partner before the target"}
+        assert history.file_before in fnames and history.file_gone_after in fnames
+        assert history.file_after not in fnames
+        folder = root / target
+        assert (folder / history.file_before).is_file()
+        assert (folder / history.file_gone_after).is_file()
+        assert not (folder / history.file_after).exists()
+        snapshots = json.loads(
+            run_cli("snapshots", "--repo", str(history.repo), "--json").stdout
+        )
+        assert any(
+            item.get("labels", {}).get("source") == "pitr" for item in snapshots
+        )
+    finally:
+        drop_leftovers([target])
+    assert not database_exists(target)
+
+
+def test_targets_outside_the_window_are_refused(history):
+    cluster = history.cluster
+    future = datetime.now(UTC) + timedelta(days=365)
+    result = run_cli(
+        "drill", "--pitr", "--target-time", future.isoformat(),
+        "--repo", str(history.repo), *cluster.pitr_options(),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "in the future" in result.stderr
+    assert "latest reachable time" in result.stderr
+    assert "recoverable window" in result.stderr
+
+    status = json.loads(
+        run_cli("pitr", "status", *cluster.pitr_options(), "--no-server", "--json")
+        .stdout
+    )
+    end = datetime.fromisoformat(status["window"]["end"])
+    # A commit after the last archived one, never archived: not reachable.
+    _add_partner(cluster, "partner not archived")
+    time.sleep(1)
+    late = end + timedelta(milliseconds=500)
+    result = run_cli(
+        "drill", "--pitr", "--target-time", late.isoformat(),
+        "--repo", str(history.repo), *cluster.pitr_options(),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "later than the last archived commit" in result.stderr
+    assert end.isoformat() in result.stderr
+
+
+def test_target_time_needs_a_zone(history):
+    result = run_cli(
+        "drill", "--pitr", "--target-time", "2026-12-05 10:42:00",
+        "--repo", str(history.repo), *history.cluster.pitr_options(),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "has no time zone" in result.stderr
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    made = Cluster.create(free_port())
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+def test_dry_run_changes_nothing_and_a_gap_is_found(cluster, tmp_path):
+    dry = run_cli("pitr", "setup", *cluster.setup_options(), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would: ALTER SYSTEM SET archive_mode = 'on'" in dry.stdout
+    assert cluster.execute("postgres", "SHOW archive_mode") == [("off",)]
+    assert not (cluster.config_path / "conf.d").exists()
+
+    # Without --restart, setup stops before the stanza and says why.
+    first = run_cli("pitr", "setup", *cluster.setup_options())
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "must restart" in first.stderr
+    cluster.stop()
+    cluster.start()
+    second = run_cli("pitr", "setup", *cluster.setup_options())
+    assert second.returncode == 0, second.stdout + second.stderr
+
+    cluster.execute("postgres", "CREATE TABLE moves (id int, at timestamptz)")
+    names = []
+    for number in range(4):
+        cluster.execute(
+            "postgres", "INSERT INTO moves VALUES (%s, clock_timestamp())", (number,)
+        )
+        names.append(
+            cluster.execute(
+                "postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())"
+            )[0][0]
+        )
+        cluster.archive_now()
+    # Lose the segment of the second insert, as a broken archive_command would.
+    missing = names[1]
+    (lost,) = list(cluster.archive_repo.rglob(f"{missing}-*"))
+    lost.unlink()
+    time.sleep(1)
+    after_gap = datetime.now(UTC) - timedelta(milliseconds=300)
+
+    status = run_cli(
+        "pitr", "status", *cluster.pitr_options(), "--dsn", cluster.dsn, "--json"
+    )
+    assert status.returncode == 1, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    (chain,) = report["chains"]
+    assert not chain["continuous"]
+    assert chain["first_missing"] == missing
+    reachable = datetime.fromisoformat(chain["latest_reachable"])
+    assert any(missing in warning for warning in report["warnings"])
+
+    repo = tmp_path / "repo"
+    assert run_cli("init", "--repo", str(repo)).returncode == 0
+    drill = run_cli(
+        "drill", "--pitr", "--target-time", after_gap.isoformat(),
+        "--repo", str(repo), *cluster.pitr_options(),
+    )  # fmt: skip
+    assert drill.returncode == 2, drill.stdout + drill.stderr
+    assert f"segment {missing} is missing" in drill.stderr
+    assert reachable.isoformat() in drill.stderr
+
+
+def test_unknown_stanza_is_a_clear_error(cluster):
+    result = run_cli("pitr", "status", *cluster.pitr_options(), "--no-server")
+    assert result.returncode == 2
+    assert "pitr setup" in result.stderr
+
+
+def test_setup_refuses_a_missing_pgbackrest(cluster):
+    result = run_cli(
+        "pitr", "setup", *cluster.setup_options(), "--dry-run",
+        env={"ODOO_DR_PGBACKREST": "/nonexistent/pgbackrest"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "apt-get install pgbackrest" in result.stderr
