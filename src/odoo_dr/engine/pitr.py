@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ from odoo_dr.pg.pgbackrest import PgBackRest
 
 log = logging.getLogger(__name__)
 
+# pgBackRest records a backup's end to the second; the server is consistent at
+# most a second after the recorded time.
+CONSISTENCY_MARGIN = timedelta(seconds=1)
 # How many segments before the end of a chain are read for the last commit
 # before the archive's own time of the newest one stands in for it.
 COMMIT_SEARCH_SEGMENTS = 16
@@ -343,14 +346,16 @@ def _window(backups: list[BaseBackup], chains: list[ChainReport]) -> Window | No
         (backup, chain)
         for backup, chain in zip(backups, chains, strict=True)
         if chain.latest_reachable is not None
-        and chain.latest_reachable >= backup.finished_at
+        and chain.latest_reachable >= backup.finished_at + CONSISTENCY_MARGIN
     ]
     if not reachable:
         return None
     end = max(chain.latest_reachable for _, chain in reachable if chain.latest_reachable)
     reaching = [backup for backup, chain in reachable if chain.latest_reachable == end]
     oldest = min(reaching, key=lambda backup: backup.finished_at)
-    return Window(start=oldest.finished_at, end=end, backup=oldest.label)
+    return Window(
+        start=oldest.finished_at + CONSISTENCY_MARGIN, end=end, backup=oldest.label
+    )
 
 
 def _problems(status: PitrStatus, options: StatusOptions) -> list[str]:

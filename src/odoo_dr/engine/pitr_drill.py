@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -30,7 +30,7 @@ from odoo_dr.engine.checks import (
     check_sequences,
 )
 from odoo_dr.engine.disk_space import SpaceNeed, check_space
-from odoo_dr.engine.pitr import BaseBackup, PitrStatus
+from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, BaseBackup, PitrStatus
 from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
 from odoo_dr.errors import OdooDrError, RejectedError, RestoreFailed
 from odoo_dr.odoo import inspect
@@ -46,9 +46,6 @@ from odoo_dr.timing import StepTimer
 
 log = logging.getLogger(__name__)
 
-# pgBackRest records a backup's end to the second; the server is consistent at
-# most a second after the recorded time.
-CONSISTENCY_MARGIN = timedelta(seconds=1)
 # Room for the WAL replayed and the files written, beyond the base backup's size.
 SPACE_MARGIN = 256 * 1024 * 1024
 _TIME_HINT = (
@@ -278,14 +275,20 @@ def assemble_filestore(
     the target (a sync that ran later) are written too: a file's name is its
     content's SHA-1, so any record of it is the right one.
     """
+    everything = filestore_sync.journal_entries(repository, tenant)
     present = filestore_sync.files_at(repository, tenant, target)
     refs, _in_database = inspect.read_attachments(connection)
     connection.rollback()
     wanted = {ref.store_fname for ref in refs}
     late = [name for name in wanted if name not in present]
     warnings = []
+    if not everything and wanted:
+        warnings.append(
+            f"the repository holds no filestore journal of {tenant!r}, so none of "
+            f"its {len(wanted):,} referenced files can be restored: run odoo-dr "
+            "filestore sync for it continuously"
+        )
     if late:
-        everything = filestore_sync.journal_entries(repository, tenant)
         found = {name: everything[name] for name in late if name in everything}
         if found:
             warnings.append(

@@ -339,7 +339,7 @@ def apply_setup(
     for change in plan.changes:
         change.apply()
         done.append(change.description)
-        log.info("done: %s", change.description)
+        log.debug("done: %s", change.description)
     if plan.restart_needed:
         if not options.restart:
             return SetupResult(done, plan.restart_needed, None)
