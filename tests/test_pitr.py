@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
-from pitr_cluster import CIPHER_PASS, Cluster
 
+from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from pitr_cluster import CIPHER_PASS, Cluster
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pgbackrest") is None, reason="pgBackRest is not installed"
@@ -236,9 +235,7 @@ def test_restore_takes_one_tenant_as_it_was(history, tmp_path):
         snapshots = json.loads(
             run_cli("snapshots", "--repo", str(history.repo), "--json").stdout
         )
-        assert any(
-            item.get("labels", {}).get("source") == "pitr" for item in snapshots
-        )
+        assert any(item.get("labels", {}).get("source") == "pitr" for item in snapshots)
     finally:
         drop_leftovers([target])
     assert not database_exists(target)
@@ -257,8 +254,9 @@ def test_targets_outside_the_window_are_refused(history):
     assert "recoverable window" in result.stderr
 
     status = json.loads(
-        run_cli("pitr", "status", *cluster.pitr_options(), "--no-server", "--json")
-        .stdout
+        run_cli(
+            "pitr", "status", *cluster.pitr_options(), "--no-server", "--json"
+        ).stdout
     )
     end = datetime.fromisoformat(status["window"]["end"])
     # A commit after the last archived one, never archived: not reachable.
@@ -315,9 +313,9 @@ def test_dry_run_changes_nothing_and_a_gap_is_found(cluster, tmp_path):
             "postgres", "INSERT INTO moves VALUES (%s, clock_timestamp())", (number,)
         )
         names.append(
-            cluster.execute(
-                "postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())"
-            )[0][0]
+            cluster.execute("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())")[
+                0
+            ][0]
         )
         cluster.archive_now()
     # Lose the segment of the second insert, as a broken archive_command would.
@@ -362,3 +360,24 @@ def test_setup_refuses_a_missing_pgbackrest(cluster):
     )  # fmt: skip
     assert result.returncode == 2
     assert "apt-get install pgbackrest" in result.stderr
+
+
+def test_prune_keeps_files_the_window_needs(history):
+    def dropped(*options: str) -> int:
+        result = run_cli(
+            "prune", "--keep-last", "1", "--dry-run", "--json",
+            "--repo", str(history.repo), *options,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        (journal,) = json.loads(result.stdout)["journals"]
+        return journal["dropped_entries"]
+
+    # The file deleted after the target was gone before "now": a plain limit
+    # drops it, while the stanza's oldest base backup is older and keeps it.
+    assert dropped("--filestore-keep-since", "0s") == 1
+    stanza = (
+        "--pitr-stanza", history.cluster.stanza,
+        "--pgbackrest-config-path", str(history.cluster.config_path),
+    )  # fmt: skip
+    assert dropped(*stanza) == 0
+    assert dropped("--filestore-keep-since", "0s", *stanza) == 0

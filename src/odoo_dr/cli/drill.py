@@ -20,8 +20,8 @@ from odoo_dr.engine.pitr_drill import (
 )
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
-from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.pg.pgbackrest import PgBackRest
+from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
 
 

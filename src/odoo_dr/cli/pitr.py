@@ -22,7 +22,12 @@ from odoo_dr.engine.pitr_setup import (
 )
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE
-from odoo_dr.pg.pgbackrest import DEFAULT_CONFIG_PATH, OsUser, PgBackRest, validate_stanza
+from odoo_dr.pg.pgbackrest import (
+    DEFAULT_CONFIG_PATH,
+    OsUser,
+    PgBackRest,
+    validate_stanza,
+)
 from odoo_dr.pg.server import server_version
 
 pitr_app = typer.Typer(
@@ -147,7 +152,8 @@ def setup(
         bool,
         typer.Option(
             "--encrypt",
-            help=f"Encrypt the pgBackRest repository (passphrase from ${CIPHER_VARIABLE} "
+            help="Encrypt the pgBackRest repository (passphrase from "
+            f"${CIPHER_VARIABLE} "
             "or --cipher-pass-file).",
         ),
     ] = False,
@@ -188,7 +194,9 @@ def setup(
     ] = None,
     lock_path: Annotated[
         Path | None,
-        typer.Option("--lock-path", help="pgBackRest's lock folder.", show_default=False),
+        typer.Option(
+            "--lock-path", help="pgBackRest's lock folder.", show_default=False
+        ),
     ] = None,
     restart: Annotated[
         bool,
@@ -234,7 +242,9 @@ def setup(
     for change in plan.changes:
         console.out(f"{'would' if dry_run else 'will'}: {change.description}")
     if not plan.stanza_exists:
-        console.out(f"{'would' if dry_run else 'will'}: create stanza {backrest.stanza}")
+        console.out(
+            f"{'would' if dry_run else 'will'}: create stanza {backrest.stanza}"
+        )
     if not plan.has_backup:
         console.out(f"{'would' if dry_run else 'will'}: take the first full backup")
     if dry_run:
@@ -246,7 +256,8 @@ def setup(
         console.out(f"done: {line}")
     if result.restart_pending:
         errors.print(
-            f"warning: PostgreSQL must restart before {', '.join(result.restart_pending)} "
+            "warning: PostgreSQL must restart before "
+            f"{', '.join(result.restart_pending)} "
             "takes effect; restart it, then run pitr setup again"
         )
         raise typer.Exit(ExitCode.WARNINGS)

@@ -9,8 +9,10 @@ import typer
 from pydantic import ValidationError
 
 from odoo_dr.cli import options as opt
+from odoo_dr.cli import pitr as pitr_options
 from odoo_dr.cli.output import console, errors, print_json, size
 from odoo_dr.engine.filestore_sync import parse_moment
+from odoo_dr.engine.pitr import oldest_base_backup
 from odoo_dr.engine.prune import PruneResult, TenantPlan, prune
 from odoo_dr.engine.retention import RetentionPolicy, load_policies
 from odoo_dr.errors import ExitCode, RejectedError
@@ -101,6 +103,18 @@ def prune_command(
             show_default=False,
         ),
     ] = None,
+    pitr_stanza: Annotated[
+        str | None,
+        typer.Option(
+            "--pitr-stanza",
+            help="Keep the filestore journal entries that point-in-time recovery of "
+            "this pgBackRest stanza may need: drop only files gone before its oldest "
+            "base backup began.",
+            show_default=False,
+        ),
+    ] = None,
+    pgbackrest_config_path: pitr_options.ConfigPathOption = None,
+    os_user: pitr_options.OsUserOption = None,
     ignore_damaged: Annotated[
         bool,
         typer.Option(
@@ -152,6 +166,15 @@ def prune_command(
     keep_since = None
     if filestore_keep_since is not None:
         keep_since = parse_moment(filestore_keep_since, "--filestore-keep-since")
+    if pitr_stanza is not None:
+        oldest = oldest_base_backup(
+            pitr_options.backrest_from_options(
+                pitr_stanza, pgbackrest_config_path, os_user
+            )
+        )
+        # Of two limits, the earlier one keeps more.
+        if keep_since is None or (oldest is not None and oldest < keep_since):
+            keep_since = oldest
     repository = opt.open_repository(repo)
     result = prune(
         repository,

@@ -164,8 +164,7 @@ def restore(
     else:
         if snapshot is None or tenant is not None or target_time is not None:
             raise RejectedError(
-                "name the snapshot to restore; --tenant and --target-time need "
-                "--pitr",
+                "name the snapshot to restore; --tenant and --target-time need --pitr",
                 hint="odoo-dr restore SNAPSHOT|TENANT --target NAME --copy",
             )
         manifest = resolve_target(repository, snapshot)

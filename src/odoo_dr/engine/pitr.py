@@ -247,6 +247,27 @@ def _archiver(settings: PgSettings, now: datetime) -> tuple[ArchiverState, int]:
     return state, int(values.get("wal_segment_size", wal.DEFAULT_SEGMENT_SIZE))
 
 
+def oldest_base_backup(backrest: PgBackRest) -> datetime | None:
+    """Return when the stanza's oldest base backup began, or None without one.
+
+    A point-in-time recovery never needs a file that was gone before then, so
+    prune may drop filestore journal entries of such files.
+    """
+    info = backrest.info()
+    if info is None:
+        raise RejectedError(
+            f"pgBackRest has no stanza {backrest.stanza!r} in the configuration at "
+            f"{backrest.config_path}",
+            hint="check --pitr-stanza and --pgbackrest-config-path",
+        )
+    starts = [
+        _when(item["timestamp"]["start"])
+        for item in info.get("backup", [])
+        if not item.get("error")
+    ]
+    return min(starts, default=None)
+
+
 @dataclass(frozen=True)
 class StatusOptions:
     max_archive_age: float | None = None
@@ -350,7 +371,9 @@ def _window(backups: list[BaseBackup], chains: list[ChainReport]) -> Window | No
     ]
     if not reachable:
         return None
-    end = max(chain.latest_reachable for _, chain in reachable if chain.latest_reachable)
+    end = max(
+        chain.latest_reachable for _, chain in reachable if chain.latest_reachable
+    )
     reaching = [backup for backup, chain in reachable if chain.latest_reachable == end]
     oldest = min(reaching, key=lambda backup: backup.finished_at)
     return Window(

@@ -59,7 +59,9 @@ def parse_target_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise RejectedError(f"invalid --target-time {text!r}", hint=_TIME_HINT) from None
+        raise RejectedError(
+            f"invalid --target-time {text!r}", hint=_TIME_HINT
+        ) from None
     if moment.tzinfo is None:
         raise RejectedError(
             f"--target-time {text!r} has no time zone: the same clock time names "
@@ -298,9 +300,7 @@ def assemble_filestore(
             )
         present = {**present, **found}
     folder.mkdir(parents=True, exist_ok=True)
-    files, size = filestore_sync.write_files(
-        repository, present.values(), folder, jobs
-    )
+    files, size = filestore_sync.write_files(repository, present.values(), folder, jobs)
     return files, size, warnings
 
 
@@ -314,7 +314,9 @@ def check_module_states(connection: psycopg.Connection) -> CheckResult:
             " ('to install', 'to upgrade', 'to remove') ORDER BY name"
         )
         pending = [f"{name}: {state}" for name, state in cursor.fetchall()]
-        cursor.execute("SELECT count(*) FROM ir_module_module WHERE state = 'installed'")
+        cursor.execute(
+            "SELECT count(*) FROM ir_module_module WHERE state = 'installed'"
+        )
         installed = cursor.fetchone()[0]
     return CheckResult(
         name="modules",
@@ -367,7 +369,10 @@ def _drill_tenant(
                     options.jobs,
                 )
                 warnings.extend(notes)
-            with timer.step("identity and neutralization"), connection.cursor() as cursor:
+            with (
+                timer.step("identity and neutralization"),
+                connection.cursor() as cursor,
+            ):
                 original = read_identity(cursor).get("database.uuid")
                 neutralize(cursor, options.cron_allow_list)
                 apply_copy_identity(cursor)

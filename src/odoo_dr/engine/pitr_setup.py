@@ -237,9 +237,7 @@ def plan_setup(
                 )
             )
     elif secrets_file.exists():
-        changes.append(
-            Change(f"remove {secrets_file}", lambda: secrets_file.unlink())
-        )
+        changes.append(Change(f"remove {secrets_file}", lambda: secrets_file.unlink()))
 
     wanted_server = {
         "archive_mode": "on",
@@ -305,8 +303,17 @@ def _restart(backrest: PgBackRest, pg_data: Path, major: int) -> None:
     server_log = log_folder / "pg_ctl-restart.log"
     result = subprocess.run(
         [
-            pg_ctl, "restart", "-D", str(pg_data), "-m", "fast", "-w", "-t", "300",
-            "-l", str(server_log),
+            pg_ctl,
+            "restart",
+            "-D",
+            str(pg_data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "300",
+            "-l",
+            str(server_log),
         ],  # fmt: skip
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -321,7 +328,8 @@ def _restart(backrest: PgBackRest, pg_data: Path, major: int) -> None:
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise RejectedError(
-            f"pg_ctl restart of {pg_data} failed: {lines[-1] if lines else 'no output'}",
+            f"pg_ctl restart of {pg_data} failed: "
+            f"{lines[-1] if lines else 'no output'}",
             hint="restart PostgreSQL the way it is managed here (pg_ctlcluster, "
             "systemctl, the operator), then run pitr setup again",
         )

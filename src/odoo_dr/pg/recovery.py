@@ -174,7 +174,9 @@ class RecoveryServer:
         with psycopg.connect(
             self.settings().conninfo(MAINTENANCE_DATABASE), autocommit=True
         ) as connection:
-            row = connection.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()
+            row = connection.execute(
+                "SELECT pg_last_xact_replay_timestamp()"
+            ).fetchone()
         return row[0] if row else None
 
     def _failure(self) -> RestoreFailed:
