@@ -280,7 +280,8 @@ def status(
         bool,
         typer.Option(
             "--no-server",
-            help="Do not connect to PostgreSQL; report what pgBackRest holds only.",
+            help="Do not connect to PostgreSQL; report from the pgBackRest repository "
+            "only.",
         ),
     ] = False,
     dsn: opt.DsnOption = None,

@@ -1,4 +1,4 @@
-"""What a pgBackRest stanza can recover: base backups, WAL chain, window, archiver.
+"""Recovery state of a pgBackRest stanza: base backups, WAL chains, window, archiver.
 
 The recoverable window runs from the end of the oldest base backup whose WAL chain
 is unbroken to the latest reachable time: the last commit recorded in the archived
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 # pgBackRest records a backup's end to the second; the server is consistent at
 # most a second after the recorded time.
 CONSISTENCY_MARGIN = timedelta(seconds=1)
-# How many segments before the end of a chain are read for the last commit
-# before the archive's own time of the newest one stands in for it.
+# How many segments, counting back from the end of a chain, are read to find the
+# last commit.
 COMMIT_SEARCH_SEGMENTS = 16
 
 

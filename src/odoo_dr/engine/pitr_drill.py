@@ -83,7 +83,7 @@ def _window_text(status: PitrStatus) -> str:
 def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
     """Return the newest base backup that recovers to `target`, or refuse the target.
 
-    Everything is checked against what pgBackRest holds before anything is
+    Everything is checked against the pgBackRest repository before anything is
     restored: a target in the future, after the last archived commit, before the
     oldest backup, or beyond a gap in the WAL is refused with exit code 2.
     """
@@ -436,8 +436,8 @@ def run_pitr_drill(
         tenants = list(options.tenants) or available
         if not tenants:
             raise RestoreFailed(
-                f"the cluster recovered to {options.target_time.isoformat()} holds no "
-                "Odoo database",
+                "the cluster recovered to "
+                f"{options.target_time.isoformat()} contains no Odoo database",
                 hint="check the stanza; pass --tenant to name databases",
             )
         for tenant in tenants:

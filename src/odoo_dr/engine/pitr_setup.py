@@ -34,7 +34,7 @@ _HEADER = (
 
 @dataclass(frozen=True)
 class RepoSettings:
-    """Where pgBackRest keeps base backups and WAL: a folder or an S3 bucket."""
+    """The pgBackRest repository of base backups and WAL: a folder or an S3 bucket."""
 
     location: str
     s3_endpoint: str | None = None

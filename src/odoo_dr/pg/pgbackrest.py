@@ -135,7 +135,7 @@ class PgBackRest:
         ]
 
     def archive_push_command(self) -> str:
-        """The archive_command that makes the server push WAL to this stanza."""
+        """Return the archive_command that makes the server push WAL to this stanza."""
         binary = find_binary()
         return (
             f"{shlex.quote(binary)} --config-path={shlex.quote(str(self.config_path))} "

@@ -1,8 +1,8 @@
 """A recovered copy of a cluster, running where nothing else can reach it.
 
 The server runs from a private folder: no TCP listener, a Unix socket in that folder,
-its own minimal configuration and pg_hba.conf, and the settings that matter given on
-the command line, where neither the restored postgresql.conf nor its
+and its own minimal configuration and pg_hba.conf. The settings that matter are given
+on the command line, so neither the restored postgresql.conf nor its
 postgresql.auto.conf can override them. archive_mode is off and archive_command is
 empty, so the copy, which starts a new timeline when it is promoted, can never push
 a file into the production archive.
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # The socket's port number only names the socket file: nothing listens on TCP.
 SOCKET_PORT = "5432"
 _POLL_SECONDS = 0.2
-# FATAL lines of a failed recovery that say what the user must change.
+# FATAL messages of a failed recovery, with what the user can change.
 _EXPLAINED = {
     "recovery ended before configured recovery target was reached": (
         "the archive ends before the target time; choose a time inside the "
