@@ -383,3 +383,38 @@ def test_prune_keeps_window_files(history):
     )  # fmt: skip
     assert dropped(*stanza) == 0
     assert dropped("--filestore-keep-since", "0s", *stanza) == 0
+
+
+def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
+    import boto3
+
+    from s3_servers import tls_front
+
+    bucket = "odoo-dr-pgbackrest"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="eu-west-1").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    with tls_front(s3_endpoint, tmp_path) as endpoint:
+        options = [
+            *cluster.pitr_options(), "--pitr-repo", f"s3://{bucket}/pitr",
+            "--s3-endpoint", endpoint, "--s3-region", "eu-west-1",
+            "--s3-no-verify-tls", "--log-path", str(cluster.root / "log"),
+            "--lock-path", str(cluster.root / "lock"), "--dsn", cluster.dsn,
+        ]  # fmt: skip
+        setup = run_cli("pitr", "setup", *options, "--restart")
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert os.environ["AWS_SECRET_ACCESS_KEY"] not in setup.stdout
+        cluster.execute("postgres", "CREATE TABLE moves (id int)")
+        cluster.execute("postgres", "INSERT INTO moves VALUES (1)")
+        cluster.archive_now()
+        status = run_cli(
+            "pitr", "status", *cluster.pitr_options(), "--dsn", cluster.dsn, "--json"
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        assert report["window"] is not None
+        assert all(chain["continuous"] for chain in report["chains"])
+    secrets = cluster.config_path / "conf.d" / "odoo-dr-test.secrets.conf"
+    assert "repo1-s3-key-secret=" in secrets.read_text()
+    config = (cluster.config_path / "conf.d" / "odoo-dr-test.conf").read_text()
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in config
