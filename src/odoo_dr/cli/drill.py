@@ -99,6 +99,13 @@ def drill(
                 f"--pitr recovers to a time, not snapshot {snapshot!r}",
                 hint="leave out the snapshot and name databases with --tenant",
             )
+        if keep:
+            raise RejectedError(
+                "--keep does not apply to --pitr: the recovered cluster is removed "
+                "after the drill",
+                hint="to keep a tenant as it was at that time, use odoo-dr restore "
+                "--pitr --target-time T --tenant DB --target NAME --copy",
+            )
         records = pitr_drill(
             repo,
             PitrOptions(
