@@ -18,6 +18,7 @@ from odoo_dr.cli import (
     drill,
     guard,
     pitr,
+    platform,
     prune,
     repository,
     restore,
@@ -62,6 +63,8 @@ app.command("export")(archive.export_snapshot)
 app.add_typer(review_app, name="review")
 app.command("demo")(demo.demo)
 app.add_typer(pitr.pitr_app, name="pitr")
+app.add_typer(platform.platform_app, name="platform")
+app.command("runbook")(platform.runbook)
 
 
 def _version(value: bool) -> None:

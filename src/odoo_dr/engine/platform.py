@@ -1,0 +1,683 @@
+"""Whole-environment backups, restores and drills, tenant by tenant in tier order.
+
+An environment of the inventory is recovered as a platform: its tenants' databases
+and filestores, the Redis data that holds sessions or queues, and the configuration
+that ran. Tenants go in the order of their tiers (the shortest region-loss RTO
+first), with at most `jobs` tenants at once inside a tier. One tenant's failure is
+recorded and the others go on; the record says which tenants are back, which are
+not, and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from odoo_dr import tempfiles
+from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.engine.drill import DrillOptions, run_drill
+from odoo_dr.engine.restore import RestoreOptions, run_restore
+from odoo_dr.errors import OdooDrError, RejectedError
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.platform import configuration as config_state
+from odoo_dr.platform import redis as redis_data
+from odoo_dr.processes import dying_with_parent
+from odoo_dr.repository.manifest import MANIFEST_VERSION
+from odoo_dr.repository.store import Repository, dump_json, new_id
+from odoo_dr.review.inventory import (
+    Disruption,
+    Environment,
+    Inventory,
+    RedisRole,
+    Tenant,
+)
+
+log = logging.getLogger(__name__)
+
+RECORDS = "platform/records/"
+# A platform recovery is what a region loss calls for: its objectives apply.
+DISRUPTION = Disruption.REGION_LOSS
+Kind = Literal["backup", "restore", "drill"]
+
+
+class TenantOutcome(BaseModel):
+    tenant: str
+    tier: str
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    snapshot_id: str | None = None
+    drill_id: str | None = None
+    started_after: float = Field(description="seconds from the start of the run")
+    finished_after: float = Field(description="seconds from the start of the run")
+    seconds: float
+
+
+class RedisOutcome(BaseModel):
+    role: str
+    status: Literal["captured", "restored", "not backed up", "skipped", "failed"]
+    detail: str
+    snapshot: dict | None = None
+
+
+class TierOutcome(BaseModel):
+    tier: str
+    tenants: list[str]
+    recovered: int
+    objective_rto_seconds: float | None
+    done_after_seconds: float | None = Field(
+        description="seconds from the start until the tier's last tenant was back, "
+        "None while one is not"
+    )
+    met: bool | None
+
+
+class PlatformRecord(BaseModel):
+    format: Literal["odoo-dr-platform"] = "odoo-dr-platform"
+    version: int = MANIFEST_VERSION
+    id: str
+    kind: Kind
+    platform: str
+    environment: str
+    started_at: datetime
+    finished_at: datetime
+    jobs: int
+    source: str | None = Field(
+        default=None, description="id of the platform backup restored or drilled"
+    )
+    tenants: list[TenantOutcome]
+    tiers: list[TierOutcome] = Field(default_factory=list)
+    redis: list[RedisOutcome] = Field(default_factory=list)
+    configuration: str | None = Field(
+        default=None, description="repository key of the configuration state"
+    )
+    configuration_commit: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TenantOutcome]:
+        return [item for item in self.tenants if item.status != "ok"]
+
+    @property
+    def seconds(self) -> float:
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+
+def find_environment(inventory: Inventory, name: str) -> Environment:
+    for environment in inventory.environments:
+        if environment.name == name:
+            return environment
+    known = ", ".join(item.name for item in inventory.environments)
+    raise RejectedError(
+        f"environment {name!r} not found in the inventory",
+        hint=f"choose one of: {known}",
+    )
+
+
+def tier_order(
+    inventory: Inventory, environment: Environment
+) -> list[tuple[str, list[Tenant]]]:
+    """Return the environment's tenants grouped by tier, the most urgent tier first.
+
+    A tier's urgency is the shortest region-loss RTO among its tenants (a tenant
+    may override its tier's objectives); tiers without one come last.
+    """
+    groups: dict[str, list[Tenant]] = {}
+    for tenant in environment.tenants:
+        groups.setdefault(tenant.tier, []).append(tenant)
+
+    def urgency(item: tuple[str, list[Tenant]]) -> tuple[float, str]:
+        rtos = [
+            objective.rto
+            for tenant in item[1]
+            if (objective := inventory.objective(tenant, DISRUPTION)) is not None
+        ]
+        return (min(rtos) if rtos else float("inf"), item[0])
+
+    return sorted(groups.items(), key=urgency)
+
+
+def _objective_rto(inventory: Inventory, tenants: list[Tenant]) -> float | None:
+    rtos = [
+        objective.rto
+        for tenant in tenants
+        if (objective := inventory.objective(tenant, DISRUPTION)) is not None
+    ]
+    return min(rtos) if rtos else None
+
+
+@dataclass
+class _Run:
+    """The clock and results of one platform run."""
+
+    started: float = field(default_factory=time.monotonic)
+    outcomes: list[TenantOutcome] = field(default_factory=list)
+
+    def offset(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+Work = Callable[[Tenant], tuple[str | None, str | None]]
+
+
+def _run_tiers(
+    inventory: Inventory,
+    environment: Environment,
+    jobs: int,
+    work: Work,
+    only: set[str] | None = None,
+) -> tuple[list[TenantOutcome], list[TierOutcome]]:
+    """Run `work` on every tenant, tier after tier, `jobs` tenants at a time.
+
+    `work` returns (snapshot id, drill id); any OdooDrError it raises is that
+    tenant's failure, and the others go on.
+    """
+    run = _Run()
+    tiers = []
+    for tier, tenants in tier_order(inventory, environment):
+        chosen = [tenant for tenant in tenants if only is None or tenant.name in only]
+        if not chosen:
+            continue
+
+        def one(tenant: Tenant, tier: str = tier) -> TenantOutcome:
+            started = run.offset()
+            snapshot_id = drill_id = error = None
+            try:
+                snapshot_id, drill_id = work(tenant)
+            except OdooDrError as exc:
+                error = exc.message
+            except Exception as exc:  # noqa: BLE001 - one tenant must not stop the rest
+                log.exception("tenant %r failed", tenant.name)
+                error = f"{type(exc).__name__}: {exc}"
+            finished = run.offset()
+            if error:
+                log.error("tenant %r failed: %s", tenant.name, error)
+            return TenantOutcome(
+                tenant=tenant.name,
+                tier=tier,
+                status="failed" if error else "ok",
+                error=error,
+                snapshot_id=snapshot_id,
+                drill_id=drill_id,
+                started_after=started,
+                finished_after=finished,
+                seconds=round(finished - started, 3),
+            )
+
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=tier) as pool:
+            results = list(pool.map(one, chosen))
+        run.outcomes.extend(results)
+        recovered = [item for item in results if item.status == "ok"]
+        objective = _objective_rto(inventory, chosen)
+        done = (
+            max(item.finished_after for item in results)
+            if len(recovered) == len(results)
+            else None
+        )
+        tiers.append(
+            TierOutcome(
+                tier=tier,
+                tenants=[tenant.name for tenant in chosen],
+                recovered=len(recovered),
+                objective_rto_seconds=objective,
+                done_after_seconds=done,
+                met=None
+                if objective is None
+                else (done is not None and done <= objective),
+            )
+        )
+    return run.outcomes, tiers
+
+
+@dataclass(frozen=True)
+class PlatformOptions:
+    location: str
+    settings: PgSettings
+    filestore_root: Path
+    jobs: int = 2
+    tenant_jobs: int = 1
+    temp_dir: Path | None = None
+    redis_url: str | None = None
+    only: frozenset[str] | None = None
+
+
+def redis_roles(environment: Environment) -> set[RedisRole]:
+    """Return the Redis roles the environment's tenants and services declare."""
+    roles = {role for tenant in environment.tenants for role in tenant.redis_role}
+    for service in environment.services:
+        if service.kind == "redis" and service.role:
+            for word in service.role.replace(",", " ").split():
+                if word in RedisRole.__members__.values():
+                    roles.add(RedisRole(word))
+    return roles
+
+
+def _save(repository: Repository, record: PlatformRecord) -> None:
+    repository.write_document(
+        f"{RECORDS}{record.id}.json", dump_json(record.model_dump(mode="json"))
+    )
+
+
+def list_records(
+    repository: Repository, environment: str | None = None, kind: Kind | None = None
+) -> list[PlatformRecord]:
+    records = []
+    for key in sorted(repository.backend.list(RECORDS)):
+        record = PlatformRecord.model_validate_json(repository.read_document(key))
+        if environment is not None and record.environment != environment:
+            continue
+        if kind is not None and record.kind != kind:
+            continue
+        records.append(record)
+    return sorted(records, key=lambda item: item.started_at)
+
+
+def find_backup(
+    repository: Repository, environment: str, reference: str | None
+) -> PlatformRecord:
+    """Return the platform backup `reference` (an id), else the newest one."""
+    backups = list_records(repository, environment, "backup")
+    if reference is not None:
+        for record in backups:
+            if record.id == reference:
+                return record
+        raise RejectedError(
+            f"platform backup {reference!r} of environment {environment!r} not found",
+            hint="list them with: odoo-dr platform list ENV",
+        )
+    if not backups:
+        raise RejectedError(
+            f"no platform backup of environment {environment!r} in the repository",
+            hint=f"take one first: odoo-dr platform backup {environment}",
+        )
+    return backups[-1]
+
+
+def platform_backup(
+    inventory: Inventory,
+    inventory_folder: Path,
+    environment_name: str,
+    options: PlatformOptions,
+) -> PlatformRecord:
+    """Back up every tenant of an environment, its Redis data and configuration."""
+    environment = find_environment(inventory, environment_name)
+    started_at = datetime.now(UTC)
+    record_id = new_id(started_at)
+    repository = Repository.open(options.location)
+    repository.check_writable("platform", "a platform backup saves its record")
+    warnings: list[str] = []
+
+    def back_up(tenant: Tenant) -> tuple[str | None, str | None]:
+        own = Repository.open(options.location)
+        manifest = run_backup(
+            own,
+            options.settings,
+            BackupOptions(
+                database=tenant.name,
+                filestore_root=options.filestore_root,
+                jobs=options.tenant_jobs,
+                temp_dir=options.temp_dir,
+                labels={
+                    "environment": environment.name,
+                    "tier": tenant.tier,
+                    "platform-backup": record_id,
+                },
+            ),
+        )
+        return manifest.id, None
+
+    outcomes, tiers = _run_tiers(
+        inventory, environment, options.jobs, back_up, options.only
+    )
+    redis = _capture_redis(repository, environment, options, warnings)
+    key = commit = None
+    try:
+        state = config_state.capture_configuration(inventory_folder, environment)
+        key = config_state.save_configuration(repository, state, record_id)
+        commit = state.commit
+    except OdooDrError as exc:
+        warnings.append(f"configuration not captured: {exc.message}")
+    record = PlatformRecord(
+        id=record_id,
+        kind="backup",
+        platform=inventory.platform,
+        environment=environment.name,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        jobs=options.jobs,
+        tenants=outcomes,
+        tiers=tiers,
+        redis=redis,
+        configuration=key,
+        configuration_commit=commit,
+        warnings=warnings,
+    )
+    _save(repository, record)
+    return record
+
+
+def _capture_redis(
+    repository: Repository,
+    environment: Environment,
+    options: PlatformOptions,
+    warnings: list[str],
+) -> list[RedisOutcome]:
+    roles = redis_roles(environment)
+    outcomes = []
+    if RedisRole.CACHE in roles:
+        outcomes.append(
+            RedisOutcome(
+                role=RedisRole.CACHE.value,
+                status="not backed up",
+                detail="a cache is rebuilt after a recovery, never backed up",
+            )
+        )
+    kept = sorted(role.value for role in roles if role is not RedisRole.CACHE)
+    if not kept:
+        return outcomes
+    url = options.redis_url or environment.evidence.redis_url
+    if not url:
+        warnings.append(
+            f"Redis holds {', '.join(kept)} but no Redis URL is known: pass "
+            "--redis-url or set evidence.redis_url in the inventory"
+        )
+        return [
+            *outcomes,
+            RedisOutcome(role="+".join(kept), status="skipped", detail="no Redis URL"),
+        ]
+    work = tempfiles.make_folder(options.temp_dir, "redis")
+    try:
+        capture = redis_data.capture_rdb(url, work / "dump.rdb")
+        snapshot = redis_data.store_rdb(
+            repository, environment.name, "+".join(kept), capture
+        )
+        outcomes.append(
+            RedisOutcome(
+                role="+".join(kept),
+                status="captured",
+                detail=f"RDB snapshot of {snapshot.size:,} bytes",
+                snapshot=snapshot.model_dump(mode="json"),
+            )
+        )
+    except OdooDrError as exc:
+        outcomes.append(
+            RedisOutcome(role="+".join(kept), status="failed", detail=exc.message)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    settings: PgSettings
+    filestore_root: Path
+    mode: Literal["copy", "move"] = "move"
+    neutralize: bool = False
+    force: bool = False
+    redis_url: str | None = None
+    config_out: Path | None = None
+
+
+def platform_restore(
+    inventory: Inventory,
+    environment_name: str,
+    options: PlatformOptions,
+    target: RestoreTarget,
+    source: str | None = None,
+) -> PlatformRecord:
+    """Restore a platform backup into a target, tier by tier."""
+    environment = find_environment(inventory, environment_name)
+    repository = Repository.open(options.location)
+    backup = find_backup(repository, environment.name, source)
+    snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
+    started_at = datetime.now(UTC)
+    warnings: list[str] = []
+
+    def restore(tenant: Tenant) -> tuple[str | None, str | None]:
+        snapshot_id = snapshots.get(tenant.name)
+        if snapshot_id is None:
+            raise RejectedError(
+                f"platform backup {backup.id} has no snapshot of {tenant.name!r}",
+                hint="its backup failed; restore an older platform backup with "
+                "--from, or the tenant's latest snapshot with odoo-dr restore",
+            )
+        own = Repository.open(options.location)
+        manifest = own.load_snapshot(snapshot_id)
+        run_restore(
+            own,
+            target.settings,
+            manifest,
+            RestoreOptions(
+                target=tenant.name,
+                filestore_root=target.filestore_root,
+                mode=target.mode,
+                neutralize=target.neutralize,
+                force=target.force,
+                jobs=options.tenant_jobs,
+                temp_dir=options.temp_dir,
+            ),
+        )
+        return snapshot_id, None
+
+    outcomes, tiers = _run_tiers(
+        inventory, environment, options.jobs, restore, options.only
+    )
+    redis = _restore_redis(repository, backup, target.redis_url, options.temp_dir)
+    if target.config_out is not None and backup.configuration:
+        state = config_state.load_configuration(repository, backup.configuration)
+        config_state.write_configuration(state, target.config_out)
+    record = PlatformRecord(
+        id=new_id(started_at),
+        kind="restore",
+        platform=inventory.platform,
+        environment=environment.name,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        jobs=options.jobs,
+        source=backup.id,
+        tenants=outcomes,
+        tiers=tiers,
+        redis=redis,
+        configuration=backup.configuration,
+        configuration_commit=backup.configuration_commit,
+        warnings=warnings,
+    )
+    _save(repository, record)
+    return record
+
+
+def _restore_redis(
+    repository: Repository,
+    backup: PlatformRecord,
+    target_url: str | None,
+    temp_dir: Path | None,
+    replace: bool = False,
+) -> list[RedisOutcome]:
+    outcomes = []
+    for item in backup.redis:
+        if item.snapshot is None:
+            outcomes.append(
+                RedisOutcome(role=item.role, status=item.status, detail=item.detail)
+            )
+            continue
+        if target_url is None:
+            outcomes.append(
+                RedisOutcome(
+                    role=item.role,
+                    status="skipped",
+                    detail="no target Redis given (--redis-url)",
+                )
+            )
+            continue
+        snapshot = redis_data.RedisSnapshot.model_validate(item.snapshot)
+        work = tempfiles.make_folder(temp_dir, "redis")
+        try:
+            result = redis_data.restore_rdb(
+                repository, snapshot, target_url, work, replace=replace
+            )
+            outcomes.append(
+                RedisOutcome(
+                    role=item.role,
+                    status="restored",
+                    detail=f"{result.keys:,} keys restored",
+                )
+            )
+        except OdooDrError as exc:
+            outcomes.append(
+                RedisOutcome(role=item.role, status="failed", detail=exc.message)
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return outcomes
+
+
+def platform_drill(
+    inventory: Inventory,
+    environment_name: str,
+    options: PlatformOptions,
+    source: str | None = None,
+    scratch_redis: Callable[[], tuple[str, Callable[[], None]]] | None = None,
+) -> PlatformRecord:
+    """Drill a platform backup: every tenant neutralized into scratch, in tier order.
+
+    `scratch_redis`, when given, starts a scratch Redis and returns its URL and a
+    function that stops it; the backup's Redis data is restored there.
+    """
+    environment = find_environment(inventory, environment_name)
+    repository = Repository.open(options.location)
+    backup = find_backup(repository, environment.name, source)
+    snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
+    started_at = datetime.now(UTC)
+
+    def drill(tenant: Tenant) -> tuple[str | None, str | None]:
+        snapshot_id = snapshots.get(tenant.name)
+        if snapshot_id is None:
+            raise RejectedError(
+                f"platform backup {backup.id} has no snapshot of {tenant.name!r}"
+            )
+        own = Repository.open(options.location)
+        record = run_drill(
+            own,
+            options.settings,
+            own.load_snapshot(snapshot_id),
+            DrillOptions(jobs=options.tenant_jobs, temp_dir=options.temp_dir),
+        )
+        if not record.passed:
+            failed = [check.name for check in record.checks if not check.passed]
+            raise RejectedError(
+                f"drill {record.id} failed: "
+                + (record.error or ", ".join(failed) or "no check ran")
+            )
+        return snapshot_id, record.id
+
+    outcomes, tiers = _run_tiers(
+        inventory, environment, options.jobs, drill, options.only
+    )
+    redis: list[RedisOutcome] = []
+    if scratch_redis is not None and any(item.snapshot for item in backup.redis):
+        url, stop = scratch_redis()
+        try:
+            redis = _restore_redis(repository, backup, url, options.temp_dir)
+        finally:
+            stop()
+    else:
+        redis = _restore_redis(repository, backup, None, options.temp_dir)
+    warnings = []
+    if backup.configuration:
+        state = config_state.load_configuration(repository, backup.configuration)
+        folder = tempfiles.make_folder(options.temp_dir, "config")
+        try:
+            written = config_state.write_configuration(state, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if not written:
+            warnings.append("the configuration state holds no file")
+    else:
+        warnings.append("the platform backup holds no configuration state")
+    record = PlatformRecord(
+        id=new_id(started_at),
+        kind="drill",
+        platform=inventory.platform,
+        environment=environment.name,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        jobs=options.jobs,
+        source=backup.id,
+        tenants=outcomes,
+        tiers=tiers,
+        redis=redis,
+        configuration=backup.configuration,
+        configuration_commit=backup.configuration_commit,
+        warnings=warnings,
+    )
+    _save(repository, record)
+    return record
+
+
+def scratch_redis(
+    temp_dir: Path | None,
+) -> Callable[[], tuple[str, Callable[[], None]]]:
+    """Return a starter of a scratch redis-server on 127.0.0.1 for a drill."""
+
+    def start() -> tuple[str, Callable[[], None]]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RejectedError(
+                "a platform drill restores Redis data into a scratch redis-server, "
+                "but none was found on the PATH",
+                hint="install it (Debian: apt-get install redis-server)",
+            )
+        folder = tempfiles.make_folder(temp_dir, "scratch-redis")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            dying_with_parent(
+                [
+                    binary,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--dir",
+                    str(folder),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]
+            ),  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+
+        def stop() -> None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        return f"redis://127.0.0.1:{port}/0", stop
+
+    return start
