@@ -115,7 +115,8 @@ def build_runbook(
     if backup is not None:
         summary.append(
             f"Newest platform backup {backup.id} from "
-            f"{backup.started_at:%Y-%m-%d %H:%M} UTC, configuration commit {backup.configuration_commit or 'unknown'}."
+            f"{backup.started_at:%Y-%m-%d %H:%M} UTC, configuration commit "
+            f"{backup.configuration_commit or 'unknown'}."
         )
 
     tenants = []
