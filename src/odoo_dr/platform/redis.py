@@ -35,7 +35,7 @@ from odoo_dr.errors import (
     RestoreFailed,
     SnapshotDamaged,
 )
-from odoo_dr.platform.redis_server import TemporaryRedis, find_binary
+from odoo_dr.platform.redis_server import TemporaryRedis, find_binary, no_retry
 from odoo_dr.processes import dying_with_parent
 from odoo_dr.repository import objects
 from odoo_dr.repository.manifest import StoredBlob
@@ -115,6 +115,7 @@ class RedisAddress:
             ssl=self.tls,
             socket_connect_timeout=min(timeout, _CONNECT_TIMEOUT),
             socket_timeout=timeout,
+            retry=no_retry(),
         )
 
 

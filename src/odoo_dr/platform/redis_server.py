@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from odoo_dr.errors import OdooDrError, RestoreFailed
 from odoo_dr.processes import dying_with_parent
@@ -54,6 +56,15 @@ def find_binary(name: str, variable: str, error: type[OdooDrError]) -> str:
     return found
 
 
+def no_retry() -> Retry:
+    """Return the retry policy of odoo-dr's Redis clients: fail at once.
+
+    redis-py 8 retries a failed command three times with backoff of up to 10 s by
+    default, which turns a refused connection or a timeout into a long wait.
+    """
+    return Retry(NoBackoff(), 0)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -85,7 +96,11 @@ class TemporaryRedis:
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(
-            host="127.0.0.1", port=self.port, db=db, password=self.password
+            host="127.0.0.1",
+            port=self.port,
+            db=db,
+            password=self.password,
+            retry=no_retry(),
         )
 
     def start(self) -> None:
