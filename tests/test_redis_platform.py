@@ -144,8 +144,8 @@ def fill_odoo_like(client: redis.Redis) -> dict[str, int]:
     """Write keys of every type, with and without TTL; return PTTL by key."""
     sid = hashlib.sha1(b"session").hexdigest()
     session = {"db": "acme", "login": "admin", "uid": 2, "context": {"lang": "en_US"}}
-    # Odoo session stores for Redis keep one JSON value per session id, with the
-    # session lifetime (a week) as its expiry.
+    # A session key: one JSON value per session id, expiring after a week (the
+    # SESSION_LIFETIME of Odoo 16's odoo/http.py).
     client.set(f"session:{sid}", json.dumps(session), px=WEEK_MS)
     client.set("plain", "value without expiry")
     client.set("binary", bytes(range(256)))

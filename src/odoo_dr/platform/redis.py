@@ -1,7 +1,7 @@
 """Redis by role: capture an RDB snapshot, store it, restore it into a target.
 
 A Redis `cache` is rebuilt by its users and never backed up. `sessions` and `queue`
-are captured with `redis-cli --rdb`, which asks the server for an RDB file over the
+are captured with `redis-cli --rdb`, which requests an RDB file from the server over the
 replication protocol, so odoo-dr needs no access to the Redis host's disk. The file
 is stored in the repository like any other (so encrypted when the repository is).
 A restore loads it into a private, temporary redis-server and copies the keys to
@@ -21,21 +21,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote
 
-import redis
 from pydantic import Field
 
 from odoo_dr import tempfiles
 from odoo_dr.errors import (
     BackupFailed,
     DamagedDataFound,
-    OdooDrError,
     RejectedError,
     RestoreFailed,
     SnapshotDamaged,
 )
-from odoo_dr.platform.redis_server import TemporaryRedis, find_binary, no_retry
+from odoo_dr.platform.redis_client import RedisAddress, parse_url, read_info
+from odoo_dr.platform.redis_copy import check_target_empty, copy_db, plan_copy
+from odoo_dr.platform.redis_server import TemporaryRedis, find_binary
 from odoo_dr.processes import dying_with_parent
 from odoo_dr.repository import objects
 from odoo_dr.repository.manifest import StoredBlob
@@ -47,11 +46,7 @@ log = logging.getLogger(__name__)
 CLI_VARIABLE = "ODOO_DR_REDIS_CLI"
 SERVER_VARIABLE = "ODOO_DR_REDIS_SERVER"
 CAPTURED_ROLES = (RedisRole.SESSIONS, RedisRole.QUEUE)
-# Keys copied per round trip of a restore: one pipeline of PTTL and DUMP on the
-# temporary server, then one pipeline of RESTORE on the target.
-BATCH_SIZE = 500
 RDB_MAGIC = b"REDIS"
-_CONNECT_TIMEOUT = 10.0
 
 
 # -- roles
@@ -85,144 +80,6 @@ def _role(name: str | RedisRole) -> RedisRole:
         ) from None
 
 
-# -- addresses
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """A Redis server named by a `redis://` or `rediss://` URL."""
-
-    host: str
-    port: int
-    db: int | None
-    username: str | None
-    password: str | None = field(repr=False)
-    tls: bool
-
-    def describe(self) -> str:
-        """Return `host:port` (and the db), which never holds the password."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        where = f"{host}:{self.port}"
-        return where if self.db is None else f"{where}/{self.db}"
-
-    def client(self, db: int | None = None, timeout: float = 30) -> redis.Redis:
-        return redis.Redis(
-            host=self.host,
-            port=self.port,
-            db=db if db is not None else (self.db or 0),
-            username=self.username,
-            password=self.password,
-            ssl=self.tls,
-            socket_connect_timeout=min(timeout, _CONNECT_TIMEOUT),
-            socket_timeout=timeout,
-            retry=no_retry(),
-        )
-
-
-def parse_url(url: str) -> RedisAddress:
-    """Parse `redis[s]://[user:password@]host[:port][/db]`.
-
-    The user information is split at its last `@`, so a password may contain `@`
-    and `/`. Messages never quote the URL, which may hold the password.
-    """
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme not in ("redis", "rediss"):
-        raise RejectedError(
-            "invalid Redis URL: it must start with redis:// or rediss://",
-            hint="give redis://[user:password@]host:port/db",
-        )
-    rest = rest.partition("?")[0].partition("#")[0]
-    username = password = None
-    if "@" in rest:
-        userinfo, _, rest = rest.rpartition("@")
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    hostport, _, path = rest.partition("/")
-    if hostport.startswith("["):
-        host, _, port_text = hostport[1:].partition("]")
-        port_text = port_text.removeprefix(":")
-    else:
-        host, _, port_text = hostport.partition(":")
-    if not host:
-        raise RejectedError("invalid Redis URL: no host", hint="give host:port")
-    try:
-        port = int(port_text) if port_text else 6379
-        db = int(path) if path else None
-    except ValueError:
-        raise RejectedError(
-            f"invalid Redis URL for host {host}: the port and the db must be numbers",
-            hint="give redis://[user:password@]host:port/db",
-        ) from None
-    if not 0 < port < 65536 or (db is not None and db < 0):
-        raise RejectedError(
-            f"invalid Redis URL for host {host}: port {port} or db {db} out of range"
-        )
-    return RedisAddress(host, port, db, username, password, scheme == "rediss")
-
-
-# -- reading INFO
-
-
-@dataclass
-class ServerInfo:
-    redis_version: str
-    keys: dict[int, int]
-    used_memory: int
-
-
-def read_info(
-    address: RedisAddress, error: type[OdooDrError], timeout: float = 30
-) -> ServerInfo:
-    """Read the server version, the keys per db and `used_memory` from INFO.
-
-    Raises `error` when the server cannot be reached or rejects the credentials,
-    and `RejectedError` for a Redis in cluster mode.
-    """
-    client = address.client(timeout=timeout)
-    try:
-        info = client.info()
-    except redis.AuthenticationError:
-        raise error(
-            f"Redis at {address.describe()} rejected the user name or password",
-            hint="check the credentials of the Redis URL",
-        ) from None
-    except redis.TimeoutError:
-        raise error(
-            f"Redis at {address.describe()} timed out after {timeout:.0f} s",
-            hint="check that the host and port are those of a Redis server",
-        ) from None
-    except redis.ConnectionError as exc:
-        raise error(
-            f"cannot connect to Redis at {address.describe()}: {exc}",
-            hint="check the host and port, and that Redis accepts connections "
-            "from this host",
-        ) from None
-    except redis.ResponseError as exc:
-        raise error(
-            f"INFO failed on Redis at {address.describe()}: {exc}",
-            hint="give the Redis user the +info permission",
-        ) from None
-    finally:
-        client.close()
-    if info.get("cluster_enabled"):
-        raise RejectedError(
-            f"Redis at {address.describe()} runs in cluster mode, which odoo-dr "
-            "does not support",
-            hint="back up each shard with Redis's own tools",
-        )
-    keys = {
-        int(name.removeprefix("db")): int(value["keys"])
-        for name, value in info.items()
-        if name.startswith("db") and name[2:].isdigit() and isinstance(value, dict)
-    }
-    return ServerInfo(
-        redis_version=str(info.get("redis_version", "unknown")),
-        keys=keys,
-        used_memory=int(info.get("used_memory", 0)),
-    )
-
-
 # -- capture
 
 
@@ -246,8 +103,8 @@ def capture_rdb(url: str, destination: Path, timeout: float = 600) -> RdbCapture
     """Write an RDB snapshot of the Redis at `url` to `destination`.
 
     The file is written under a temporary name in the same folder and renamed when
-    it is complete and starts with the RDB magic. The RDB file holds every db of
-    the server, whatever db the URL names. Raises `BackupFailed`.
+    it is complete and starts with the RDB magic. The RDB file contains every db
+    of the server, whatever db the URL names. Raises `BackupFailed`.
     """
     address = parse_url(url)
     cli = find_binary("redis-cli", CLI_VARIABLE, BackupFailed)
@@ -258,6 +115,7 @@ def capture_rdb(url: str, destination: Path, timeout: float = 600) -> RdbCapture
     if address.username:
         command += ["--user", address.username]
     if address.tls:
+        # NOTE: no test covers TLS, and no client certificate or CA is passed.
         command.append("--tls")
     command += ["--rdb", str(partial)]
     # The password goes through the environment, since any user of the host can
@@ -454,8 +312,8 @@ def restore_rdb(
 ) -> RedisRestoreResult:
     """Copy the keys of a stored RDB file into the Redis at `target_url`.
 
-    A snapshot of one db goes into the target URL's db (the same number when the
-    URL names none); a snapshot of every db goes into the same-numbered dbs. A
+    A snapshot of one db goes into the target URL's db, or the same db number when
+    the URL names none. A snapshot of every db goes into the same-numbered dbs. A
     target db that has keys is rejected unless `replace`, which overwrites keys of
     the same name and leaves the others. Keys keep their remaining time to live.
     Raises `RejectedError` before changing anything, `DamagedDataFound` for a
@@ -465,8 +323,8 @@ def restore_rdb(
     target = parse_url(target_url)
     if snapshot.db is None and target.db is not None:
         raise RejectedError(
-            f"the Redis snapshot of role {snapshot.role.value!r} holds every db, but "
-            f"the target URL names db {target.db}",
+            f"the Redis snapshot of role {snapshot.role.value!r} contains every db, "
+            f"but the target URL names db {target.db}",
             hint="give the target URL without a db",
         )
     server_binary = find_binary("redis-server", SERVER_VARIABLE, RestoreFailed)
@@ -478,12 +336,10 @@ def restore_rdb(
     try:
         _write_rdb(repository, snapshot, folder / "dump.rdb")
         with TemporaryRedis(server_binary, folder, "dump.rdb") as source:
-            plan = _plan(source, snapshot, target)
-            _check_target_empty(target, plan, replace)
+            plan = plan_copy(source, snapshot.db, target)
+            check_target_empty(target, plan, replace)
             for source_db, target_db in plan.items():
-                copied, expired = _copy_db(
-                    source, source_db, target, target_db, replace
-                )
+                copied, expired = copy_db(source, source_db, target, target_db, replace)
                 result.keys[target_db] = copied
                 result.expired += expired
     finally:
@@ -522,126 +378,3 @@ def _write_rdb(repository: Repository, snapshot: RedisSnapshot, path: Path) -> N
             f"size {snapshot.size})",
             hint="run 'odoo-dr verify --read-data' to find what else is damaged",
         )
-
-
-def _plan(
-    source: TemporaryRedis, snapshot: RedisSnapshot, target: RedisAddress
-) -> dict[int, int]:
-    """Return target db by source db, for the dbs the loaded file holds keys in."""
-    client = source.client()
-    try:
-        loaded = {
-            int(name[2:]) for name in client.info("keyspace") if name.startswith("db")
-        }
-    finally:
-        client.close()
-    if snapshot.db is None:
-        return {db: db for db in sorted(loaded)}
-    target_db = target.db if target.db is not None else snapshot.db
-    return {snapshot.db: target_db} if snapshot.db in loaded else {}
-
-
-def _check_target_empty(
-    target: RedisAddress, plan: dict[int, int], replace: bool
-) -> None:
-    if replace:
-        return
-    for target_db in plan.values():
-        client = target.client(db=target_db)
-        try:
-            count = client.dbsize()
-        except redis.RedisError as exc:
-            raise RestoreFailed(
-                f"DBSIZE failed on Redis at {target.describe()} db {target_db}: {exc}"
-            ) from None
-        finally:
-            client.close()
-        if count:
-            raise RejectedError(
-                f"Redis at {target.describe()} already has {count} keys in db "
-                f"{target_db}",
-                hint="restore into an empty db, or pass replace to overwrite keys "
-                "of the same name",
-            )
-
-
-def _copy_db(
-    source: TemporaryRedis,
-    source_db: int,
-    target: RedisAddress,
-    target_db: int,
-    replace: bool,
-) -> tuple[int, int]:
-    """Copy every key of one db; return the keys copied and those that expired."""
-    reader = source.client(db=source_db)
-    writer = target.client(db=target_db)
-    copied = expired = 0
-    try:
-        batch: list[bytes] = []
-        for key in reader.scan_iter(count=BATCH_SIZE):
-            batch.append(key)
-            if len(batch) == BATCH_SIZE:
-                done, gone = _copy_batch(reader, writer, batch, replace, target)
-                copied, expired = copied + done, expired + gone
-                batch = []
-        if batch:
-            done, gone = _copy_batch(reader, writer, batch, replace, target)
-            copied, expired = copied + done, expired + gone
-    except redis.ConnectionError as exc:
-        raise RestoreFailed(
-            f"lost the connection to Redis at {target.describe()} after {copied} "
-            f"keys of db {target_db}: {exc}",
-            hint="the target db now holds part of the snapshot; restore again "
-            "with replace",
-        ) from None
-    finally:
-        reader.close()
-        writer.close()
-    return copied, expired
-
-
-def _copy_batch(
-    reader: redis.Redis,
-    writer: redis.Redis,
-    keys: list[bytes],
-    replace: bool,
-    target: RedisAddress,
-) -> tuple[int, int]:
-    read = reader.pipeline(transaction=False)
-    for key in keys:
-        read.pttl(key)
-        read.dump(key)
-    replies = read.execute()
-
-    write = writer.pipeline(transaction=False)
-    copied = expired = 0
-    for key, ttl, payload in zip(keys, replies[::2], replies[1::2], strict=True):
-        # PTTL is -1 for a key without expiry, -2 (or 0, with no payload) for a key
-        # that expired since the scan. RESTORE reads a ttl of 0 as "no expiry".
-        if payload is None or ttl == -2 or ttl == 0:
-            expired += 1
-            continue
-        write.restore(key, max(ttl, 0), payload, replace=replace)
-        copied += 1
-    for reply in write.execute(raise_on_error=False):
-        if isinstance(reply, Exception):
-            raise _restore_error(reply, target)
-    return copied, expired
-
-
-def _restore_error(error: Exception, target: RedisAddress) -> OdooDrError:
-    text = str(error)
-    if "payload version" in text:
-        return RestoreFailed(
-            f"Redis at {target.describe()} rejected a key's DUMP payload: it is "
-            "older than the temporary redis-server",
-            hint="restore into a Redis at least as new as the redis-server that "
-            "odoo-dr runs, or point $ODOO_DR_REDIS_SERVER at an older one",
-        )
-    if "BUSYKEY" in text:
-        return RestoreFailed(
-            f"a key appeared in Redis at {target.describe()} during the restore",
-            hint="stop the applications that write to the target, then restore "
-            "again with replace",
-        )
-    return RestoreFailed(f"RESTORE failed on Redis at {target.describe()}: {text}")

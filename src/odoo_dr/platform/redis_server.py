@@ -1,6 +1,6 @@
 """A private, temporary redis-server that loads an RDB file for a restore.
 
-The server listens on a free port of 127.0.0.1 only, asks for a random password
+The server listens on a free port of 127.0.0.1 only, requires a random password
 (given on its standard input, never in its arguments), never saves, and stops with
 the restore.
 """
@@ -151,7 +151,7 @@ class TemporaryRedis:
         self.process.stdin.close()
 
     def _wait_loaded(self) -> bool:
-        """Return True once the server answers PING, False if it exited."""
+        """Return True once the server replies to PING, False if it exited."""
         deadline = time.monotonic() + LOAD_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
