@@ -1,0 +1,1 @@
+"""Platform services beside the Odoo database: Redis sessions and job queues."""
