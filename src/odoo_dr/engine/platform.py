@@ -398,9 +398,7 @@ def _capture_redis(
     work = tempfiles.make_folder(options.temp_dir, "redis")
     try:
         capture = redis_data.capture_rdb(url, work / "dump.rdb")
-        snapshot = redis_data.store_rdb(
-            repository, environment.name, "+".join(kept), capture
-        )
+        snapshot = redis_data.store_rdb(repository, environment.name, kept[0], capture)
         outcomes.append(
             RedisOutcome(
                 role="+".join(kept),
@@ -530,7 +528,7 @@ def _restore_redis(
                 RedisOutcome(
                     role=item.role,
                     status="restored",
-                    detail=f"{result.keys:,} keys restored",
+                    detail=f"{sum(result.keys.values()):,} keys restored",
                 )
             )
         except OdooDrError as exc:
@@ -681,3 +679,46 @@ def scratch_redis(
         return f"redis://127.0.0.1:{port}/0", stop
 
     return start
+
+
+def plan_platform_records(
+    repository: Repository, remaining: set[str], damaged: dict[str, str]
+) -> tuple[set[str], list[str]]:
+    """Return the blobs platform backups still need, and the records that go.
+
+    A platform backup stays, with its Redis snapshot and configuration, while one
+    of its tenant snapshots remains; once prune removed them all, so does it.
+    Records of restores and drills stay as history. A record that cannot be read
+    is noted in `damaged`, since its blobs are unknown.
+    """
+    needed: set[str] = set()
+    doomed: list[str] = []
+    for key in sorted(repository.backend.list(RECORDS)):
+        try:
+            record = PlatformRecord.model_validate_json(repository.read_document(key))
+        except (OdooDrError, ValueError) as exc:
+            message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            damaged[key] = f"platform record cannot be read: {message.splitlines()[0]}"
+            continue
+        if record.kind != "backup":
+            continue
+        snapshots = {item.snapshot_id for item in record.tenants if item.snapshot_id}
+        if snapshots and not snapshots & remaining:
+            doomed.append(key)
+            continue
+        for item in record.redis:
+            if item.snapshot is not None:
+                needed.update(
+                    redis_data.RedisSnapshot.model_validate(item.snapshot).chunks
+                )
+    return needed, doomed
+
+
+def remove_platform_records(repository: Repository, keys: list[str]) -> None:
+    """Delete platform backup records and their configuration states."""
+    for key in keys:
+        record = PlatformRecord.model_validate_json(repository.read_document(key))
+        if record.configuration:
+            repository.backend.delete(record.configuration)
+        repository.backend.delete(key)
+        log.info("removed platform backup %s", record.id)

@@ -43,6 +43,7 @@ from odoo_dr.engine.journal_prune import (
     plan_journals,
     rewrite_journals,
 )
+from odoo_dr.engine.platform import plan_platform_records, remove_platform_records
 from odoo_dr.engine.release import latest_restore_points
 from odoo_dr.engine.retention import (
     Decision,
@@ -103,6 +104,8 @@ class PruneResult:
     journals: list[JournalPlan] = field(default_factory=list)
     damaged_journals: dict[str, str] = field(default_factory=dict)
     journals_rewritten: int = 0
+    # Platform backup records whose tenant snapshots are all gone.
+    platform_records_removed: list[str] = field(default_factory=list)
 
 
 def _drilled_snapshots(repository: Repository) -> set[str]:
@@ -265,6 +268,12 @@ def _plan(
     if result.damaged_journals and not ignore_damaged:
         raise damaged_journals_error(repository, result.damaged_journals)
     marked |= journal_blobs
+    platform_blobs, result.platform_records_removed = plan_platform_records(
+        repository, {item.id for item in remaining}, result.damaged
+    )
+    if result.damaged and not ignore_damaged:
+        raise _damaged_error(repository, result.damaged)
+    marked |= platform_blobs
 
     locations = index.locations()
     kept: set[str] = {
@@ -399,6 +408,7 @@ def _execute(repository: Repository, result: PruneResult) -> None:
     for snapshot_id in result.snapshots_removed:
         backend.delete(f"snapshots/{snapshot_id}.json")
         log.info("removed snapshot %s", snapshot_id)
+    remove_platform_records(repository, result.platform_records_removed)
     result.journals_rewritten = rewrite_journals(repository, result.journals)
     if not result.snapshots_removed and not result.packs_to_delete:
         return
