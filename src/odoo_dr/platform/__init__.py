@@ -1,0 +1,1 @@
+"""Platform backups: configuration, databases and files of an environment."""
