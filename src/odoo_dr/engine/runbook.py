@@ -238,7 +238,7 @@ def build_runbook(
             )
         )
         first = False
-    files = [item for item in (state.files if state else [])]
+    files = [*state.manifests, *state.odoo_confs] if state else []
     apply_notes = (
         [f"files: {', '.join(item.path for item in files[:12])}"] if files else []
     )
@@ -261,7 +261,7 @@ def build_runbook(
             apply_notes,
         )
     )
-    routes = [item for item in (state.routes if state else [])]
+    routes = state.routes if state else []
     steps.append(
         Step(
             "Send traffic to the recovered platform",
@@ -272,7 +272,7 @@ def build_runbook(
                 "each host answers /web/login with HTTP 200",
                 "integrations are resumed and their first messages succeed",
             ],
-            [f"route: {_route_text(item)}" for item in routes[:20]],
+            [f"route: {item.line()}" for item in routes[:20]],
         )
     )
     return Runbook(
@@ -284,15 +284,6 @@ def build_runbook(
         tenants=tenants,
         steps=steps,
         warnings=warnings,
-    )
-
-
-def _route_text(route: object) -> str:
-    host = getattr(route, "host", None) or "any host"
-    rule = getattr(route, "rule", None) or getattr(route, "path", None) or ""
-    service = getattr(route, "service", None) or ""
-    return " ".join(
-        part for part in (host, rule, f"-> {service}" if service else "") if part
     )
 
 

@@ -1,1 +1,1 @@
-"""Platform services beside the Odoo database: Redis sessions and job queues."""
+"""Platform parts beside the Odoo database: Redis data and configuration state."""
