@@ -174,7 +174,7 @@ def _git_state(path: Path) -> tuple[str, str, bool, list[str]] | None:
         log.info(
             "%s is not in a Git work tree with a commit: %s",
             folder,
-            head.stderr.strip().splitlines()[-1:] or "",
+            head.stderr.strip() or f"git exit {head.returncode}",
         )
         return None
     top, commit = head.stdout.split()[:2]

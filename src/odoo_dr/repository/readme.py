@@ -69,8 +69,10 @@ never hold one.
       done
 
 `drills/` holds one JSON record per restore drill, `releases/` one restore point
-per release (written by `odoo-dr guard pre-deploy`), `locks/` the locks of running
-backups and prune, `tmp/` writes in progress. Never edit files here by hand.
+per release (written by `odoo-dr guard pre-deploy`), `platform/config/` the
+configuration of an environment per platform backup (secrets replaced by
+references), `locks/` the locks of running backups and prune, `tmp/` writes in
+progress. Never edit files here by hand.
 """
 
 # The by-hand reader of an encrypted repository. docs/encryption.md shows the same
@@ -213,9 +215,9 @@ a version byte (1), a 12-byte nonce, then the ciphertext and its 16-byte tag.
   from a secret (with the slot's salt, memory cost in KiB, iterations and lanes).
   The associated data is `odoo-dr key slot <repository id>`. HKDF-SHA256 of the
   master key with info `odoo-dr data key` gives the key of everything else.
-- `snapshots/<id>.json`, `drills/<id>.json`, `releases/*/*.json`: sealed JSON
-  documents; associated data `odoo-dr document <path>`, such as
-  `odoo-dr document snapshots/<id>.json`.
+- `snapshots/<id>.json`, `drills/<id>.json`, `releases/*/*.json`,
+  `platform/config/<id>.json`: sealed JSON documents; associated data
+  `odoo-dr document <path>`, such as `odoo-dr document snapshots/<id>.json`.
 - `index/*.json`: sealed JSON listing, per pack, its chunks as [id, offset, length,
   size]; associated data `odoo-dr index`.
 - `packs/<first 2 hex>/<sha256>`: a zstd skippable frame holding the sealed header,

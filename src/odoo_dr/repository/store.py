@@ -9,6 +9,7 @@ hand):
     snapshots/<id>.json       one manifest per complete snapshot, written last
     drills/<id>.json          one record per drill
     releases/<hash>/<hash>.json  one restore point per release and tenant
+    platform/config/<id>.json  an environment's configuration per platform backup
     journal/<hash>/<n>-<random>.json  filestore journal segments (see journal.py)
     locks/                    one lock file per tenant being backed up, and prune's
     tmp/                      writes in progress
