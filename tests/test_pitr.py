@@ -24,6 +24,7 @@ from pitr_cluster import CIPHER_PASS, Cluster
 
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.recovery import SOCKET_PATH_MAX, RecoveryServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pgbackrest") is None, reason="pgBackRest is not installed"
@@ -171,7 +172,8 @@ def test_status_reports_the_window(history):
 
 def test_drill_recovers_the_target_time_and_leaves_the_archive(history, tmp_path):
     archive_before = history.cluster.archive_files()
-    work = Path("/var/tmp") / f"odoo-dr-drill-{os.getpid()}"
+    # So long a folder that the server's socket cannot be in it (107 bytes at most).
+    work = Path("/var/tmp") / f"odoo-dr-drill-{os.getpid()}-{'long-folder-name-' * 3}"
     work.mkdir(mode=0o755)
     try:
         result = run_cli(
@@ -347,6 +349,26 @@ def test_dry_run_changes_nothing_and_a_gap_is_found(cluster, tmp_path):
     assert drill.returncode == 2, drill.stdout + drill.stderr
     assert f"segment {missing} is missing" in drill.stderr
     assert reachable.isoformat() in drill.stderr
+
+
+def test_recovery_socket_moves_out_of_a_long_folder(tmp_path):
+    folder = tmp_path / ("x" * 100)
+    folder.mkdir()
+    server = RecoveryServer(folder, 15, None, "postgres")
+    server.prepare()
+    socket_folder = server.socket_folder
+    try:
+        assert not socket_folder.is_relative_to(folder)
+        assert len(os.fsencode(socket_folder / ".s.PGSQL.5432")) <= SOCKET_PATH_MAX
+        assert socket_folder.is_dir()
+        assert server.settings().params["host"] == str(socket_folder)
+    finally:
+        server.stop()
+    assert not socket_folder.exists()
+
+    short = RecoveryServer(tmp_path, 15, None, "postgres")
+    short.prepare()
+    assert short.socket_folder == tmp_path / "socket"
 
 
 def test_unknown_stanza_is_a_clear_error(cluster):
