@@ -194,6 +194,9 @@ def test_drill_recovers_the_target_time_and_leaves_the_archive(history, tmp_path
         assert record["rpo_seconds"] == pytest.approx(
             (history.target - recovered_to).total_seconds(), abs=0.01
         )
+        check_seconds = sum(check["seconds"] for check in record["checks"])
+        assert check_seconds > 0
+        assert check_seconds <= record["steps"]["checks"]
         assert "restore base backup" in record["steps"]
         assert "replay WAL" in record["steps"]
         assert list(work.iterdir()) == [], "the recovered cluster was not removed"
