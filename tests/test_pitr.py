@@ -22,6 +22,7 @@ import pytest
 from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.recovery import SOCKET_PATH_MAX, RecoveryServer
 from pitr_cluster import CIPHER_PASS, Cluster
 
 pytestmark = pytest.mark.skipif(
@@ -170,7 +171,8 @@ def test_status_reports_the_window(history):
 
 def test_drill_to_target_time(history, tmp_path):
     archive_before = history.cluster.archive_files()
-    work = Path("/var/tmp") / f"odoo-dr-drill-{os.getpid()}"
+    # So long a folder that the server's socket cannot be in it (107 bytes at most).
+    work = Path("/var/tmp") / f"odoo-dr-drill-{os.getpid()}-{'long-folder-name-' * 3}"
     work.mkdir(mode=0o755)
     try:
         result = run_cli(
@@ -192,6 +194,9 @@ def test_drill_to_target_time(history, tmp_path):
         assert record["rpo_seconds"] == pytest.approx(
             (history.target - recovered_to).total_seconds(), abs=0.01
         )
+        check_seconds = sum(check["seconds"] for check in record["checks"])
+        assert check_seconds > 0
+        assert check_seconds <= record["steps"]["checks"]
         assert "restore base backup" in record["steps"]
         assert "replay WAL" in record["steps"]
         assert list(work.iterdir()) == [], "the recovered cluster was not removed"
@@ -347,6 +352,26 @@ def test_dry_run_then_wal_gap(cluster, tmp_path):
     assert drill.returncode == 2, drill.stdout + drill.stderr
     assert f"segment {missing} is missing" in drill.stderr
     assert reachable.isoformat() in drill.stderr
+
+
+def test_socket_leaves_long_folder(tmp_path):
+    folder = tmp_path / ("x" * 100)
+    folder.mkdir()
+    server = RecoveryServer(folder, 15, None, "postgres")
+    server.prepare()
+    socket_folder = server.socket_folder
+    try:
+        assert not socket_folder.is_relative_to(folder)
+        assert len(os.fsencode(socket_folder / ".s.PGSQL.5432")) <= SOCKET_PATH_MAX
+        assert socket_folder.is_dir()
+        assert server.settings().params["host"] == str(socket_folder)
+    finally:
+        server.stop()
+    assert not socket_folder.exists()
+
+    short = RecoveryServer(tmp_path, 15, None, "postgres")
+    short.prepare()
+    assert short.socket_folder == tmp_path / "socket"
 
 
 def test_status_unknown_stanza(cluster):

@@ -284,10 +284,12 @@ def run_checks(
         ("neutralized", lambda: check_neutralized(connection, cron_allow_list)),
         ("copy identity", lambda: check_copy_identity(connection, manifest)),
     ]
-    results = []
-    for _name, check in checks:
-        started = time.monotonic()
-        result = check()
-        result.seconds = round(time.monotonic() - started, 3)
-        results.append(result)
-    return results
+    return [timed(check) for _name, check in checks]
+
+
+def timed(check: Callable[[], CheckResult]) -> CheckResult:
+    """Run `check` and record its wall time in the result's `seconds`."""
+    started = time.monotonic()
+    result = check()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result

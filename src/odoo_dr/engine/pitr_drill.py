@@ -28,6 +28,7 @@ from odoo_dr.engine.checks import (
     check_filestore,
     check_neutralized,
     check_sequences,
+    timed,
 )
 from odoo_dr.engine.disk_space import SpaceNeed, check_space
 from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, BaseBackup, PitrStatus
@@ -330,6 +331,11 @@ def check_module_states(connection: psycopg.Connection) -> CheckResult:
     )
 
 
+def _uuid(connection: psycopg.Connection) -> str | None:
+    with connection.cursor() as cursor:
+        return read_identity(cursor).get("database.uuid")
+
+
 def _identity_check(original: str | None, current: str | None) -> CheckResult:
     passed = not original or current != original
     return CheckResult(
@@ -378,15 +384,14 @@ def _drill_tenant(
                 apply_copy_identity(cursor)
                 connection.commit()
             with timer.step("checks"):
+                allowed = options.cron_allow_list
                 checks = [
-                    check_filestore(connection, folder, options.jobs),
-                    check_sequences(connection),
-                    check_module_states(connection),
-                    check_neutralized(connection, options.cron_allow_list),
+                    timed(lambda: check_filestore(connection, folder, options.jobs)),
+                    timed(lambda: check_sequences(connection)),
+                    timed(lambda: check_module_states(connection)),
+                    timed(lambda: check_neutralized(connection, allowed)),
+                    timed(lambda: _identity_check(original, _uuid(connection))),
                 ]
-                with connection.cursor() as cursor:
-                    current = read_identity(cursor).get("database.uuid")
-                checks.append(_identity_check(original, current))
                 connection.rollback()
     except (OdooDrError, psycopg.Error) as exc:
         error = str(exc).strip().splitlines()[0]

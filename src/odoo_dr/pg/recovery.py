@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import psycopg
 
-from odoo_dr.errors import RestoreFailed
+from odoo_dr import tempfiles
+from odoo_dr.errors import RejectedError, RestoreFailed
 from odoo_dr.pg.binaries import find_program
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
 from odoo_dr.pg.pgbackrest import OsUser
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # The socket's port number only names the socket file: nothing listens on TCP.
 SOCKET_PORT = "5432"
+# Longest socket path PostgreSQL can bind on Linux: sun_path holds 108 bytes with
+# the final NUL. A longer one fails with "could not create any Unix-domain sockets".
+SOCKET_PATH_MAX = 107
 _POLL_SECONDS = 0.2
 # FATAL messages of a failed recovery, with what the user can change.
 _EXPLAINED = {
@@ -53,6 +58,9 @@ class RecoveryServer:
     os_user: OsUser | None
     database_user: str
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    # A folder of its own under the system's temporary folder, made when the
+    # socket path inside `folder` would be too long; removed by `stop`.
+    _short_socket_folder: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def data(self) -> Path:
@@ -60,6 +68,8 @@ class RecoveryServer:
 
     @property
     def socket_folder(self) -> Path:
+        if self._short_socket_folder is not None:
+            return self._short_socket_folder
         return self.folder / "socket"
 
     @property
@@ -77,6 +87,8 @@ class RecoveryServer:
 
     def prepare(self) -> None:
         """Write the private configuration files and the socket folder."""
+        if _socket_path_length(self.socket_folder) > SOCKET_PATH_MAX:
+            self._short_socket_folder = _make_short_socket_folder(self.folder)
         self.socket_folder.mkdir(mode=0o700, exist_ok=True)
         (self.folder / "postgresql.conf").write_text(
             "# Written by odoo-dr for a recovered copy; the command line sets the "
@@ -191,6 +203,13 @@ class RecoveryServer:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown, then a kill) and wait for it."""
+        try:
+            self._stop_process()
+        finally:
+            if self._short_socket_folder is not None:
+                shutil.rmtree(self._short_socket_folder, ignore_errors=True)
+
+    def _stop_process(self) -> None:
         process = self.process
         if process is None or process.poll() is not None:
             return
@@ -202,3 +221,25 @@ class RecoveryServer:
             process.wait(timeout=30)
         except ProcessLookupError:
             pass
+
+
+def _socket_path_length(folder: Path) -> int:
+    return len(os.fsencode(folder / f".s.PGSQL.{SOCKET_PORT}"))
+
+
+def _make_short_socket_folder(folder: Path) -> Path:
+    """Create a private folder for the socket in the system's temporary folder."""
+    short = tempfiles.make_folder(None, "socket")
+    if _socket_path_length(short) > SOCKET_PATH_MAX:
+        short.rmdir()
+        raise RejectedError(
+            f"the socket path of the server recovered in {folder} would be longer "
+            f"than {SOCKET_PATH_MAX} bytes, and so would one in the temporary folder "
+            f"{short.parent}",
+            hint="pass a shorter --temp-dir, or set TMPDIR to a short path such as "
+            "/tmp",
+        )
+    log.info(
+        "the recovered server's socket is in %s: %s is too long a path", short, folder
+    )
+    return short
