@@ -21,7 +21,11 @@ import pytest
 
 from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
+from odoo_dr.engine.pitr import read_status
+from odoo_dr.engine.pitr_drill import choose_backup
+from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.pgbackrest import OsUser, PgBackRest
 from pitr_cluster import CIPHER_PASS, Cluster
 
 pytestmark = pytest.mark.skipif(
@@ -381,3 +385,26 @@ def test_prune_keeps_files_the_window_needs(history):
     )  # fmt: skip
     assert dropped(*stanza) == 0
     assert dropped("--filestore-keep-since", "0s", *stanza) == 0
+
+
+def test_target_at_window_end_is_refused(history):
+    cluster = history.cluster
+    backrest = PgBackRest(cluster.stanza, cluster.config_path, OsUser.resolve(None))
+    status = read_status(backrest, None)
+    assert status.window is not None
+    # Recovery to a time stops only at a commit later than the target, so the
+    # last archived commit itself can never end one.
+    with pytest.raises(RejectedError, match="at or later than the last archived"):
+        choose_backup(status, status.window.end)
+
+    just_before = status.window.end - timedelta(microseconds=1)
+    assert choose_backup(status, just_before).label == status.window.backup
+    result = run_cli(
+        "drill", "--pitr", "--target-time", just_before.isoformat(),
+        "--tenant", TENANT, "--repo", str(history.repo),
+        *cluster.pitr_options(), "--temp-dir", "/var/tmp", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = json.loads(result.stdout)
+    assert record["passed"], record
+

@@ -84,8 +84,10 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
     """Return the newest base backup that recovers to `target`, or refuse the target.
 
     Everything is checked against what pgBackRest holds before anything is
-    restored: a target in the future, after the last archived commit, before the
-    oldest backup, or beyond a gap in the WAL is refused with exit code 2.
+    restored: a target in the future, at or after the last archived commit, before
+    the oldest backup, or beyond a gap in the WAL is refused with exit code 2. A
+    target equal to the last commit fails too, because PostgreSQL ends a recovery
+    to a time only at a commit later than the target.
     """
     now = datetime.now(UTC)
     window = _window_text(status)
@@ -100,7 +102,7 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
     for backup in status.backups:
         chain = status.chain_of(backup.label)
         start = backup.finished_at + CONSISTENCY_MARGIN
-        if chain.latest_reachable is not None and start <= target <= (
+        if chain.latest_reachable is not None and start <= target < (
             chain.latest_reachable
         ):
             usable.append(backup)
@@ -111,7 +113,7 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
         for chain in status.chains
         if not chain.continuous
         and chain.latest_reachable is not None
-        and target > chain.latest_reachable
+        and target >= chain.latest_reachable
     ]
     if gaps:
         gap = gaps[-1]
@@ -123,10 +125,10 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
             hint="choose a time before the gap, or take a new full backup "
             "(pgbackrest backup --type=full) to start a new unbroken chain",
         )
-    if status.window is not None and target > status.window.end:
+    if status.window is not None and target >= status.window.end:
         raise RejectedError(
-            f"target time {target.isoformat()} is later than the last archived "
-            f"commit: latest reachable time {latest}, {window}",
+            f"target time {target.isoformat()} is at or later than the last archived "
+            f"commit: latest reachable time {latest}, {window}, end excluded",
             hint="choose a time inside the window; a time after the last commit "
             "needs WAL that is not archived yet (check archiving with odoo-dr pitr "
             "status)",
