@@ -408,3 +408,27 @@ def test_target_at_window_end_is_refused(history):
     (record,) = json.loads(result.stdout)
     assert record["passed"], record
 
+
+def test_setup_keeps_the_cipher_of_a_stanza(history):
+    cluster = history.cluster
+    conf = cluster.config_path / "conf.d" / "odoo-dr-test.conf"
+    secrets = cluster.config_path / "conf.d" / "odoo-dr-test.secrets.conf"
+    conf_before = conf.read_bytes()
+    secrets_before = secrets.read_bytes()
+
+    plain = run_cli("pitr", "setup", *cluster.setup_options())
+    assert plain.returncode == 2, plain.stdout + plain.stderr
+    assert "is encrypted" in plain.stderr
+    assert "will:" not in plain.stdout
+
+    other = run_cli(
+        "pitr", "setup", *cluster.setup_options(), "--encrypt",
+        env={"ODOO_DR_PITR_CIPHER_PASS": "another-passphrase-0123456789"},
+    )  # fmt: skip
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "passphrase given differs" in other.stderr
+    assert "another-passphrase" not in other.stdout + other.stderr
+    assert CIPHER_PASS not in other.stdout + other.stderr
+
+    assert conf.read_bytes() == conf_before
+    assert secrets.read_bytes() == secrets_before
