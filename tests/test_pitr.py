@@ -432,3 +432,28 @@ def test_setup_keeps_the_cipher_of_a_stanza(history):
 
     assert conf.read_bytes() == conf_before
     assert secrets.read_bytes() == secrets_before
+
+
+def test_status_names_an_unreadable_repository(history):
+    cluster = history.cluster
+    # The same repository, read without its cipher: pgBackRest reports it in
+    # its JSON and quotes bytes of the encrypted info file.
+    folder = cluster.root / "config-without-cipher"
+    (folder / "conf.d").mkdir(parents=True)
+    text = (cluster.config_path / "conf.d" / "odoo-dr-test.conf").read_text()
+    plain = "".join(
+        line for line in text.splitlines(keepends=True) if "cipher" not in line
+    )
+    (folder / "conf.d" / "odoo-dr-test.conf").write_text(plain)
+    if os.geteuid() == 0:
+        for path in (folder, folder / "conf.d", *folder.rglob("*")):
+            shutil.chown(path, "postgres", "postgres")
+
+    result = run_cli(
+        "pitr", "status", "--stanza", cluster.stanza,
+        "--pgbackrest-config-path", str(folder), "--no-server",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot read the repository of stanza 'test'" in result.stderr
+    assert "unable to load info file" in result.stderr
+    assert "unexpected" not in result.stderr
