@@ -457,3 +457,20 @@ def test_status_names_an_unreadable_repository(history):
     assert "cannot read the repository of stanza 'test'" in result.stderr
     assert "unable to load info file" in result.stderr
     assert "unexpected" not in result.stderr
+
+
+def test_restore_to_existing_target_refused_first(history, tmp_path):
+    snapshots_before = run_cli("snapshots", "--repo", str(history.repo), "--json")
+    assert snapshots_before.returncode == 0
+    # "postgres" exists on every server, and without --force nothing replaces it.
+    result = run_cli(
+        "restore", "--pitr", "--target-time", history.target.isoformat(),
+        "--tenant", TENANT, "--target", "postgres", "--copy",
+        "--filestore-root", str(tmp_path), "--repo", str(history.repo),
+        *history.cluster.pitr_options(), "--temp-dir", "/var/tmp",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "target database 'postgres' already exists" in result.stderr
+    assert "recovered stanza" not in result.stderr
+    snapshots_after = run_cli("snapshots", "--repo", str(history.repo), "--json")
+    assert json.loads(snapshots_after.stdout) == json.loads(snapshots_before.stdout)

@@ -32,6 +32,7 @@ from odoo_dr.engine.checks import (
 from odoo_dr.engine.disk_space import SpaceNeed, check_space
 from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, BaseBackup, PitrStatus
 from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
+from odoo_dr.engine.restore_plan import check_target
 from odoo_dr.errors import OdooDrError, RejectedError, RestoreFailed
 from odoo_dr.odoo import inspect
 from odoo_dr.odoo.identity import apply_copy_identity, read_identity
@@ -512,7 +513,8 @@ def run_pitr_restore(
 ) -> PitrRestoreResult:
     """Recover the cluster to a time and restore one tenant of it into `settings`."""
     validate_database_name(tenant)
-    validate_database_name(restore_options.target)
+    # The recovery may take hours: whatever the restore would refuse, refuse first.
+    check_target(settings, restore_options, {tenant})
     repository.check_writable("snapshots", "a point-in-time restore stores a snapshot")
     with recovered_cluster(backrest, status, options) as recovered:
         cluster = recovered.server.settings()
