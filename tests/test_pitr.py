@@ -474,3 +474,17 @@ def test_restore_to_existing_target_refused_first(history, tmp_path):
     assert "recovered stanza" not in result.stderr
     snapshots_after = run_cli("snapshots", "--repo", str(history.repo), "--json")
     assert json.loads(snapshots_after.stdout) == json.loads(snapshots_before.stdout)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
+def test_temp_dir_closed_to_os_user(history, tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    result = run_cli(
+        "pitr", "status", *history.cluster.pitr_options(), "--no-server",
+        "--temp-dir", str(closed),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "OS user postgres cannot write to" in result.stderr
+    assert "--temp-dir" in result.stderr
+    assert list(closed.iterdir()) == []

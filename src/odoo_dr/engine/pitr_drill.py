@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -168,28 +167,6 @@ class Recovered:
         self.filestores = self.work / "filestore"
 
 
-def _check_reachable(backrest: PgBackRest, folder: Path) -> None:
-    """Check that the OS user pgBackRest runs as may write into `folder`."""
-    user = backrest.os_user
-    if user is None:
-        return
-    user.give(folder)
-    result = subprocess.run(
-        ["test", "-w", str(folder), "-a", "-x", str(folder)],
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RejectedError(
-            f"OS user {user.name} cannot write to {folder}, where the cluster is "
-            "recovered",
-            hint=f"pass --temp-dir with a folder {user.name} can reach, such as "
-            "/var/tmp",
-        )
-
-
 @contextmanager
 def recovered_cluster(
     backrest: PgBackRest, status: PitrStatus, options: PitrOptions
@@ -200,7 +177,8 @@ def recovered_cluster(
     work = tempfiles.make_folder(options.temp_dir, "pitr")
     server: RecoveryServer | None = None
     try:
-        _check_reachable(backrest, work)
+        if backrest.os_user is not None:
+            backrest.os_user.check_writable(work, "the cluster is recovered")
         check_space(
             [
                 SpaceNeed(

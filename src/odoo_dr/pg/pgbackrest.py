@@ -114,6 +114,27 @@ class OsUser:
         """Make `path` belong to this user (a folder it must write to)."""
         os.chown(path, self.uid, self.gid)
 
+    def check_writable(self, folder: Path, purpose: str) -> None:
+        """Give `folder` to this user and check that it can reach and write it.
+
+        A folder under one this user cannot enter, such as /root, stays closed
+        to it even when it owns the folder itself.
+        """
+        self.give(folder)
+        result = subprocess.run(
+            ["test", "-w", str(folder), "-a", "-x", str(folder)],
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[],
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RejectedError(
+                f"OS user {self.name} cannot write to {folder}, where {purpose}",
+                hint=f"pass --temp-dir with a folder {self.name} can reach, such as "
+                "/var/tmp",
+            )
+
 
 @dataclass(frozen=True)
 class PgBackRest:
