@@ -235,6 +235,30 @@ def test_odd_database_names(repository, filestore_root):
     assert "not found" in missing.stderr
 
 
+def test_names_that_are_paths_rejected(repository, filestore_root):
+    add_file(filestore_root / "db", b"inside the root")
+    outside = filestore_root.parent / "outside"
+    add_file(outside, b"outside the root")
+    add_file(filestore_root / ".snapshot", b"a storage snapshot folder")
+    for name in ("..", "../outside", ".snapshot", "db/"):
+        result = run_cli(
+            "filestore", "sync", "--repo", repository.location,
+            "--filestore-root", str(filestore_root), "--", name,
+        )  # fmt: skip
+        assert result.returncode == 2, (name, result.stdout, result.stderr)
+        assert "invalid database name" in result.stderr, name
+        assert journal_entries(repository, name) == {}, name
+
+    # Without names, a hidden folder is no database and is left alone.
+    every = run_cli(
+        "filestore", "sync", "--repo", repository.location,
+        "--filestore-root", str(filestore_root), "--json",
+    )  # fmt: skip
+    assert every.returncode == 0, every.stderr
+    tenants = [json.loads(line)["tenant"] for line in every.stdout.splitlines()]
+    assert tenants == ["db"]
+
+
 def test_one_tenant_error_others_continue(repository, filestore_root):
     add_file(filestore_root / "alpha", b"alpha")
     add_file(filestore_root / "beta", b"beta")

@@ -21,7 +21,11 @@ import pytest
 
 from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
+from odoo_dr.engine.pitr import read_status
+from odoo_dr.engine.pitr_drill import choose_backup
+from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.pgbackrest import OsUser, PgBackRest
 from odoo_dr.pg.recovery import SOCKET_PATH_MAX, RecoveryServer
 from pitr_cluster import CIPHER_PASS, Cluster
 
@@ -443,3 +447,106 @@ def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
     assert "repo1-s3-key-secret=" in secrets.read_text()
     config = (cluster.config_path / "conf.d" / "odoo-dr-test.conf").read_text()
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in config
+
+
+def test_target_at_window_end_is_refused(history):
+    cluster = history.cluster
+    backrest = PgBackRest(cluster.stanza, cluster.config_path, OsUser.resolve(None))
+    status = read_status(backrest, None)
+    assert status.window is not None
+    # Recovery to a time stops only at a commit later than the target, so the
+    # last archived commit itself can never end one.
+    with pytest.raises(RejectedError, match="at or later than the last archived"):
+        choose_backup(status, status.window.end)
+
+    just_before = status.window.end - timedelta(microseconds=1)
+    assert choose_backup(status, just_before).label == status.window.backup
+    result = run_cli(
+        "drill", "--pitr", "--target-time", just_before.isoformat(),
+        "--tenant", TENANT, "--repo", str(history.repo),
+        *cluster.pitr_options(), "--temp-dir", "/var/tmp", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = json.loads(result.stdout)
+    assert record["passed"], record
+
+
+def test_setup_keeps_the_cipher_of_a_stanza(history):
+    cluster = history.cluster
+    conf = cluster.config_path / "conf.d" / "odoo-dr-test.conf"
+    secrets = cluster.config_path / "conf.d" / "odoo-dr-test.secrets.conf"
+    conf_before = conf.read_bytes()
+    secrets_before = secrets.read_bytes()
+
+    plain = run_cli("pitr", "setup", *cluster.setup_options())
+    assert plain.returncode == 2, plain.stdout + plain.stderr
+    assert "is encrypted" in plain.stderr
+    assert "will:" not in plain.stdout
+
+    other = run_cli(
+        "pitr", "setup", *cluster.setup_options(), "--encrypt",
+        env={"ODOO_DR_PITR_CIPHER_PASS": "another-passphrase-0123456789"},
+    )  # fmt: skip
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "passphrase given differs" in other.stderr
+    assert "another-passphrase" not in other.stdout + other.stderr
+    assert CIPHER_PASS not in other.stdout + other.stderr
+
+    assert conf.read_bytes() == conf_before
+    assert secrets.read_bytes() == secrets_before
+
+
+def test_status_names_an_unreadable_repository(history):
+    cluster = history.cluster
+    # The same repository, read without its cipher: pgBackRest reports it in
+    # its JSON and quotes bytes of the encrypted info file.
+    folder = cluster.root / "config-without-cipher"
+    (folder / "conf.d").mkdir(parents=True)
+    text = (cluster.config_path / "conf.d" / "odoo-dr-test.conf").read_text()
+    plain = "".join(
+        line for line in text.splitlines(keepends=True) if "cipher" not in line
+    )
+    (folder / "conf.d" / "odoo-dr-test.conf").write_text(plain)
+    if os.geteuid() == 0:
+        for path in (folder, folder / "conf.d", *folder.rglob("*")):
+            shutil.chown(path, "postgres", "postgres")
+
+    result = run_cli(
+        "pitr", "status", "--stanza", cluster.stanza,
+        "--pgbackrest-config-path", str(folder), "--no-server",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot read the repository of stanza 'test'" in result.stderr
+    assert "unable to load info file" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_restore_to_existing_target_refused_first(history, tmp_path):
+    snapshots_before = run_cli("snapshots", "--repo", str(history.repo), "--json")
+    assert snapshots_before.returncode == 0
+    # "postgres" exists on every server, and without --force nothing replaces it.
+    result = run_cli(
+        "restore", "--pitr", "--target-time", history.target.isoformat(),
+        "--tenant", TENANT, "--target", "postgres", "--copy",
+        "--filestore-root", str(tmp_path), "--repo", str(history.repo),
+        *history.cluster.pitr_options(), "--temp-dir", "/var/tmp",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "target database 'postgres' already exists" in result.stderr
+    assert "recovered stanza" not in result.stderr
+    snapshots_after = run_cli("snapshots", "--repo", str(history.repo), "--json")
+    assert json.loads(snapshots_after.stdout) == json.loads(snapshots_before.stdout)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
+def test_temp_dir_closed_to_os_user(history, tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    result = run_cli(
+        "pitr", "status", *history.cluster.pitr_options(), "--no-server",
+        "--temp-dir", str(closed),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "OS user postgres cannot write to" in result.stderr
+    assert "--temp-dir" in result.stderr
+    assert list(closed.iterdir()) == []

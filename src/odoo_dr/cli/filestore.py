@@ -15,6 +15,7 @@ from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, local_time, print_json, size
 from odoo_dr.engine.filestore_sync import SyncResult, parse_moment, sync
 from odoo_dr.errors import ExitCode, OdooDrError, RejectedError
+from odoo_dr.pg.names import validate_database_name
 from odoo_dr.repository.journal import JournalEntry, JournalReader
 from odoo_dr.repository.store import Repository
 
@@ -34,7 +35,12 @@ def _databases(root: Path, named: list[str]) -> list[str]:
     if named:
         return named
     try:
-        return sorted(path.name for path in root.iterdir() if path.is_dir())
+        # A hidden folder (".snapshot" of a NAS) holds no Odoo database.
+        return sorted(
+            path.name
+            for path in root.iterdir()
+            if path.is_dir() and not path.name.startswith(".")
+        )
     except FileNotFoundError:
         raise RejectedError(
             f"filestore root {root} not found",
@@ -177,6 +183,9 @@ def sync_command(
     """
     opt.apply_verbosity(verbose, quiet)
     databases = databases or []
+    # The folder is <root>/<database>: a name such as ".." would leave the root.
+    for database in databases:
+        validate_database_name(database)
     if tenant is not None and len(databases) != 1:
         raise RejectedError(
             "--tenant needs exactly one DATABASE",

@@ -167,7 +167,9 @@ class _CommitReader:
             tempfiles.remove_stale(self.temp_dir)
             self.folder = tempfiles.make_folder(self.temp_dir, "wal")
             if self.backrest.os_user is not None:
-                self.backrest.os_user.give(self.folder)
+                self.backrest.os_user.check_writable(
+                    self.folder, "WAL segments are read for the last commit"
+                )
         target = self.folder / name
         try:
             self.backrest.archive_get(name, target)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from odoo_dr.engine.checks import (
 from odoo_dr.engine.disk_space import SpaceNeed, check_space
 from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, BaseBackup, PitrStatus
 from odoo_dr.engine.restore import RestoreOptions, RestoreResult, run_restore
+from odoo_dr.engine.restore_plan import check_target
 from odoo_dr.errors import OdooDrError, RejectedError, RestoreFailed
 from odoo_dr.odoo import inspect
 from odoo_dr.odoo.identity import apply_copy_identity, read_identity
@@ -85,8 +85,10 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
     """Return the newest base backup that recovers to `target`, or refuse the target.
 
     Everything is checked against the pgBackRest repository before anything is
-    restored: a target in the future, after the last archived commit, before the
-    oldest backup, or beyond a gap in the WAL is refused with exit code 2.
+    restored: a target in the future, at or after the last archived commit, before
+    the oldest backup, or beyond a gap in the WAL is refused with exit code 2. A
+    target equal to the last commit fails too, because PostgreSQL ends a recovery
+    to a time only at a commit later than the target.
     """
     now = datetime.now(UTC)
     window = _window_text(status)
@@ -101,7 +103,7 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
     for backup in status.backups:
         chain = status.chain_of(backup.label)
         start = backup.finished_at + CONSISTENCY_MARGIN
-        if chain.latest_reachable is not None and start <= target <= (
+        if chain.latest_reachable is not None and start <= target < (
             chain.latest_reachable
         ):
             usable.append(backup)
@@ -112,7 +114,7 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
         for chain in status.chains
         if not chain.continuous
         and chain.latest_reachable is not None
-        and target > chain.latest_reachable
+        and target >= chain.latest_reachable
     ]
     if gaps:
         gap = gaps[-1]
@@ -124,10 +126,10 @@ def choose_backup(status: PitrStatus, target: datetime) -> BaseBackup:
             hint="choose a time before the gap, or take a new full backup "
             "(pgbackrest backup --type=full) to start a new unbroken chain",
         )
-    if status.window is not None and target > status.window.end:
+    if status.window is not None and target >= status.window.end:
         raise RejectedError(
-            f"target time {target.isoformat()} is later than the last archived "
-            f"commit: latest reachable time {latest}, {window}",
+            f"target time {target.isoformat()} is at or later than the last archived "
+            f"commit: latest reachable time {latest}, {window}, end excluded",
             hint="choose a time inside the window; a time after the last commit "
             "needs WAL that is not archived yet (check archiving with odoo-dr pitr "
             "status)",
@@ -166,28 +168,6 @@ class Recovered:
         self.filestores = self.work / "filestore"
 
 
-def _check_reachable(backrest: PgBackRest, folder: Path) -> None:
-    """Check that the OS user pgBackRest runs as may write into `folder`."""
-    user = backrest.os_user
-    if user is None:
-        return
-    user.give(folder)
-    result = subprocess.run(
-        ["test", "-w", str(folder), "-a", "-x", str(folder)],
-        user=user.uid,
-        group=user.gid,
-        extra_groups=[],
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RejectedError(
-            f"OS user {user.name} cannot write to {folder}, where the cluster is "
-            "recovered",
-            hint=f"pass --temp-dir with a folder {user.name} can reach, such as "
-            "/var/tmp",
-        )
-
-
 @contextmanager
 def recovered_cluster(
     backrest: PgBackRest, status: PitrStatus, options: PitrOptions
@@ -198,7 +178,8 @@ def recovered_cluster(
     work = tempfiles.make_folder(options.temp_dir, "pitr")
     server: RecoveryServer | None = None
     try:
-        _check_reachable(backrest, work)
+        if backrest.os_user is not None:
+            backrest.os_user.check_writable(work, "the cluster is recovered")
         check_space(
             [
                 SpaceNeed(
@@ -515,7 +496,8 @@ def run_pitr_restore(
 ) -> PitrRestoreResult:
     """Recover the cluster to a time and restore one tenant of it into `settings`."""
     validate_database_name(tenant)
-    validate_database_name(restore_options.target)
+    # The recovery may take hours: whatever the restore would refuse, refuse first.
+    check_target(settings, restore_options, {tenant})
     repository.check_writable("snapshots", "a point-in-time restore stores a snapshot")
     with recovered_cluster(backrest, status, options) as recovered:
         cluster = recovered.server.settings()

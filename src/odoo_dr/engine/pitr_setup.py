@@ -9,6 +9,7 @@ object-storage keys, so the user's own pgbackrest.conf is never rewritten.
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import subprocess
@@ -169,6 +170,63 @@ def _write_private(path: Path, text: str, backrest: PgBackRest, mode: int) -> No
     os.replace(partial, path)
 
 
+def _read_ini(path: Path, section: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(path.read_text())
+    except (OSError, configparser.Error):
+        return {}
+    return dict(parser[section]) if parser.has_section(section) else {}
+
+
+def _check_cipher_kept(
+    stanza: str,
+    files: tuple[Path, Path],
+    stanza_values: dict[str, str],
+    secrets: dict[str, str],
+) -> None:
+    """Reject a setup that would change the cipher of the stanza's repository.
+
+    pgBackRest encrypts every file of a repository with one passphrase and cannot
+    re-encrypt it: with another cipher setting, archive-push fails and nothing
+    already archived can be read. The passphrase in the secrets file may also be
+    its only copy on this host, so setup never removes or replaces it.
+    """
+    config_file, secrets_file = files
+    present = _read_ini(config_file, stanza)
+    location = ("repo1-type", "repo1-path", "repo1-s3-bucket")
+    if not present or any(
+        present.get(key) != stanza_values.get(key) for key in location
+    ):
+        return
+    was_encrypted = "repo1-cipher-type" in present
+    encrypted = "repo1-cipher-type" in stanza_values
+    where = f"stanza {stanza!r} repository {present.get('repo1-path')}"
+    if was_encrypted and not encrypted:
+        raise RejectedError(
+            f"{where} is encrypted, and this setup without --encrypt would remove "
+            f"its cipher passphrase from {secrets_file}",
+            hint="run setup with --encrypt and the same passphrase; to stop "
+            "encrypting, set up a new, empty --pitr-repo",
+        )
+    if encrypted and not was_encrypted:
+        raise RejectedError(
+            f"{where} is not encrypted, and pgBackRest cannot encrypt a repository "
+            "that already holds a stanza",
+            hint="leave --encrypt out, or set up a new, empty --pitr-repo for an "
+            "encrypted repository",
+        )
+    present_pass = _read_ini(secrets_file, stanza).get("repo1-cipher-pass")
+    if encrypted and present_pass != secrets.get("repo1-cipher-pass"):
+        raise RejectedError(
+            f"{where}: the cipher passphrase given differs from the one in "
+            f"{secrets_file}, which encrypts everything already archived",
+            hint="give the same passphrase (ODOO_DR_PITR_CIPHER_PASS or "
+            "--cipher-pass-file); a new passphrase needs a new, empty --pitr-repo",
+        )
+
+
 def _server_values(settings: PgSettings) -> dict[str, tuple[str, bool]]:
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         rows = connection.execute(
@@ -214,6 +272,18 @@ def plan_setup(
     folder = backrest.config_path / "conf.d"
     config_file = folder / f"odoo-dr-{backrest.stanza}.conf"
     secrets_file = folder / f"odoo-dr-{backrest.stanza}.secrets.conf"
+    secrets = options.repo.secrets()
+    info = None
+    info_error = None
+    try:
+        info = backrest.info()
+    except RejectedError as exc:
+        info_error = exc
+        log.debug("no stanza information yet: %s", exc)
+    if info is not None or info_error is not None:
+        _check_cipher_kept(
+            backrest.stanza, (config_file, secrets_file), stanza_values, secrets
+        )
     changes: list[Change] = []
     wanted = _ini(backrest.stanza, stanza_values)
     if not config_file.exists() or config_file.read_text() != wanted:
@@ -225,7 +295,6 @@ def plan_setup(
                 lambda: _write_private(config_file, wanted, backrest, 0o640),
             )
         )
-    secrets = options.repo.secrets()
     if secrets:
         secret_text = _ini(backrest.stanza, secrets)
         if not secrets_file.exists() or secrets_file.read_text() != secret_text:
@@ -263,11 +332,6 @@ def plan_setup(
                 _alter(settings, name, value),
             )
         )
-    info = None
-    try:
-        info = backrest.info()
-    except RejectedError as exc:
-        log.debug("no stanza information yet: %s", exc)
     has_backup = bool(info and info.get("backup"))
     return SetupPlan(
         changes=changes,

@@ -232,15 +232,27 @@ def _check_objects(
     return index
 
 
-def plan_restore(
-    repository: Repository,
-    settings: PgSettings,
-    manifest: SnapshotManifest,
-    options: RestoreOptions,
-) -> RestorePlan:
-    """Run every pre-check of a restore, raising `RejectedError` before any change."""
+@dataclass(frozen=True)
+class TargetState:
+    """The target server and whether the target database or its folder exists."""
+
+    name: str
+    exists: bool
+    folder_exists: bool
+    server_major: int
+    server_version: str
+
+
+def check_target(
+    settings: PgSettings, options: RestoreOptions, sources: set[str]
+) -> TargetState:
+    """Run the pre-checks of a restore that need no snapshot; raise `RejectedError`.
+
+    `sources` are the names the snapshot's database had, which --neutralize never
+    touches. A point-in-time restore runs these checks before its long recovery.
+    """
     target = validate_database_name(options.target, "target database name")
-    if options.neutralize and target in {manifest.tenant, manifest.database.name}:
+    if options.neutralize and target in sources:
         raise RejectedError(
             f"refusing to neutralize {target!r}: it is the name of the database this "
             "snapshot was taken from",
@@ -248,8 +260,8 @@ def plan_restore(
         )
     if options.filestore_root.exists() and not options.filestore_root.is_dir():
         raise RejectedError(f"filestore root {options.filestore_root} is not a folder")
-    owner = parse_owner(options.owner) if options.owner else None
-    index = _check_objects(repository, manifest)
+    if options.owner:
+        parse_owner(options.owner)
 
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
         version_text, major = server_version(connection)
@@ -258,18 +270,6 @@ def plan_restore(
             "SELECT 1 FROM pg_database WHERE datname = %s", (target,)
         ).fetchone()
         target_exists = row is not None
-    if major < manifest.postgres.server_major:
-        raise RejectedError(
-            f"snapshot {manifest.id} comes from PostgreSQL "
-            f"{manifest.postgres.server_version}, newer than the target server "
-            f"{version_text}",
-            hint=f"restore into a PostgreSQL {manifest.postgres.server_major} server "
-            "or newer",
-        )
-    tools = find_tools(
-        max(manifest.postgres.pg_dump_major, major),
-        f"restoring a dump of pg_dump {manifest.postgres.pg_dump_version}",
-    )
 
     folder = options.filestore_root / target
     # An empty folder is replaced by the rename without loss, so it does not count.
@@ -281,9 +281,34 @@ def plan_restore(
             f"target {what} {target!r} already exists{where}",
             hint="choose another --target, or pass --force to replace it",
         )
+    return TargetState(target, target_exists, folder_exists, major, version_text)
+
+
+def plan_restore(
+    repository: Repository,
+    settings: PgSettings,
+    manifest: SnapshotManifest,
+    options: RestoreOptions,
+) -> RestorePlan:
+    """Run every pre-check of a restore, raising `RejectedError` before any change."""
+    state = check_target(settings, options, {manifest.tenant, manifest.database.name})
+    owner = parse_owner(options.owner) if options.owner else None
+    index = _check_objects(repository, manifest)
+    if state.server_major < manifest.postgres.server_major:
+        raise RejectedError(
+            f"snapshot {manifest.id} comes from PostgreSQL "
+            f"{manifest.postgres.server_version}, newer than the target server "
+            f"{state.server_version}",
+            hint=f"restore into a PostgreSQL {manifest.postgres.server_major} server "
+            "or newer",
+        )
+    tools = find_tools(
+        max(manifest.postgres.pg_dump_major, state.server_major),
+        f"restoring a dump of pg_dump {manifest.postgres.pg_dump_version}",
+    )
 
     plan = RestorePlan(
-        manifest, options, tools, index, target_exists, folder_exists, owner
+        manifest, options, tools, index, state.exists, state.folder_exists, owner
     )
     check_space(plan.space_needs)
     return plan

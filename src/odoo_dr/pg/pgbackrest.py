@@ -37,6 +37,9 @@ _STANZA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ERROR_LINE = re.compile(r"(?:ERROR|ASSERT): \[(\d+)\]: (.*)")
 # pgBackRest's code for a stanza it finds no info files of.
 MISSING_STANZA_CODES = {"055"}
+# `pgbackrest info` status code for any error other than a missing stanza or
+# backup, such as info files it cannot decrypt.
+OTHER_STATUS_CODE = 99
 
 
 class PgBackRestError(RejectedError):
@@ -111,6 +114,27 @@ class OsUser:
         """Make `path` belong to this user (a folder it must write to)."""
         os.chown(path, self.uid, self.gid)
 
+    def check_writable(self, folder: Path, purpose: str) -> None:
+        """Give `folder` to this user and check that it can reach and write it.
+
+        A folder under one this user cannot enter, such as /root, stays closed
+        to it even when it owns the folder itself.
+        """
+        self.give(folder)
+        result = subprocess.run(
+            ["test", "-w", str(folder), "-a", "-x", str(folder)],
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[],
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RejectedError(
+                f"OS user {self.name} cannot write to {folder}, where {purpose}",
+                hint=f"pass --temp-dir with a folder {self.name} can reach, such as "
+                "/var/tmp",
+            )
+
 
 @dataclass(frozen=True)
 class PgBackRest:
@@ -158,7 +182,9 @@ class PgBackRest:
             result = subprocess.run(
                 dying_with_parent(args),
                 capture_output=True,
-                text=True,
+                # pgBackRest may echo bytes of an encrypted file it failed to read.
+                encoding="utf-8",
+                errors="replace",
                 timeout=timeout,
                 check=False,
                 cwd="/",
@@ -206,7 +232,8 @@ class PgBackRest:
         """Return pgBackRest's JSON about the stanza, or None when it has no stanza."""
         output = self.run("info", "--output=json", "--log-level-file=off", timeout=300)
         try:
-            stanzas = json.loads(output)
+            # strict=False: a message may quote control bytes of a damaged file.
+            stanzas = json.loads(output, strict=False)
         except json.JSONDecodeError:
             raise PgBackRestError(
                 f"pgBackRest info of stanza {self.stanza!r} printed no JSON",
@@ -215,8 +242,21 @@ class PgBackRest:
         for stanza in stanzas:
             if stanza.get("name") == self.stanza:
                 # Status 1 is "missing stanza path": no stanza-create yet.
-                if stanza.get("status", {}).get("code") == 1:
+                status = stanza.get("status") or {}
+                if status.get("code") == 1:
                     return None
+                if status.get("code") == OTHER_STATUS_CODE:
+                    messages = [
+                        (repo.get("status") or {}).get("message", "")
+                        for repo in stanza.get("repo") or []
+                    ]
+                    reason = next((m for m in messages if m), status.get("message"))
+                    raise PgBackRestError(
+                        f"pgBackRest cannot read the repository of stanza "
+                        f"{self.stanza!r}: {_printable(reason or 'no message')}",
+                        hint=f"check the repository settings in {self.config_path}, "
+                        "the cipher passphrase above all, and run pgbackrest info",
+                    )
                 return stanza
         return None
 
@@ -276,6 +316,14 @@ class PgBackRest:
             )
         except PgBackRestError as exc:
             raise RestoreFailed(exc.message, exc.hint) from None
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Return `text` with "?" for each character outside printable ASCII, cut."""
+    cleaned = "".join(
+        char if char.isascii() and char.isprintable() else "?" for char in text
+    )
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
 def _last_line(text: str) -> str:
