@@ -147,7 +147,8 @@ def checks_to_run(
 
 
 def load_checks_file(path: Path) -> list[BusinessCheck]:
-    """Read a YAML file holding a list of checks; raise RejectedError at the line."""
+    """Read a YAML file holding a list of checks; raise RejectedError naming the
+    file and line of each fault."""
     hint = "see the business checks section of the README for the format"
     try:
         documents = load_documents(path)
@@ -257,7 +258,12 @@ def _run_query(
 def run_business_check(
     connection: psycopg.Connection, check: BusinessCheck
 ) -> CheckResult:
-    """Run one check in its own READ ONLY transaction, rolled back afterwards."""
+    """Run one check in its own READ ONLY transaction, rolled back afterwards.
+
+    NOTE: READ ONLY does not cover a function that opens a connection of its own
+    (dblink called inside a user-defined function); the text check only rejects
+    direct calls of such functions.
+    """
     with connection.cursor() as cursor:
         missing = _missing_table(cursor, check.needs_tables)
     # The query's transaction must be a top-level one, for READ ONLY to cover it.
