@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import admin_connection, database_exists, query
 from mounts import odoo_dr, read_only, run_in_namespace
+from odoo_dr.engine.business_checks import DEFAULT_CHECKS
 from odoo_dr.pg import temporary
 
 
@@ -35,6 +36,8 @@ def test_drill_passes_and_is_recorded(cli, repository, odoo_database, filestore_
         "modules",
         "neutralized",
         "copy identity",
+        *(check.name for check in DEFAULT_CHECKS),
+        "stock totals",
     ]
     assert all(check["passed"] for check in record["checks"])
     assert record["rto_seconds"] > 0

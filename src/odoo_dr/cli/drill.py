@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 from odoo_dr.cli import options as opt
 from odoo_dr.cli import pitr as pitr_options
 from odoo_dr.cli.output import console, duration, local_time, print_json
+from odoo_dr.engine.business_checks import load_checks_file
 from odoo_dr.engine.drill import DrillOptions, run_drill
 from odoo_dr.engine.pitr import StatusOptions, read_status
 from odoo_dr.engine.pitr_drill import (
@@ -52,6 +54,24 @@ def drill(
             show_default=False,
         ),
     ] = None,
+    checks_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checks",
+            metavar="FILE",
+            help="YAML file with a list of business checks (name, sql, expect) to "
+            "run on the restored copy, after the default ones.",
+            show_default=False,
+        ),
+    ] = None,
+    default_checks: Annotated[
+        bool,
+        typer.Option(
+            "--default-checks/--no-default-checks",
+            help="Run the default stock, sale and purchase checks and compare the "
+            "stock totals with the snapshot's.",
+        ),
+    ] = True,
     pitr: Annotated[
         bool,
         typer.Option(
@@ -86,13 +106,16 @@ def drill(
 ) -> None:
     """Restore a snapshot as a neutralized scratch copy and check it.
 
-    With --pitr, recover the cluster with pgBackRest to --target-time in a private
-    temporary folder and drill each tenant there. Exit 0 when every check passed,
-    5 when one did not or the data is damaged, 4 when the restore failed for
-    another reason, 2 when a point-in-time target is outside the window.
+    Business checks (defaults for stock, sales and purchase, and those of --checks)
+    run after the built-in ones. With --pitr, recover the cluster with pgBackRest to
+    --target-time in a private temporary folder and drill each tenant there. Exit 0
+    when every check passed, 5 when one did not or the data is damaged, 4 when the
+    restore failed for another reason, 2 when a point-in-time target is outside the
+    window or a checks file is invalid.
     """
     opt.apply_verbosity(verbose, quiet)
     allowed = (*DEFAULT_CRON_ALLOW_LIST, *(allow_cron or ()))
+    checks = tuple(load_checks_file(checks_file)) if checks_file else ()
     if pitr:
         if snapshot is not None:
             raise RejectedError(
@@ -116,6 +139,8 @@ def drill(
                 database_user=recovery_user,
                 recovery_timeout=recovery_timeout,
                 cron_allow_list=allowed,
+                checks=checks,
+                default_checks=default_checks,
             ),
             pitr_options.backrest_from_options(stanza, pgbackrest_config_path, os_user),
         )
@@ -149,6 +174,8 @@ def drill(
             jobs=jobs,
             temp_dir=temp_dir,
             cron_allow_list=allowed,
+            checks=checks,
+            default_checks=default_checks,
         ),
     )
     if as_json:

@@ -363,7 +363,8 @@ class _Backup:
                     self.options.jobs,
                     self.options.read_all,
                 ).run(facts.attachments)
-                facts = replace(facts, row_counts=counts.result())
+                row_counts, stock_totals = counts.result()
+                facts = replace(facts, row_counts=row_counts, stock_totals=stock_totals)
                 returncode = dump.wait()
                 connection.rollback()
             if returncode != 0:
@@ -481,6 +482,7 @@ class _Backup:
                 modules=facts.modules,
             ),
             row_counts=facts.row_counts,
+            stock_totals=facts.stock_totals,
             dump=dump_files,
             filestore=FilestoreSummary(
                 index=index_blob,

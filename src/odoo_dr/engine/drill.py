@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,11 @@ import psycopg
 
 from odoo_dr import __version__, tempfiles
 from odoo_dr.engine.backup import check_temp_dir
+from odoo_dr.engine.business_checks import (
+    BusinessCheck,
+    checks_to_run,
+    run_business_checks,
+)
 from odoo_dr.engine.checks import run_checks
 from odoo_dr.engine.restore import (
     RestoreOptions,
@@ -26,6 +33,7 @@ from odoo_dr.engine.restore import (
     execute_restore,
     plan_restore,
 )
+from odoo_dr.engine.stock_totals import check_stock_totals
 from odoo_dr.errors import DamagedDataFound, OdooDrError, RestoreFailed, SnapshotDamaged
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
 from odoo_dr.pg import temporary
@@ -45,6 +53,8 @@ class DrillOptions:
     jobs: int = 2
     temp_dir: Path | None = None
     cron_allow_list: tuple[str, ...] = DEFAULT_CRON_ALLOW_LIST
+    checks: tuple[BusinessCheck, ...] = ()
+    default_checks: bool = True
 
 
 def scratch_name(manifest: SnapshotManifest) -> str:
@@ -137,6 +147,15 @@ def run_drill(
                 )
                 warnings = _unknown_allowed_crons(connection, options.cron_allow_list)
                 connection.rollback()
+                checks += run_business_checks(
+                    connection,
+                    checks_to_run(options.checks, options.default_checks),
+                )
+                if options.default_checks:
+                    checks.append(
+                        _timed(lambda: check_stock_totals(connection, manifest))
+                    )
+                connection.rollback()
             if options.keep:
                 _unmark_scratch(settings, target)
     finally:
@@ -176,6 +195,13 @@ def run_drill(
             failure.hint,
         )
     return record
+
+
+def _timed(check: Callable[[], CheckResult]) -> CheckResult:
+    started = time.monotonic()
+    result = check()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
 
 
 def _unmark_scratch(settings: PgSettings, target: str) -> None:

@@ -23,6 +23,11 @@ import psycopg
 from odoo_dr import __version__, tempfiles
 from odoo_dr.engine import filestore_sync
 from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.engine.business_checks import (
+    BusinessCheck,
+    checks_to_run,
+    run_business_checks,
+)
 from odoo_dr.engine.checks import (
     check_filestore,
     check_neutralized,
@@ -150,6 +155,8 @@ class PitrOptions:
     database_user: str = "postgres"
     recovery_timeout: float = 24 * 3600
     cron_allow_list: tuple[str, ...] = DEFAULT_CRON_ALLOW_LIST
+    checks: tuple[BusinessCheck, ...] = ()
+    default_checks: bool = True
 
 
 @dataclass
@@ -374,6 +381,9 @@ def _drill_tenant(
                     timed(lambda: _identity_check(original, _uuid(connection))),
                 ]
                 connection.rollback()
+                checks += run_business_checks(
+                    connection, checks_to_run(options.checks, options.default_checks)
+                )
     except (OdooDrError, psycopg.Error) as exc:
         error = str(exc).strip().splitlines()[0]
     shared = recovered.timer.steps

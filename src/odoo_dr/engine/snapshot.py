@@ -5,7 +5,7 @@ garbage collector: SHARE UPDATE EXCLUSIVE lets Odoo insert and update attachment
 but makes the collector's `LOCK ir_attachment IN SHARE MODE` wait (Odoo gives up
 after its own 10 s `lock_timeout` and tries again later). The transaction then
 exports its snapshot for `pg_dump --snapshot` and reads, in the same snapshot, the
-attachments, modules, identity and row counts.
+attachments, modules, identity, row counts and stock on hand.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from odoo_dr.engine.stock_totals import read_stock_totals
 from odoo_dr.odoo import inspect
 from odoo_dr.pg.connection import PgSettings
-from odoo_dr.repository.manifest import DatabaseInfo
+from odoo_dr.repository.manifest import DatabaseInfo, StockTotals
 
 # How long the backup waits for a running garbage collection to finish.
 GC_LOCK_TIMEOUT = "60s"
@@ -34,6 +35,7 @@ class SnapshotFacts:
     row_counts: dict[str, int]
     attachments: list[inspect.AttachmentRef]
     attachments_in_database: int
+    stock_totals: StockTotals | None = None
 
 
 def begin_snapshot(connection: psycopg.Connection, warnings: list[str]) -> str:
@@ -69,8 +71,9 @@ def _lock_against_garbage_collector(
 
 def count_rows_in_snapshot(
     settings: PgSettings, database: str, snapshot: str
-) -> dict[str, int]:
-    """Count the main tables' rows in `snapshot`, on a connection of their own.
+) -> tuple[dict[str, int], StockTotals | None]:
+    """Count the main tables' rows and sum the stock on hand in `snapshot`, on a
+    connection of their own.
 
     Counting scans the largest tables, so it runs beside the file copy instead of
     before it; importing the exported snapshot keeps the counts those of the dump.
@@ -83,8 +86,9 @@ def count_rows_in_snapshot(
         )
         with connection.cursor() as cursor:
             counts = inspect.count_rows(cursor)
+            stock = read_stock_totals(cursor)
         connection.rollback()
-    return counts
+    return counts, stock
 
 
 def read_facts(connection: psycopg.Connection, database: str) -> SnapshotFacts:

@@ -114,6 +114,23 @@ class BackupStats(BaseModel):
     new_bytes: int = Field(description="compressed bytes this backup added")
 
 
+class LocationStock(BaseModel):
+    """The quants of one internal stock location."""
+
+    id: int
+    name: str | None
+    quants: int
+    quantity: float = Field(description="sum of stock_quant.quantity")
+
+
+class StockTotals(BaseModel):
+    """Stock on hand in internal locations (stock_location.usage 'internal')."""
+
+    quants: int
+    quantity: float = Field(description="sum of stock_quant.quantity")
+    locations: list[LocationStock] = Field(default_factory=list)
+
+
 class SnapshotManifest(BaseModel):
     format: Literal["odoo-dr-snapshot"] = "odoo-dr-snapshot"
     version: int = MANIFEST_VERSION
@@ -139,6 +156,11 @@ class SnapshotManifest(BaseModel):
     )
     residency: str | None = Field(
         default=None, description="where the data may be stored, e.g. 'eu'"
+    )
+    stock_totals: StockTotals | None = Field(
+        default=None,
+        description="stock on hand read in the snapshot; None without stock tables "
+        "and in manifests written before it was recorded",
     )
 
     def dump_problem(self) -> str | None:

@@ -21,8 +21,10 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    field_validator,
 )
 
+from odoo_dr.engine.business_checks import BusinessCheck, check_names_unique
 from odoo_dr.review.yamlio import Location, YamlError, line_at, load_documents
 
 _DURATION_PART = r"(\d+(?:\.\d+)?)\s*(min|[smhdw])"
@@ -346,6 +348,20 @@ class Tenant(Strict):
     regulated: bool = False
     sla: str | None = Field(default=None, description="the availability promised")
     runbook: str | None = Field(default=None, description="path or URL")
+    checks: list[BusinessCheck] = Field(
+        default_factory=list,
+        description="SQL queries a drill of this tenant runs, with their expected "
+        "result",
+    )
+    default_checks: bool = Field(
+        default=True,
+        description="run odoo-dr's default stock, sale and purchase checks too",
+    )
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_check_names(cls, value: list[BusinessCheck]) -> list[BusinessCheck]:
+        return check_names_unique(value)
 
 
 class Service(Strict):
