@@ -21,6 +21,7 @@ import redis
 from conftest import SMALL, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.store import Repository
 from pitr_cluster import Cluster
 
 SESSIONS_DB = 13
@@ -52,7 +53,13 @@ def _inventory(folder: Path, names: dict[str, str], redis_db: int) -> Path:
     for tier, name in names.items():
         lines += [f"      - name: {name}", f"        tier: {tier}"]
         if tier == "critical":
-            lines.append("        redis_role: [sessions]")
+            lines += [
+                "        redis_role: [sessions]",
+                "        checks:",
+                "          - name: partners present",
+                "            sql: SELECT count(*) > 0 FROM res_partner",
+                "            expect: {value: true}",
+            ]
     path = folder / "inventory.yaml"
     path.write_text("\n".join(lines) + "\n")
     for command in (
@@ -140,6 +147,11 @@ def test_drill_reports_tier_recovery(platform, backed_up):
     assert tiers["critical"]["met"] is True
     assert [item["status"] for item in record["redis"]] == ["restored"]
     assert all(item["drill_id"] for item in record["tenants"])
+    (critical,) = Repository.open(str(platform.repo)).list_drills(
+        platform.names["critical"]
+    )
+    checks = {check.name: check.passed for check in critical.checks}
+    assert checks["partners present"] is True
 
     text = run_cli(
         "runbook", "production", "--inventory", str(platform.inventory),

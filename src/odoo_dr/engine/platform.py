@@ -569,7 +569,12 @@ def platform_drill(
             own,
             options.settings,
             own.load_snapshot(snapshot_id),
-            DrillOptions(jobs=options.tenant_jobs, temp_dir=options.temp_dir),
+            DrillOptions(
+                jobs=options.tenant_jobs,
+                temp_dir=options.temp_dir,
+                checks=tuple(tenant.checks),
+                default_checks=tenant.default_checks,
+            ),
         )
         if not record.passed:
             failed = [check.name for check in record.checks if not check.passed]
