@@ -2,12 +2,12 @@
 
 One run measures, on this machine:
 
-1. Recovery time of one tenant two ways. The tenant `bench_pitr` is built by
-   `odoo_dr.demo.builder` with the scale of benchmarks/backup_restore.py (at
-   `--scale 1`: about 300 MB of database and 1 GB of incompressible filestore in
-   20,000 files), in a PostgreSQL cluster of the benchmark's own (initdb on a free
-   port, as the `postgres` OS user, under /var/tmp). The script then runs, through
-   the command line:
+1. Recovery time of one tenant two ways. `odoo_dr.demo.builder` builds the tenant
+   `bench_pitr` with the scale of benchmarks/backup_restore.py (at `--scale 1`:
+   about 300 MB of database and 1 GB of incompressible filestore in 20,000 files).
+   It goes into a PostgreSQL cluster of the benchmark's own, made by initdb on a
+   free port as the `postgres` OS user, under /var/tmp. The script then runs,
+   through the command line:
 
    - `odoo-dr pitr setup --restart`, which turns on WAL archiving into a pgBackRest
      folder repository and takes the first full base backup;

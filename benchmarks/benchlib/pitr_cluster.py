@@ -180,13 +180,13 @@ class BenchCluster:
     def archive_now(self, timeout: float = 120) -> str:
         """Switch to a new WAL segment, wait until it is archived; return its name."""
         switched = self.execute("postgres", "SELECT pg_walfile_name(pg_switch_wal())")
-        wanted = switched[0][0]
+        segment = switched[0][0]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = self.execute(
                 "postgres", "SELECT last_archived_wal FROM pg_stat_archiver"
             )
-            if row and row[0][0] and row[0][0] >= wanted:
-                return wanted
+            if row and row[0][0] and row[0][0] >= segment:
+                return segment
             time.sleep(0.2)
-        raise RuntimeError(f"WAL segment {wanted} was not archived within {timeout} s")
+        raise RuntimeError(f"WAL segment {segment} was not archived within {timeout} s")
