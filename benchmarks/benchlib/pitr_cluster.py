@@ -9,6 +9,7 @@ they cost on a production server.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -64,6 +65,9 @@ class BenchCluster:
     root: Path
     port: int
     stanza: str = STANZA
+    # The test suite turns fsync off: its clusters are thrown away.
+    fsync: bool = True
+    prefix: str = "odoo-dr-bench-pitr-"
 
     @property
     def data(self) -> Path:
@@ -115,11 +119,12 @@ class BenchCluster:
         ]
 
     @classmethod
-    def create(cls, port: int) -> BenchCluster:
+    def create(cls, port: int, **settings: object) -> BenchCluster:
         """Run initdb in a new folder under /var/tmp and start the server."""
-        root = Path(tempfile.mkdtemp(prefix="odoo-dr-bench-pitr-", dir="/var/tmp"))
+        prefix = str(settings.get("prefix", cls.prefix))
+        root = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
         root.chmod(0o755)
-        cluster = cls(root, port)
+        cluster = cls(root, port, **settings)  # type: ignore[arg-type]
         for folder in ("socket", "log", "lock", "archive-repo", "pgbackrest"):
             (root / folder).mkdir()
         owner = _owner()
@@ -135,6 +140,7 @@ class BenchCluster:
                 "trust",
                 "-U",
                 "postgres",
+                *([] if cluster.fsync else ["--no-sync"]),
             ]
         )
         cluster.start()
@@ -151,7 +157,8 @@ class BenchCluster:
                 str(self.root / "log" / "server.log"),
                 "-w",
                 "-o",
-                f"-p {self.port} -k {self.socket} -c listen_addresses=127.0.0.1",
+                f"-p {self.port} -k {self.socket} -c listen_addresses=127.0.0.1"
+                + ("" if self.fsync else " -c fsync=off"),
             ]
         )
 
@@ -190,3 +197,13 @@ class BenchCluster:
                 return segment
             time.sleep(0.2)
         raise RuntimeError(f"WAL segment {segment} was not archived within {timeout} s")
+
+    def archive_files(self) -> dict[str, str]:
+        """Return every file of the pgBackRest repository with its SHA-256."""
+        found = {}
+        for path in sorted(self.archive_repo.rglob("*")):
+            if path.is_file():
+                found[str(path.relative_to(self.archive_repo))] = hashlib.sha256(
+                    path.read_bytes()
+                ).hexdigest()
+        return found
