@@ -200,7 +200,9 @@ def test_drill_to_target_time(history, tmp_path):
         )
         check_seconds = sum(check["seconds"] for check in record["checks"])
         assert check_seconds > 0
-        assert check_seconds <= record["steps"]["checks"]
+        # Each time is rounded to the millisecond, the step's too.
+        rounding = 0.0005 * (len(record["checks"]) + 1)
+        assert check_seconds <= record["steps"]["checks"] + rounding
         assert "restore base backup" in record["steps"]
         assert "replay WAL" in record["steps"]
         assert list(work.iterdir()) == [], "the recovered cluster was not removed"
