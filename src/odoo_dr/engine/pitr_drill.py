@@ -389,15 +389,11 @@ def _drill_tenant(
     shared = recovered.timer.steps
     steps = {**shared, **timer.steps}
     target = recovered.target
-    return DrillRecord(
-        id=new_id(started_at),
-        snapshot_id=f"pitr-{recovered.backup.label}",
-        tenant=tenant,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        scratch_database=tenant,
+    return _record(
+        recovered,
+        tenant,
+        started_at,
         scratch_filestore=str(folder),
-        kept=False,
         passed=error is None and bool(checks) and all(c.passed for c in checks),
         error=error,
         warnings=warnings,
@@ -407,11 +403,27 @@ def _drill_tenant(
         ),
         steps=steps,
         checks=checks,
+    )
+
+
+def _record(
+    recovered: Recovered, tenant: str, started_at: datetime, **fields: object
+) -> DrillRecord:
+    """Return the drill record of one tenant of a recovered cluster."""
+    return DrillRecord(
+        id=new_id(started_at),
+        snapshot_id=f"pitr-{recovered.backup.label}",
+        tenant=tenant,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        scratch_database=tenant,
+        kept=False,
         tool_version=__version__,
         kind="pitr",
-        target_time=target,
+        target_time=recovered.target,
         recovered_to=recovered.recovered_to,
         base_backup=recovered.backup.label,
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -459,15 +471,11 @@ def run_pitr_drill(
 def _missing_tenant(
     recovered: Recovered, tenant: str, started_at: datetime
 ) -> DrillRecord:
-    return DrillRecord(
-        id=new_id(started_at),
-        snapshot_id=f"pitr-{recovered.backup.label}",
-        tenant=tenant,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        scratch_database=tenant,
+    return _record(
+        recovered,
+        tenant,
+        started_at,
         scratch_filestore="",
-        kept=False,
         passed=False,
         error=(
             f"database {tenant!r} does not exist in the cluster recovered to "
@@ -477,11 +485,6 @@ def _missing_tenant(
         rpo_seconds=0.0,
         steps=dict(recovered.timer.steps),
         checks=[],
-        tool_version=__version__,
-        kind="pitr",
-        target_time=recovered.target,
-        recovered_to=recovered.recovered_to,
-        base_backup=recovered.backup.label,
     )
 
 
