@@ -202,7 +202,11 @@ def restore(
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace existing databases and folders."),
+        typer.Option(
+            "--force",
+            help="Replace existing databases and folders, and Redis keys of the "
+            "same name.",
+        ),
     ] = False,
     redis_url: RedisUrlOption = None,
     config_out: Annotated[
@@ -225,7 +229,8 @@ def restore(
 ) -> None:
     """Restore a platform backup of ENV into a target server, tier by tier.
 
-    Exit 0 when every tenant is back, 4 when one is not (the summary says why).
+    Exit 0 when every tenant and the Redis data are back, 4 when one is not
+    (the summary says why).
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, _folder = read_inventory(inventory)
@@ -275,7 +280,7 @@ def drill(
 
     Redis data goes into a scratch redis-server started for the drill. Reports
     the time until each tier was back against its region-loss RTO. Exit 0 when
-    every tenant passed, 5 when one did not.
+    every tenant passed, 5 when one did not or the Redis data was not restored.
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, _folder = read_inventory(inventory)
@@ -335,9 +340,14 @@ def _finish(record: engine.PlatformRecord, as_json: bool, failure: ExitCode) -> 
         print_json(record)
     else:
         print_record(record)
+    redis_failed = any(item.status == "failed" for item in record.redis)
     if record.failed:
         raise typer.Exit(failure)
-    if record.warnings or any(item.status == "failed" for item in record.redis):
+    # A backup without Redis data still has every tenant, but a restore or a
+    # drill that could not bring the Redis data back did not recover the platform.
+    if redis_failed and record.kind != "backup":
+        raise typer.Exit(failure)
+    if record.warnings or redis_failed:
         raise typer.Exit(ExitCode.WARNINGS)
 
 

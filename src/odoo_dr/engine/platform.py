@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +30,7 @@ from odoo_dr.errors import OdooDrError, RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.platform import configuration as config_state
 from odoo_dr.platform import redis as redis_data
-from odoo_dr.processes import dying_with_parent
+from odoo_dr.platform.redis_server import TemporaryRedis, find_binary
 from odoo_dr.repository.manifest import MANIFEST_VERSION
 from odoo_dr.repository.store import Repository, dump_json, new_id
 from odoo_dr.review.inventory import (
@@ -124,6 +122,21 @@ def find_environment(inventory: Inventory, name: str) -> Environment:
     )
 
 
+def find_populated_environment(inventory: Inventory, name: str) -> Environment:
+    """Return the environment `name`, rejecting one without tenants.
+
+    A run over no tenant would record a backup, restore or drill of nothing,
+    and a drill of nothing would count as the platform's last proof.
+    """
+    environment = find_environment(inventory, name)
+    if not environment.tenants:
+        raise RejectedError(
+            f"environment {name!r} has no tenants in the inventory",
+            hint="list its databases under tenants: in the inventory",
+        )
+    return environment
+
+
 def tier_order(
     inventory: Inventory, environment: Environment
 ) -> list[tuple[str, list[Tenant]]]:
@@ -168,6 +181,8 @@ class _Run:
 
 
 Work = Callable[[Tenant], tuple[str | None, str | None]]
+# Starts a scratch Redis with at least N databases; returns its URL and a stopper.
+ScratchRedis = Callable[[int], tuple[str, Callable[[], None]]]
 
 
 def _run_tiers(
@@ -310,7 +325,7 @@ def platform_backup(
     options: PlatformOptions,
 ) -> PlatformRecord:
     """Back up every tenant of an environment, its Redis data and configuration."""
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     started_at = datetime.now(UTC)
     record_id = new_id(started_at)
     repository = Repository.open(options.location)
@@ -346,6 +361,7 @@ def platform_backup(
         key = config_state.save_configuration(repository, state, record_id)
         commit = state.commit
     except OdooDrError as exc:
+        log.warning("configuration not captured: %s", exc.message)
         warnings.append(f"configuration not captured: {exc.message}")
     record = PlatformRecord(
         id=record_id,
@@ -408,6 +424,7 @@ def _capture_redis(
             )
         )
     except OdooDrError as exc:
+        log.warning("Redis %s not captured: %s", "+".join(kept), exc.message)
         outcomes.append(
             RedisOutcome(role="+".join(kept), status="failed", detail=exc.message)
         )
@@ -435,7 +452,7 @@ def platform_restore(
     source: str | None = None,
 ) -> PlatformRecord:
     """Restore a platform backup into a target, tier by tier."""
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
     backup = find_backup(repository, environment.name, source)
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
@@ -471,10 +488,16 @@ def platform_restore(
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, restore, options.only
     )
-    redis = _restore_redis(repository, backup, target.redis_url, options.temp_dir)
+    redis = _restore_redis(
+        repository, backup, target.redis_url, options.temp_dir, replace=target.force
+    )
     if target.config_out is not None and backup.configuration:
-        state = config_state.load_configuration(repository, backup.configuration)
-        config_state.write_configuration(state, target.config_out)
+        try:
+            state = config_state.load_configuration(repository, backup.configuration)
+            config_state.write_configuration(state, target.config_out)
+        except (OdooDrError, OSError) as exc:
+            message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            warnings.append(f"configuration not written: {message}")
     record = PlatformRecord(
         id=new_id(started_at),
         kind="restore",
@@ -532,6 +555,7 @@ def _restore_redis(
                 )
             )
         except OdooDrError as exc:
+            log.error("Redis %s not restored: %s", item.role, exc.message)
             outcomes.append(
                 RedisOutcome(role=item.role, status="failed", detail=exc.message)
             )
@@ -545,14 +569,15 @@ def platform_drill(
     environment_name: str,
     options: PlatformOptions,
     source: str | None = None,
-    scratch_redis: Callable[[], tuple[str, Callable[[], None]]] | None = None,
+    scratch_redis: ScratchRedis | None = None,
 ) -> PlatformRecord:
     """Drill a platform backup: every tenant neutralized into scratch, in tier order.
 
-    `scratch_redis`, when given, starts a scratch Redis and returns its URL and a
-    function that stops it; the backup's Redis data is restored there.
+    `scratch_redis`, when given, starts a scratch Redis with at least the given
+    number of databases and returns its URL and a function that stops it; the
+    backup's Redis data is restored there.
     """
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
     backup = find_backup(repository, environment.name, source)
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
@@ -587,15 +612,7 @@ def platform_drill(
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, drill, options.only
     )
-    redis: list[RedisOutcome] = []
-    if scratch_redis is not None and any(item.snapshot for item in backup.redis):
-        url, stop = scratch_redis()
-        try:
-            redis = _restore_redis(repository, backup, url, options.temp_dir)
-        finally:
-            stop()
-    else:
-        redis = _restore_redis(repository, backup, None, options.temp_dir)
+    redis = _drill_redis(repository, backup, options.temp_dir, scratch_redis)
     warnings = []
     if backup.configuration:
         state = config_state.load_configuration(repository, backup.configuration)
@@ -628,60 +645,61 @@ def platform_drill(
     return record
 
 
-def scratch_redis(
+def _drill_redis(
+    repository: Repository,
+    backup: PlatformRecord,
     temp_dir: Path | None,
-) -> Callable[[], tuple[str, Callable[[], None]]]:
-    """Return a starter of a scratch redis-server on 127.0.0.1 for a drill."""
-
-    def start() -> tuple[str, Callable[[], None]]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RejectedError(
-                "a platform drill restores Redis data into a scratch redis-server, "
-                "but none was found on the PATH",
-                hint="install it (Debian: apt-get install redis-server)",
+    scratch_redis: ScratchRedis | None,
+) -> list[RedisOutcome]:
+    snapshots = [
+        redis_data.RedisSnapshot.model_validate(item.snapshot)
+        for item in backup.redis
+        if item.snapshot is not None
+    ]
+    if scratch_redis is None or not snapshots:
+        return _restore_redis(repository, backup, None, temp_dir)
+    databases = max(redis_data.databases_needed(item) for item in snapshots)
+    try:
+        url, stop = scratch_redis(databases)
+    except OdooDrError as exc:
+        log.error("scratch redis-server not started: %s", exc.message)
+        return [
+            RedisOutcome(
+                role=item.role,
+                status="failed" if item.snapshot is not None else item.status,
+                detail=exc.message if item.snapshot is not None else item.detail,
             )
+            for item in backup.redis
+        ]
+    try:
+        return _restore_redis(repository, backup, url, temp_dir)
+    finally:
+        stop()
+
+
+def scratch_redis(temp_dir: Path | None) -> ScratchRedis:
+    """Return a starter of a scratch redis-server on 127.0.0.1 for a drill.
+
+    The server requires a random password, like the temporary server of a Redis
+    restore, since it holds the sessions or jobs of production.
+    """
+
+    def start(databases: int) -> tuple[str, Callable[[], None]]:
+        binary = find_binary("redis-server", redis_data.SERVER_VARIABLE, RejectedError)
         folder = tempfiles.make_folder(temp_dir, "scratch-redis")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        process = subprocess.Popen(
-            dying_with_parent(
-                [
-                    binary,
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--dir",
-                    str(folder),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]
-            ),  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
+        server = TemporaryRedis(binary, folder, "scratch.rdb", databases)
 
         def stop() -> None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
             shutil.rmtree(folder, ignore_errors=True)
 
-        return f"redis://127.0.0.1:{port}/0", stop
+        try:
+            server.start()
+        except BaseException:
+            stop()
+            raise
+        # The URL names no db, so each db of a snapshot keeps its number.
+        return f"redis://:{server.password}@127.0.0.1:{server.port}", stop
 
     return start
 

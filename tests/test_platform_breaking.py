@@ -1,0 +1,234 @@
+"""Whole-platform recovery used as a new user would, on inputs that broke it.
+
+One tenant with a space and capitals in its name on the machine's PostgreSQL, and
+its sessions in db 21 of a private redis-server with 32 databases and a password,
+which the inventory's URL leaves out so that it comes from `$REDISCLI_AUTH`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import SMALL, drop_leftovers, free_port, run_cli
+from odoo_dr.demo import builder
+from odoo_dr.engine import platform as engine
+from odoo_dr.errors import RejectedError
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.review.inventory import load_inventory
+
+SESSIONS_DB = 21
+RESTORE_DB = 22
+
+
+@dataclass
+class Setup:
+    folder: Path
+    inventory: Path
+    repo: Path
+    filestore_root: Path
+    tenant: str
+    redis_port: int
+    password: str
+
+    def client(self, db: int) -> redis.Redis:
+        return redis.Redis(port=self.redis_port, db=db, password=self.password)
+
+    def env(self) -> dict[str, str]:
+        return {"REDISCLI_AUTH": self.password}
+
+
+def _start_redis(folder: Path, password: str) -> tuple[subprocess.Popen, int]:
+    folder.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            shutil.which("redis-server"), "-",
+            "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+            "--save", "", "--appendonly", "no", "--databases", "32",
+            "--repl-diskless-sync-delay", "0",
+            "--logfile", str(folder / "server.log"),
+        ],  # fmt: skip
+        stdin=subprocess.PIPE,
+    )
+    process.stdin.write(f"requirepass {password}\n".encode())
+    process.stdin.close()
+    client = redis.Redis(port=port, password=password)
+    for _ in range(200):
+        try:
+            if client.ping():
+                return process, port
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"redis-server on port {port} did not start")
+
+
+def _write_inventory(folder: Path, tenant: str, port: int) -> Path:
+    path = folder / "inventory.yaml"
+    path.write_text(
+        "version: 1\n"
+        "platform: Breaking Logistics\n"
+        "environments:\n"
+        "  - name: production\n"
+        "    evidence:\n"
+        f"      redis_url: redis://127.0.0.1:{port}/{SESSIONS_DB}\n"
+        "    tenants:\n"
+        f"      - name: {json.dumps(tenant)}\n"
+        "        tier: critical\n"
+        "        redis_role: [sessions]\n"
+        "  - name: empty\n"
+        "    tenants: []\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Iterator[Setup]:
+    folder = tmp_path_factory.mktemp("breaking")
+    tenant = f"Acme-Prod {os.getpid()}"
+    root = folder / "filestore"
+    builder.build(PgSettings(), tenant, root, SMALL)
+    password = f"pw-{uuid.uuid4().hex}"
+    process, port = _start_redis(folder / "redis", password)
+    repo = folder / "repo"
+    assert run_cli("init", "--repo", str(repo)).returncode == 0
+    result = Setup(
+        folder, _write_inventory(folder, tenant, port), repo, root, tenant, port, password
+    )
+    sessions = result.client(SESSIONS_DB)
+    for number in range(20):
+        sessions.set(f"session:{number}", f"user {number}", ex=3600)
+    try:
+        yield result
+    finally:
+        process.kill()
+        process.wait()
+        drop_leftovers([tenant])
+
+
+def _cli(setup: Setup, *args: str, env: dict[str, str] | None = None):
+    return run_cli(
+        *args, "--inventory", str(setup.inventory), "--repo", str(setup.repo),
+        env=setup.env() | (env or {}),
+    )  # fmt: skip
+
+
+def _records(setup: Setup) -> list[str]:
+    return sorted(path.name for path in (setup.repo / "platform/records").glob("*"))
+
+
+@pytest.fixture(scope="module")
+def backed_up(setup) -> dict:
+    result = _cli(
+        setup, "platform", "backup", "production",
+        "--filestore-root", str(setup.filestore_root), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_backup_takes_password_from_environment(setup, backed_up):
+    (sessions,) = backed_up["redis"]
+    assert sessions["status"] == "captured", sessions["detail"]
+    assert sessions["snapshot"]["keys"][str(SESSIONS_DB)] == 20
+    record = (setup.repo / "platform/records" / f"{backed_up['id']}.json").read_text()
+    assert setup.password not in record
+
+
+def test_drill_loads_redis_with_many_databases(setup, backed_up):
+    result = _cli(setup, "platform", "drill", "production", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sessions,) = json.loads(result.stdout)["redis"]
+    assert sessions["status"] == "restored", sessions["detail"]
+    assert sessions["detail"] == "20 keys restored"
+    assert setup.password not in result.stdout + result.stderr
+
+
+def test_drill_without_redis_server_keeps_record(setup, backed_up, tmp_path):
+    missing = tmp_path / "no-redis-server"
+    missing.write_text("")
+    before = _records(setup)
+    result = _cli(
+        setup, "platform", "drill", "production", "--json",
+        env={"ODOO_DR_REDIS_SERVER": str(missing)},
+    )  # fmt: skip
+    assert result.returncode == 5, result.stdout + result.stderr
+    record = json.loads(result.stdout)
+    assert record["tenants"][0]["status"] == "ok"
+    (sessions,) = record["redis"]
+    assert sessions["status"] == "failed"
+    assert "ODOO_DR_REDIS_SERVER" in sessions["detail"]
+    assert len(_records(setup)) == len(before) + 1
+
+
+def test_restore_over_existing_needs_force(setup, backed_up, tmp_path):
+    target_url = f"redis://127.0.0.1:{setup.redis_port}/{RESTORE_DB}"
+    target = setup.client(RESTORE_DB)
+    target.flushdb()
+    arguments = [
+        "platform", "restore", "production", "--to", "host=127.0.0.1 user=postgres",
+        "--target-filestore-root", str(tmp_path / "filestore"),
+        "--redis-url", target_url, "--json",
+    ]  # fmt: skip
+    try:
+        refused = _cli(setup, *arguments)
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        (tenant,) = json.loads(refused.stdout)["tenants"]
+        assert tenant["status"] == "failed"
+        assert "already exists" in tenant["error"]
+        assert target.dbsize() == 20
+
+        target.set("session:0", "stale")
+        replaced = _cli(setup, *arguments, "--force")
+        assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+        record = json.loads(replaced.stdout)
+        assert record["tenants"][0]["status"] == "ok"
+        assert record["redis"][0]["status"] == "restored"
+        assert target.get("session:0") == b"user 0"
+    finally:
+        target.flushdb()
+
+
+def test_environment_without_tenants_rejected(setup, backed_up, tmp_path):
+    before = _records(setup)
+    result = _cli(
+        setup, "platform", "backup", "empty",
+        "--filestore-root", str(setup.filestore_root),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "has no tenants" in result.stderr
+
+    inventory, _folder = load_inventory(setup.inventory)
+    options = engine.PlatformOptions(
+        location=str(setup.repo), settings=PgSettings(), filestore_root=tmp_path
+    )
+    with pytest.raises(RejectedError, match="has no tenants"):
+        engine.platform_drill(inventory, "empty", options)
+    target = engine.RestoreTarget(settings=PgSettings(), filestore_root=tmp_path)
+    with pytest.raises(RejectedError, match="has no tenants"):
+        engine.platform_restore(inventory, "empty", options, target)
+    assert _records(setup) == before
+
+
+def test_unreachable_redis_warns(setup, backed_up):
+    result = _cli(
+        setup, "platform", "backup", "production", "--json",
+        "--filestore-root", str(setup.filestore_root),
+        "--redis-url", f"redis://127.0.0.1:{free_port()}/{SESSIONS_DB}",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    record = json.loads(result.stdout)
+    assert record["tenants"][0]["status"] == "ok"
+    assert record["redis"][0]["status"] == "failed"
+    assert "not captured" in result.stderr
