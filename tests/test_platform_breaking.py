@@ -23,6 +23,7 @@ import redis
 from conftest import SMALL, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.engine import platform as engine
+from odoo_dr.engine.runbook import RunbookOptions, render_runbook
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.review.inventory import load_inventory
@@ -232,3 +233,34 @@ def test_unreachable_redis_warns(setup, backed_up):
     assert record["tenants"][0]["status"] == "ok"
     assert record["redis"][0]["status"] == "failed"
     assert "not captured" in result.stderr
+
+
+def test_runbook_escapes_names(tmp_path, repository):
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "version: 1\n"
+        "platform: 'Evil <b>Corp</b> & Co'\n"
+        "environments:\n"
+        "  - name: 'prod <i>'\n"
+        "    tenants:\n"
+        "      - name: '<script>alert(1)</script>'\n"
+        "        tier: critical\n"
+        "      - name: 'Lager | Nord'\n"
+        "        tier: low\n"
+    )
+    inventory, _folder = load_inventory(path)
+    pages = {
+        output_format: render_runbook(
+            inventory,
+            "prod <i>",
+            RunbookOptions(location=repository.location, output_format=output_format),
+        )
+        for output_format in ("md", "html")
+    }
+    for output_format, page in pages.items():
+        assert "<script>alert" not in page.replace("'<script>", ""), output_format
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, output_format
+        assert "durations are unknown" in page, output_format
+    assert "| Lager \\| Nord |" in pages["md"]
+    assert "drill 'prod &lt;i&gt;' and" in pages["md"]
+    assert "--tenant '<script>alert(1)</script>'" in pages["md"]
