@@ -24,6 +24,7 @@ from conftest import SMALL, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.engine import platform as engine
 from odoo_dr.engine.runbook import RunbookOptions, render_runbook
+from odoo_dr.engine.sql_guard import validate_select
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.review.inventory import load_inventory
@@ -264,3 +265,23 @@ def test_runbook_escapes_names(tmp_path, repository):
     assert "| Lager \\| Nord |" in pages["md"]
     assert "drill 'prod &lt;i&gt;' and" in pages["md"]
     assert "--tenant '<script>alert(1)</script>'" in pages["md"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "function"),
+    [
+        (
+            "SELECT count(*) FROM query_to_xml("
+            "'SELECT pg_terminate_backend(pid) FROM pg_stat_activity', true, false, '')",
+            "query_to_xml",
+        ),
+        ("SELECT * FROM ts_stat('SELECT pg_reload_conf()::text::tsvector')", "ts_stat"),
+        ("SELECT pg_catalog.pg_backup_start('drill')", "pg_backup_start"),
+        ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
+        ('SELECT "pg_ls_dir"(\'.\')', "pg_ls_dir"),
+    ],
+)
+def test_check_sql_hiding_writes_rejected(sql, function):
+    with pytest.raises(ValueError) as raised:
+        validate_select(sql)
+    assert f"calls {function}()" in str(raised.value)
