@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,29 @@ def test_check_sql_hiding_writes_rejected(sql, function):
     with pytest.raises(ValueError) as raised:
         validate_select(sql)
     assert f"calls {function}()" in str(raised.value)
+
+
+def test_default_backup_skips_partial_ones(repository):
+    def record(number: int, tenants: list[str]) -> engine.PlatformRecord:
+        moment = datetime(2026, 1, number, tzinfo=UTC)
+        outcomes = [
+            engine.TenantOutcome(
+                tenant=name, tier="critical", status="ok", snapshot_id=f"s{number}",
+                started_after=0, finished_after=1, seconds=1,
+            )  # fmt: skip
+            for name in tenants
+        ]
+        return engine.PlatformRecord(
+            id=f"backup-{number}", kind="backup", platform="p",
+            environment="production", started_at=moment, finished_at=moment,
+            jobs=1, tenants=outcomes,
+        )  # fmt: skip
+
+    for item in (record(1, ["a", "b"]), record(2, ["a"])):
+        repository.write_document(
+            f"{engine.RECORDS}{item.id}.json", item.model_dump_json().encode()
+        )
+    chosen = engine.find_backup(repository, "production", None, {"a", "b"})
+    assert chosen.id == "backup-1"
+    assert engine.find_backup(repository, "production", None, {"a"}).id == "backup-2"
+    assert engine.find_backup(repository, "production", "backup-2").id == "backup-2"

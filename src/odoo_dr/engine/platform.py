@@ -137,6 +137,14 @@ def find_populated_environment(inventory: Inventory, name: str) -> Environment:
     return environment
 
 
+def _chosen(environment: Environment, only: frozenset[str] | None) -> set[str]:
+    return {
+        tenant.name
+        for tenant in environment.tenants
+        if only is None or tenant.name in only
+    }
+
+
 def tier_order(
     inventory: Inventory, environment: Environment
 ) -> list[tuple[str, list[Tenant]]]:
@@ -298,9 +306,18 @@ def list_records(
 
 
 def find_backup(
-    repository: Repository, environment: str, reference: str | None
+    repository: Repository,
+    environment: str,
+    reference: str | None,
+    tenants: set[str] | None = None,
 ) -> PlatformRecord:
-    """Return the platform backup `reference` (an id), else the newest one."""
+    """Return the platform backup `reference` (an id), else the newest one.
+
+    Without `reference`, the newest backup that worked on every one of `tenants`
+    wins over a newer one taken with `--tenant` for fewer of them. A tenant whose
+    backup failed counts as worked on, so a failure never brings back an older
+    snapshot unnoticed.
+    """
     backups = list_records(repository, environment, "backup")
     if reference is not None:
         for record in backups:
@@ -315,7 +332,27 @@ def find_backup(
             f"no platform backup of environment {environment!r} in the repository",
             hint=f"take one first: odoo-dr platform backup {environment}",
         )
+    if tenants:
+        covering = [
+            record
+            for record in backups
+            if tenants <= {item.tenant for item in record.tenants}
+        ]
+        if covering:
+            return covering[-1]
     return backups[-1]
+
+
+def _missing_hint(backup: PlatformRecord, tenant: str) -> str:
+    reason = (
+        "its backup failed"
+        if any(item.tenant == tenant for item in backup.tenants)
+        else "it was left out of that backup by --tenant"
+    )
+    return (
+        f"{reason}; give another platform backup with --from, or restore the "
+        "tenant's latest snapshot with odoo-dr restore"
+    )
 
 
 def platform_backup(
@@ -454,7 +491,9 @@ def platform_restore(
     """Restore a platform backup into a target, tier by tier."""
     environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
-    backup = find_backup(repository, environment.name, source)
+    backup = find_backup(
+        repository, environment.name, source, _chosen(environment, options.only)
+    )
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
     started_at = datetime.now(UTC)
     warnings: list[str] = []
@@ -464,8 +503,7 @@ def platform_restore(
         if snapshot_id is None:
             raise RejectedError(
                 f"platform backup {backup.id} has no snapshot of {tenant.name!r}",
-                hint="its backup failed; restore an older platform backup with "
-                "--from, or the tenant's latest snapshot with odoo-dr restore",
+                hint=_missing_hint(backup, tenant.name),
             )
         own = Repository.open(options.location)
         manifest = own.load_snapshot(snapshot_id)
@@ -579,7 +617,9 @@ def platform_drill(
     """
     environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
-    backup = find_backup(repository, environment.name, source)
+    backup = find_backup(
+        repository, environment.name, source, _chosen(environment, options.only)
+    )
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
     started_at = datetime.now(UTC)
 
@@ -587,7 +627,8 @@ def platform_drill(
         snapshot_id = snapshots.get(tenant.name)
         if snapshot_id is None:
             raise RejectedError(
-                f"platform backup {backup.id} has no snapshot of {tenant.name!r}"
+                f"platform backup {backup.id} has no snapshot of {tenant.name!r}",
+                hint=_missing_hint(backup, tenant.name),
             )
         own = Repository.open(options.location)
         record = run_drill(
