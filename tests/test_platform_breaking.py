@@ -312,3 +312,29 @@ def test_default_backup_skips_partial_ones(repository):
     assert chosen.id == "backup-1"
     assert engine.find_backup(repository, "production", None, {"a"}).id == "backup-2"
     assert engine.find_backup(repository, "production", "backup-2").id == "backup-2"
+
+
+def test_prune_drops_backup_without_snapshots(repository):
+    def record(number: int, snapshot: str | None) -> engine.PlatformRecord:
+        moment = datetime(2026, 1, number, tzinfo=UTC)
+        outcome = engine.TenantOutcome(
+            tenant="a", tier="critical", status="ok" if snapshot else "failed",
+            snapshot_id=snapshot, error=None if snapshot else "failed",
+            started_after=0, finished_after=1, seconds=1,
+        )  # fmt: skip
+        return engine.PlatformRecord(
+            id=f"backup-{number}", kind="backup", platform="p",
+            environment="production", started_at=moment, finished_at=moment,
+            jobs=1, tenants=[outcome],
+        )  # fmt: skip
+
+    for item in (record(1, None), record(2, "s2"), record(3, None)):
+        repository.write_document(
+            f"{engine.RECORDS}{item.id}.json", item.model_dump_json().encode()
+        )
+    damaged: dict[str, str] = {}
+    _needed, doomed = engine.plan_platform_records(repository, {"s2"}, damaged)
+    assert doomed == [f"{engine.RECORDS}backup-1.json"]
+    assert damaged == {}
+    _needed, doomed = engine.plan_platform_records(repository, set(), damaged)
+    assert doomed == [f"{engine.RECORDS}backup-2.json"]

@@ -751,12 +751,13 @@ def plan_platform_records(
     """Return the blobs platform backups still need, and the records that go.
 
     A platform backup stays, with its Redis snapshot and configuration, while one
-    of its tenant snapshots remains; once prune removed them all, so does it.
-    Records of restores and drills stay as history. A record that cannot be read
-    is noted in `damaged`, since its blobs are unknown.
+    of its tenant snapshots remains; once prune removed them all, so does it. A
+    backup without any tenant snapshot (every tenant failed) stays until a newer
+    backup of its environment stays. Records of restores and drills stay as
+    history. A record that cannot be read is noted in `damaged`, since its blobs
+    are unknown.
     """
-    needed: set[str] = set()
-    doomed: list[str] = []
+    backups: list[tuple[str, PlatformRecord]] = []
     for key in sorted(repository.backend.list(RECORDS)):
         try:
             record = PlatformRecord.model_validate_json(repository.read_document(key))
@@ -764,10 +765,27 @@ def plan_platform_records(
             message = exc.message if isinstance(exc, OdooDrError) else str(exc)
             damaged[key] = f"platform record cannot be read: {message.splitlines()[0]}"
             continue
-        if record.kind != "backup":
+        if record.kind == "backup":
+            backups.append((key, record))
+
+    def snapshots(record: PlatformRecord) -> set[str]:
+        return {item.snapshot_id for item in record.tenants if item.snapshot_id}
+
+    newest_kept: dict[str, datetime] = {}
+    for _key, record in backups:
+        if snapshots(record) & remaining:
+            known = newest_kept.get(record.environment)
+            if known is None or record.started_at > known:
+                newest_kept[record.environment] = record.started_at
+    needed: set[str] = set()
+    doomed: list[str] = []
+    for key, record in backups:
+        taken = snapshots(record)
+        newer = newest_kept.get(record.environment)
+        if taken and not taken & remaining:
+            doomed.append(key)
             continue
-        snapshots = {item.snapshot_id for item in record.tenants if item.snapshot_id}
-        if snapshots and not snapshots & remaining:
+        if not taken and newer is not None and newer > record.started_at:
             doomed.append(key)
             continue
         for item in record.redis:
