@@ -190,6 +190,7 @@ def test_restore_over_existing_needs_force(setup, backed_up, tmp_path):
         (tenant,) = json.loads(refused.stdout)["tenants"]
         assert tenant["status"] == "failed"
         assert "already exists" in tenant["error"]
+        assert "--force" in tenant["hint"]
         assert target.dbsize() == 20
 
         target.set("session:0", "stale")

@@ -387,6 +387,9 @@ def print_record(record: engine.PlatformRecord) -> None:
                 f"tier {tier.tier}: all {len(tier.tenants)} back after "
                 f"{duration(tier.done_after_seconds)}{objective} ({verdict})"
             )
+    for item in record.tenants:
+        if item.hint:
+            console.out(f"hint for {item.tenant}: {item.hint}")
     for item in record.redis:
         console.out(f"redis {item.role}: {item.status}, {item.detail}")
     if record.configuration_commit:

@@ -54,6 +54,7 @@ class TenantOutcome(BaseModel):
     tier: str
     status: Literal["ok", "failed"]
     error: str | None = None
+    hint: str | None = Field(default=None, description="what to do about the error")
     snapshot_id: str | None = None
     drill_id: str | None = None
     started_after: float = Field(description="seconds from the start of the run")
@@ -214,11 +215,12 @@ def _run_tiers(
 
         def one(tenant: Tenant, tier: str = tier) -> TenantOutcome:
             started = run.offset()
-            snapshot_id = drill_id = error = None
+            snapshot_id = drill_id = error = hint = None
             try:
                 snapshot_id, drill_id = work(tenant)
             except OdooDrError as exc:
                 error = exc.message
+                hint = exc.hint
             except Exception as exc:  # noqa: BLE001 - one tenant must not stop the rest
                 log.exception("tenant %r failed", tenant.name)
                 error = f"{type(exc).__name__}: {exc}"
@@ -230,6 +232,7 @@ def _run_tiers(
                 tier=tier,
                 status="failed" if error else "ok",
                 error=error,
+                hint=hint,
                 snapshot_id=snapshot_id,
                 drill_id=drill_id,
                 started_after=started,
