@@ -22,12 +22,14 @@ import pytest
 import redis
 
 from conftest import SMALL, drop_leftovers, free_port, run_cli
+from odoo_dr import tempfiles
 from odoo_dr.demo import builder
 from odoo_dr.engine import platform as engine
 from odoo_dr.engine.runbook import RunbookOptions, render_runbook
 from odoo_dr.engine.sql_guard import validate_select
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.processes import HOST
 from odoo_dr.review.inventory import load_inventory
 
 SESSIONS_DB = 21
@@ -339,3 +341,14 @@ def test_prune_drops_backup_without_snapshots(repository):
     assert damaged == {}
     _needed, doomed = engine.plan_platform_records(repository, set(), damaged)
     assert doomed == [f"{engine.RECORDS}backup-2.json"]
+
+
+def test_killed_scratch_redis_folder_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    name = f"odoo-dr-{HOST}-{dead.pid}-scratch-redis{uuid.uuid4().hex}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "redis-server.log").write_text("started\n")
+    assert tempfiles.is_stale(name)
+    assert tempfiles.remove_stale(tmp_path) == 1
+    assert not (tmp_path / name).exists()
