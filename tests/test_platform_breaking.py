@@ -352,3 +352,20 @@ def test_killed_scratch_redis_folder_removed(tmp_path):
     assert tempfiles.is_stale(name)
     assert tempfiles.remove_stale(tmp_path) == 1
     assert not (tmp_path / name).exists()
+
+
+def test_damaged_record_does_not_block_recovery(repository):
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    backup = engine.PlatformRecord(
+        id="backup-1", kind="backup", platform="p", environment="production",
+        started_at=moment, finished_at=moment, jobs=1, tenants=[],
+    )  # fmt: skip
+    repository.write_document(
+        f"{engine.RECORDS}backup-1.json", backup.model_dump_json().encode()
+    )
+    repository.write_document(f"{engine.RECORDS}drill-2.json", b'{"broken')
+    damaged: dict[str, str] = {}
+    records = engine.list_records(repository, "production", damaged=damaged)
+    assert [record.id for record in records] == ["backup-1"]
+    assert list(damaged) == [f"{engine.RECORDS}drill-2.json"]
+    assert engine.find_backup(repository, "production", None).id == "backup-1"

@@ -314,12 +314,22 @@ def list_command(
     repo: opt.RepoOption = None,
     as_json: opt.JsonOption = False,
 ) -> None:
-    """List the platform backups, restores and drills of the repository."""
+    """List the platform backups, restores and drills of the repository.
+
+    Exit 1 when a record cannot be read (it is left out).
+    """
     repository = opt.open_repository(repo)
-    records = engine.list_records(repository, environment)
+    damaged: dict[str, str] = {}
+    records = engine.list_records(repository, environment, damaged=damaged)
     if as_json:
         print_json([record.model_dump(mode="json") for record in records])
-        return
+    else:
+        _print_records(records)
+    if damaged:
+        raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _print_records(records: list[engine.PlatformRecord]) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("id", "kind", "environment", "tenants", "failed", "time"):
         table.add_column(column)

@@ -295,11 +295,27 @@ def _save(repository: Repository, record: PlatformRecord) -> None:
 
 
 def list_records(
-    repository: Repository, environment: str | None = None, kind: Kind | None = None
+    repository: Repository,
+    environment: str | None = None,
+    kind: Kind | None = None,
+    damaged: dict[str, str] | None = None,
 ) -> list[PlatformRecord]:
+    """Return the platform records, oldest first.
+
+    A record that cannot be read is logged, noted in `damaged` when given, and
+    left out, so that one damaged record never blocks a recovery.
+    """
     records = []
     for key in sorted(repository.backend.list(RECORDS)):
-        record = PlatformRecord.model_validate_json(repository.read_document(key))
+        try:
+            record = PlatformRecord.model_validate_json(repository.read_document(key))
+        except (OdooDrError, ValueError) as exc:
+            message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            reason = message.splitlines()[0]
+            log.warning("platform record %s cannot be read: %s", key, reason)
+            if damaged is not None:
+                damaged[key] = reason
+            continue
         if environment is not None and record.environment != environment:
             continue
         if kind is not None and record.kind != kind:
