@@ -1,8 +1,9 @@
 """Whole-platform recovery used as a new user would, on inputs that broke it.
 
-One tenant with a space and capitals in its name on the machine's PostgreSQL, and
-its sessions in db 21 of a private redis-server with 32 databases and a password,
-which the inventory's URL leaves out so that it comes from `$REDISCLI_AUTH`.
+One tenant with a space and capitals in its name lives on the machine's PostgreSQL.
+Its sessions are in db 21 of a private redis-server with 32 databases and a
+password. The inventory's URL leaves the password out, so it comes from
+`$REDISCLI_AUTH`.
 """
 
 from __future__ import annotations
