@@ -30,6 +30,7 @@ from odoo_dr.engine.runbook import RunbookOptions, render_runbook
 from odoo_dr.engine.sql_guard import validate_select
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.platform.configuration import capture_configuration
 from odoo_dr.processes import HOST
 from odoo_dr.review.inventory import load_inventory
 
@@ -370,3 +371,38 @@ def test_damaged_record_does_not_block_recovery(repository):
     assert [record.id for record in records] == ["backup-1"]
     assert list(damaged) == [f"{engine.RECORDS}drill-2.json"]
     assert engine.find_backup(repository, "production", None).id == "backup-1"
+
+
+def test_configuration_keeps_no_unknown_secret(tmp_path):
+    compose = tmp_path / "compose"
+    compose.mkdir()
+    (compose / "docker-compose.yml").write_text(
+        "services:\n"
+        "  redis:\n"
+        "    image: redis:7\n"
+        "    command: [redis-server, --requirepass, CommandSecret1]\n"
+        "  worker:\n"
+        "    image: worker\n"
+        "    entrypoint: [worker, --api-token=CommandSecret2]\n"
+    )
+    (compose / "redis.conf").write_text("bind 0.0.0.0\nrequirepass ConfSecret3\n")
+    (compose / "settings.json").write_text('{"db": {"db_password": "JsonSecret4"}}')
+    (compose / "plain.conf").write_text("bind 0.0.0.0\nport 6379\n")
+    (tmp_path / "inventory.yaml").write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  - name: production\n"
+        "    evidence: {compose: [compose]}\n"
+        "    tenants: [{name: acme, tier: low}]\n"
+    )
+    inventory, folder = load_inventory(tmp_path / "inventory.yaml")
+    state = capture_configuration(folder, inventory.environments[0])
+    text = state.model_dump_json()
+    for secret in ("CommandSecret1", "CommandSecret2", "ConfSecret3", "JsonSecret4"):
+        assert secret not in text, secret
+    captured = {item.path for item in state.manifests + state.odoo_confs}
+    assert "compose/docker-compose.yml" in captured
+    assert "compose/plain.conf" in captured
+    assert "compose/redis.conf" not in captured
+    assert any("compose/redis.conf" in problem for problem in state.problems)
+    assert any("db.db_password" in problem for problem in state.problems)
