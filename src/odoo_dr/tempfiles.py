@@ -20,8 +20,9 @@ from odoo_dr.processes import HOST, process_alive
 
 log = logging.getLogger(__name__)
 
+# A purpose may contain hyphens, such as `scratch-redis`.
 _NAME = re.compile(
-    r"^(?:odoo-dr-)?(?P<host>.+)-(?P<pid>\d+)-(?P<rest>[a-z]*[0-9a-f]{32})$"
+    r"^(?:odoo-dr-)?(?P<host>.+)-(?P<pid>\d+)-(?P<rest>[a-z-]*[0-9a-f]{32})$"
 )
 
 

@@ -202,7 +202,11 @@ def restore(
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace existing databases and folders."),
+        typer.Option(
+            "--force",
+            help="Replace existing databases and folders, and Redis keys of the "
+            "same name.",
+        ),
     ] = False,
     redis_url: RedisUrlOption = None,
     config_out: Annotated[
@@ -225,7 +229,8 @@ def restore(
 ) -> None:
     """Restore a platform backup of ENV into a target server, tier by tier.
 
-    Exit 0 when every tenant is back, 4 when one is not (the summary says why).
+    Exit 0 when every tenant and the Redis data are back, 4 when one is not
+    (the summary says why).
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, _folder = read_inventory(inventory)
@@ -275,7 +280,7 @@ def drill(
 
     Redis data goes into a scratch redis-server started for the drill. Reports
     the time until each tier was back against its region-loss RTO. Exit 0 when
-    every tenant passed, 5 when one did not.
+    every tenant passed, 5 when one did not or the Redis data was not restored.
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, _folder = read_inventory(inventory)
@@ -309,12 +314,22 @@ def list_command(
     repo: opt.RepoOption = None,
     as_json: opt.JsonOption = False,
 ) -> None:
-    """List the platform backups, restores and drills of the repository."""
+    """List the platform backups, restores and drills of the repository.
+
+    Exit 1 when a record cannot be read (it is left out).
+    """
     repository = opt.open_repository(repo)
-    records = engine.list_records(repository, environment)
+    damaged: dict[str, str] = {}
+    records = engine.list_records(repository, environment, damaged=damaged)
     if as_json:
         print_json([record.model_dump(mode="json") for record in records])
-        return
+    else:
+        _print_records(records)
+    if damaged:
+        raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _print_records(records: list[engine.PlatformRecord]) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("id", "kind", "environment", "tenants", "failed", "time"):
         table.add_column(column)
@@ -335,9 +350,14 @@ def _finish(record: engine.PlatformRecord, as_json: bool, failure: ExitCode) -> 
         print_json(record)
     else:
         print_record(record)
+    redis_failed = any(item.status == "failed" for item in record.redis)
     if record.failed:
         raise typer.Exit(failure)
-    if record.warnings or any(item.status == "failed" for item in record.redis):
+    # A backup without Redis data still has every tenant, but a restore or a
+    # drill that could not bring the Redis data back did not recover the platform.
+    if redis_failed and record.kind != "backup":
+        raise typer.Exit(failure)
+    if record.warnings or redis_failed:
         raise typer.Exit(ExitCode.WARNINGS)
 
 
@@ -377,6 +397,9 @@ def print_record(record: engine.PlatformRecord) -> None:
                 f"tier {tier.tier}: all {len(tier.tenants)} back after "
                 f"{duration(tier.done_after_seconds)}{objective} ({verdict})"
             )
+    for item in record.tenants:
+        if item.hint:
+            console.out(f"hint for {item.tenant}: {item.hint}")
     for item in record.redis:
         console.out(f"redis {item.role}: {item.status}, {item.detail}")
     if record.configuration_commit:

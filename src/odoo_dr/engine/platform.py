@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +30,7 @@ from odoo_dr.errors import OdooDrError, RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.platform import configuration as config_state
 from odoo_dr.platform import redis as redis_data
-from odoo_dr.processes import dying_with_parent
+from odoo_dr.platform.redis_server import TemporaryRedis, find_binary
 from odoo_dr.repository.manifest import MANIFEST_VERSION
 from odoo_dr.repository.store import Repository, dump_json, new_id
 from odoo_dr.review.inventory import (
@@ -56,6 +54,7 @@ class TenantOutcome(BaseModel):
     tier: str
     status: Literal["ok", "failed"]
     error: str | None = None
+    hint: str | None = Field(default=None, description="what to do about the error")
     snapshot_id: str | None = None
     drill_id: str | None = None
     started_after: float = Field(description="seconds from the start of the run")
@@ -124,6 +123,29 @@ def find_environment(inventory: Inventory, name: str) -> Environment:
     )
 
 
+def find_populated_environment(inventory: Inventory, name: str) -> Environment:
+    """Return the environment `name`, rejecting one without tenants.
+
+    A run over no tenant would record a backup, restore or drill of nothing,
+    and a drill of nothing would count as the platform's last proof.
+    """
+    environment = find_environment(inventory, name)
+    if not environment.tenants:
+        raise RejectedError(
+            f"environment {name!r} has no tenants in the inventory",
+            hint="list its databases under tenants: in the inventory",
+        )
+    return environment
+
+
+def _chosen(environment: Environment, only: frozenset[str] | None) -> set[str]:
+    return {
+        tenant.name
+        for tenant in environment.tenants
+        if only is None or tenant.name in only
+    }
+
+
 def tier_order(
     inventory: Inventory, environment: Environment
 ) -> list[tuple[str, list[Tenant]]]:
@@ -168,6 +190,8 @@ class _Run:
 
 
 Work = Callable[[Tenant], tuple[str | None, str | None]]
+# Starts a scratch Redis with at least N databases; returns its URL and a stopper.
+ScratchRedis = Callable[[int], tuple[str, Callable[[], None]]]
 
 
 def _run_tiers(
@@ -191,11 +215,12 @@ def _run_tiers(
 
         def one(tenant: Tenant, tier: str = tier) -> TenantOutcome:
             started = run.offset()
-            snapshot_id = drill_id = error = None
+            snapshot_id = drill_id = error = hint = None
             try:
                 snapshot_id, drill_id = work(tenant)
             except OdooDrError as exc:
                 error = exc.message
+                hint = exc.hint
             except Exception as exc:  # noqa: BLE001 - one tenant must not stop the rest
                 log.exception("tenant %r failed", tenant.name)
                 error = f"{type(exc).__name__}: {exc}"
@@ -207,6 +232,7 @@ def _run_tiers(
                 tier=tier,
                 status="failed" if error else "ok",
                 error=error,
+                hint=hint,
                 snapshot_id=snapshot_id,
                 drill_id=drill_id,
                 started_after=started,
@@ -269,11 +295,27 @@ def _save(repository: Repository, record: PlatformRecord) -> None:
 
 
 def list_records(
-    repository: Repository, environment: str | None = None, kind: Kind | None = None
+    repository: Repository,
+    environment: str | None = None,
+    kind: Kind | None = None,
+    damaged: dict[str, str] | None = None,
 ) -> list[PlatformRecord]:
+    """Return the platform records, oldest first.
+
+    A record that cannot be read is logged, noted in `damaged` when given, and
+    left out, so that one damaged record never blocks a recovery.
+    """
     records = []
     for key in sorted(repository.backend.list(RECORDS)):
-        record = PlatformRecord.model_validate_json(repository.read_document(key))
+        try:
+            record = PlatformRecord.model_validate_json(repository.read_document(key))
+        except (OdooDrError, ValueError) as exc:
+            message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            reason = message.splitlines()[0]
+            log.warning("platform record %s cannot be read: %s", key, reason)
+            if damaged is not None:
+                damaged[key] = reason
+            continue
         if environment is not None and record.environment != environment:
             continue
         if kind is not None and record.kind != kind:
@@ -283,9 +325,18 @@ def list_records(
 
 
 def find_backup(
-    repository: Repository, environment: str, reference: str | None
+    repository: Repository,
+    environment: str,
+    reference: str | None,
+    tenants: set[str] | None = None,
 ) -> PlatformRecord:
-    """Return the platform backup `reference` (an id), else the newest one."""
+    """Return the platform backup `reference` (an id), else the newest one.
+
+    Without `reference`, the newest backup that worked on every one of `tenants`
+    wins over a newer one taken with `--tenant` for fewer of them. A tenant whose
+    backup failed counts as worked on, so a failure never brings back an older
+    snapshot unnoticed.
+    """
     backups = list_records(repository, environment, "backup")
     if reference is not None:
         for record in backups:
@@ -300,7 +351,27 @@ def find_backup(
             f"no platform backup of environment {environment!r} in the repository",
             hint=f"take one first: odoo-dr platform backup {environment}",
         )
+    if tenants:
+        covering = [
+            record
+            for record in backups
+            if tenants <= {item.tenant for item in record.tenants}
+        ]
+        if covering:
+            return covering[-1]
     return backups[-1]
+
+
+def _missing_hint(backup: PlatformRecord, tenant: str) -> str:
+    reason = (
+        "its backup failed"
+        if any(item.tenant == tenant for item in backup.tenants)
+        else "it was left out of that backup by --tenant"
+    )
+    return (
+        f"{reason}; give another platform backup with --from, or restore the "
+        "tenant's latest snapshot with odoo-dr restore"
+    )
 
 
 def platform_backup(
@@ -310,7 +381,7 @@ def platform_backup(
     options: PlatformOptions,
 ) -> PlatformRecord:
     """Back up every tenant of an environment, its Redis data and configuration."""
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     started_at = datetime.now(UTC)
     record_id = new_id(started_at)
     repository = Repository.open(options.location)
@@ -346,6 +417,7 @@ def platform_backup(
         key = config_state.save_configuration(repository, state, record_id)
         commit = state.commit
     except OdooDrError as exc:
+        log.warning("configuration not captured: %s", exc.message)
         warnings.append(f"configuration not captured: {exc.message}")
     record = PlatformRecord(
         id=record_id,
@@ -408,6 +480,7 @@ def _capture_redis(
             )
         )
     except OdooDrError as exc:
+        log.warning("Redis %s not captured: %s", "+".join(kept), exc.message)
         outcomes.append(
             RedisOutcome(role="+".join(kept), status="failed", detail=exc.message)
         )
@@ -435,9 +508,11 @@ def platform_restore(
     source: str | None = None,
 ) -> PlatformRecord:
     """Restore a platform backup into a target, tier by tier."""
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
-    backup = find_backup(repository, environment.name, source)
+    backup = find_backup(
+        repository, environment.name, source, _chosen(environment, options.only)
+    )
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
     started_at = datetime.now(UTC)
     warnings: list[str] = []
@@ -447,8 +522,7 @@ def platform_restore(
         if snapshot_id is None:
             raise RejectedError(
                 f"platform backup {backup.id} has no snapshot of {tenant.name!r}",
-                hint="its backup failed; restore an older platform backup with "
-                "--from, or the tenant's latest snapshot with odoo-dr restore",
+                hint=_missing_hint(backup, tenant.name),
             )
         own = Repository.open(options.location)
         manifest = own.load_snapshot(snapshot_id)
@@ -471,10 +545,16 @@ def platform_restore(
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, restore, options.only
     )
-    redis = _restore_redis(repository, backup, target.redis_url, options.temp_dir)
+    redis = _restore_redis(
+        repository, backup, target.redis_url, options.temp_dir, replace=target.force
+    )
     if target.config_out is not None and backup.configuration:
-        state = config_state.load_configuration(repository, backup.configuration)
-        config_state.write_configuration(state, target.config_out)
+        try:
+            state = config_state.load_configuration(repository, backup.configuration)
+            config_state.write_configuration(state, target.config_out)
+        except (OdooDrError, OSError) as exc:
+            message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+            warnings.append(f"configuration not written: {message}")
     record = PlatformRecord(
         id=new_id(started_at),
         kind="restore",
@@ -532,6 +612,7 @@ def _restore_redis(
                 )
             )
         except OdooDrError as exc:
+            log.error("Redis %s not restored: %s", item.role, exc.message)
             outcomes.append(
                 RedisOutcome(role=item.role, status="failed", detail=exc.message)
             )
@@ -545,16 +626,19 @@ def platform_drill(
     environment_name: str,
     options: PlatformOptions,
     source: str | None = None,
-    scratch_redis: Callable[[], tuple[str, Callable[[], None]]] | None = None,
+    scratch_redis: ScratchRedis | None = None,
 ) -> PlatformRecord:
     """Drill a platform backup: every tenant neutralized into scratch, in tier order.
 
-    `scratch_redis`, when given, starts a scratch Redis and returns its URL and a
-    function that stops it; the backup's Redis data is restored there.
+    `scratch_redis`, when given, starts a scratch Redis with at least the given
+    number of databases and returns its URL and a function that stops it; the
+    backup's Redis data is restored there.
     """
-    environment = find_environment(inventory, environment_name)
+    environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
-    backup = find_backup(repository, environment.name, source)
+    backup = find_backup(
+        repository, environment.name, source, _chosen(environment, options.only)
+    )
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
     started_at = datetime.now(UTC)
 
@@ -562,7 +646,8 @@ def platform_drill(
         snapshot_id = snapshots.get(tenant.name)
         if snapshot_id is None:
             raise RejectedError(
-                f"platform backup {backup.id} has no snapshot of {tenant.name!r}"
+                f"platform backup {backup.id} has no snapshot of {tenant.name!r}",
+                hint=_missing_hint(backup, tenant.name),
             )
         own = Repository.open(options.location)
         record = run_drill(
@@ -587,15 +672,7 @@ def platform_drill(
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, drill, options.only
     )
-    redis: list[RedisOutcome] = []
-    if scratch_redis is not None and any(item.snapshot for item in backup.redis):
-        url, stop = scratch_redis()
-        try:
-            redis = _restore_redis(repository, backup, url, options.temp_dir)
-        finally:
-            stop()
-    else:
-        redis = _restore_redis(repository, backup, None, options.temp_dir)
+    redis = _drill_redis(repository, backup, options.temp_dir, scratch_redis)
     warnings = []
     if backup.configuration:
         state = config_state.load_configuration(repository, backup.configuration)
@@ -628,60 +705,61 @@ def platform_drill(
     return record
 
 
-def scratch_redis(
+def _drill_redis(
+    repository: Repository,
+    backup: PlatformRecord,
     temp_dir: Path | None,
-) -> Callable[[], tuple[str, Callable[[], None]]]:
-    """Return a starter of a scratch redis-server on 127.0.0.1 for a drill."""
-
-    def start() -> tuple[str, Callable[[], None]]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RejectedError(
-                "a platform drill restores Redis data into a scratch redis-server, "
-                "but none was found on the PATH",
-                hint="install it (Debian: apt-get install redis-server)",
+    scratch_redis: ScratchRedis | None,
+) -> list[RedisOutcome]:
+    snapshots = [
+        redis_data.RedisSnapshot.model_validate(item.snapshot)
+        for item in backup.redis
+        if item.snapshot is not None
+    ]
+    if scratch_redis is None or not snapshots:
+        return _restore_redis(repository, backup, None, temp_dir)
+    databases = max(redis_data.databases_needed(item) for item in snapshots)
+    try:
+        url, stop = scratch_redis(databases)
+    except OdooDrError as exc:
+        log.error("scratch redis-server not started: %s", exc.message)
+        return [
+            RedisOutcome(
+                role=item.role,
+                status="failed" if item.snapshot is not None else item.status,
+                detail=exc.message if item.snapshot is not None else item.detail,
             )
+            for item in backup.redis
+        ]
+    try:
+        return _restore_redis(repository, backup, url, temp_dir)
+    finally:
+        stop()
+
+
+def scratch_redis(temp_dir: Path | None) -> ScratchRedis:
+    """Return a starter of a scratch redis-server on 127.0.0.1 for a drill.
+
+    The server requires a random password, like the temporary server of a Redis
+    restore, since it holds the sessions or jobs of production.
+    """
+
+    def start(databases: int) -> tuple[str, Callable[[], None]]:
+        binary = find_binary("redis-server", redis_data.SERVER_VARIABLE, RejectedError)
         folder = tempfiles.make_folder(temp_dir, "scratch-redis")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        process = subprocess.Popen(
-            dying_with_parent(
-                [
-                    binary,
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--dir",
-                    str(folder),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]
-            ),  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
+        server = TemporaryRedis(binary, folder, "scratch.rdb", databases)
 
         def stop() -> None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
             shutil.rmtree(folder, ignore_errors=True)
 
-        return f"redis://127.0.0.1:{port}/0", stop
+        try:
+            server.start()
+        except BaseException:
+            stop()
+            raise
+        # The URL names no db, so each db of a snapshot keeps its number.
+        return f"redis://:{server.password}@127.0.0.1:{server.port}", stop
 
     return start
 
@@ -692,12 +770,13 @@ def plan_platform_records(
     """Return the blobs platform backups still need, and the records that go.
 
     A platform backup stays, with its Redis snapshot and configuration, while one
-    of its tenant snapshots remains; once prune removed them all, so does it.
-    Records of restores and drills stay as history. A record that cannot be read
-    is noted in `damaged`, since its blobs are unknown.
+    of its tenant snapshots remains; once prune removed them all, so does it. A
+    backup without any tenant snapshot (every tenant failed) stays until a newer
+    backup of its environment stays. Records of restores and drills stay as
+    history. A record that cannot be read is noted in `damaged`, since its blobs
+    are unknown.
     """
-    needed: set[str] = set()
-    doomed: list[str] = []
+    backups: list[tuple[str, PlatformRecord]] = []
     for key in sorted(repository.backend.list(RECORDS)):
         try:
             record = PlatformRecord.model_validate_json(repository.read_document(key))
@@ -705,10 +784,27 @@ def plan_platform_records(
             message = exc.message if isinstance(exc, OdooDrError) else str(exc)
             damaged[key] = f"platform record cannot be read: {message.splitlines()[0]}"
             continue
-        if record.kind != "backup":
+        if record.kind == "backup":
+            backups.append((key, record))
+
+    def snapshots(record: PlatformRecord) -> set[str]:
+        return {item.snapshot_id for item in record.tenants if item.snapshot_id}
+
+    newest_kept: dict[str, datetime] = {}
+    for _key, record in backups:
+        if snapshots(record) & remaining:
+            known = newest_kept.get(record.environment)
+            if known is None or record.started_at > known:
+                newest_kept[record.environment] = record.started_at
+    needed: set[str] = set()
+    doomed: list[str] = []
+    for key, record in backups:
+        taken = snapshots(record)
+        newer = newest_kept.get(record.environment)
+        if taken and not taken & remaining:
+            doomed.append(key)
             continue
-        snapshots = {item.snapshot_id for item in record.tenants if item.snapshot_id}
-        if snapshots and not snapshots & remaining:
+        if not taken and newer is not None and newer > record.started_at:
             doomed.append(key)
             continue
         for item in record.redis:

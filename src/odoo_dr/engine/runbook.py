@@ -87,7 +87,7 @@ def build_runbook(
     if drill is None:
         warnings.append(
             "no platform drill recorded: durations are unknown; run odoo-dr platform "
-            f"drill {environment.name} and generate this runbook again"
+            f"drill {shlex.quote(environment.name)} and generate this runbook again"
         )
     env = environment.name
     repo = shlex.quote(options.location)
@@ -296,9 +296,24 @@ def _objective_rto(inventory: Inventory, members: list) -> float | None:
     return min(rtos) if rtos else None
 
 
+def escape_markdown(text: object) -> str:
+    """Escape text for Markdown prose and table cells, outside code blocks.
+
+    Markdown renderers pass HTML through, so a tenant named `<script>` would
+    become a tag, and a `|` would split a table cell.
+    """
+    return (
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+    )
+
+
 @cache
 def _templates(autoescape: bool) -> Environment:
-    return Environment(
+    templates = Environment(
         loader=PackageLoader("odoo_dr.engine", "templates"),
         autoescape=autoescape,
         undefined=StrictUndefined,
@@ -306,6 +321,8 @@ def _templates(autoescape: bool) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    templates.filters["md"] = escape_markdown
+    return templates
 
 
 def render_runbook(

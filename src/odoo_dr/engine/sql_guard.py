@@ -58,8 +58,16 @@ _SIDE_EFFECT_FUNCTIONS = re.compile(
     r"|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile"
     r"|pg_switch_wal|pg_create_restore_point|pg_promote|pg_\w*advisory\w*"
     r"|pg_file_\w+|pg_stat_reset\w*|pg_\w*replication_slot\w*|pg_logical_emit_message"
-    r"|pg_replication_origin\w*|pg_import_system_collations)\s*\(",
+    r"|pg_replication_origin\w*|pg_import_system_collations"
+    r"|pg_backup_start|pg_backup_stop|pg_start_backup|pg_stop_backup"
+    r"|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file"
+    r"|pg_log_backend_memory_contexts|pg_wal_replay_\w+)\s*\(",
     re.IGNORECASE,
+)
+# Functions that run SQL given to them as a string, which the text check sees only
+# as a blanked literal: query_to_xml('SELECT pg_terminate_backend(...)', ...).
+_SQL_TEXT_FUNCTIONS = re.compile(
+    r"\b(query_to_xml\w*|cursor_to_xml\w*|ts_stat)\s*\(", re.IGNORECASE
 )
 _WRITING = re.compile(rf"\b({'|'.join(_WRITING_WORDS)})\b", re.IGNORECASE)
 _ROW_LOCK = re.compile(r"\bfor\s+(no\s+key\s+|key\s+)?share\b", re.IGNORECASE)
@@ -137,6 +145,12 @@ def validate_select(text: str) -> str:
         raise ValueError(
             f"the query contains {word.group().upper()!r}: a check only reads, "
             "without writing or locking rows (rename a column or alias of that name)"
+        )
+    runner = _SQL_TEXT_FUNCTIONS.search(masked)
+    if runner is not None:
+        raise ValueError(
+            f"the query calls {runner.group(1)}(), which runs SQL given as a "
+            "string that this check cannot read"
         )
     function = _SIDE_EFFECT_FUNCTIONS.search(masked)
     if function is not None:

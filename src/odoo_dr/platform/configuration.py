@@ -20,7 +20,12 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr.errors import RejectedError, RepositoryError, SnapshotDamaged
-from odoo_dr.platform.redaction import redact_odoo_conf, redact_yaml_documents
+from odoo_dr.platform.redaction import (
+    UnknownSecret,
+    find_unknown_secret,
+    redact_odoo_conf,
+    redact_yaml_documents,
+)
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.evidence.manifests import YAML_SUFFIXES, load_manifests
 from odoo_dr.review.evidence.routes import Route, load_routes
@@ -242,6 +247,9 @@ def _capture_file(path: Path, folder: Path) -> tuple[ConfigFile | None, str | No
     except YamlError as exc:
         return None, f"{relative}: {exc.message}"
     if path.suffix.lower() == ".conf":
+        key = find_unknown_secret(text)
+        if key is not None:
+            return None, _unknown_secret(relative, key)
         content, references = redact_odoo_conf(text)
         return ConfigFile(
             path=relative,
@@ -256,11 +264,21 @@ def _capture_file(path: Path, folder: Path) -> tuple[ConfigFile | None, str | No
             f"{relative}: not captured, line {errors[0].location.line}: "
             f"{errors[0].message}"
         )
-    redacted, references = redact_yaml_documents(documents)
+    try:
+        redacted, references = redact_yaml_documents(documents)
+    except UnknownSecret as exc:
+        return None, _unknown_secret(relative, str(exc))
     content = text if redacted is None else redacted
     return ConfigFile(
         path=relative, content=content, sha256=_sha256(content), references=references
     ), None
+
+
+def _unknown_secret(relative: str, key: str) -> str:
+    return (
+        f"{relative}: not captured, {key} looks like a secret that odoo-dr cannot "
+        "replace by a reference in this kind of file"
+    )
 
 
 def capture_configuration(

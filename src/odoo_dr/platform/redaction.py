@@ -35,6 +35,54 @@ SECRET_VARIABLE = re.compile(
     re.IGNORECASE,
 )
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Keys that set a secret in files without rules of their own: `requirepass` and
+# `masterauth` of redis.conf, and names like those of SECRET_VARIABLE.
+UNKNOWN_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?$|passw|secret|token|credential|auth$|api_?key|private_?key)",
+    re.IGNORECASE,
+)
+# A `KEY VALUE` or `KEY = VALUE` line of a configuration file that is no odoo.conf.
+KEY_LINE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(?:=|:|\s)\s*(\S.*)$")
+
+
+def find_unknown_secret(text: str) -> str | None:
+    """Return the key of the first line of a non-odoo.conf file that sets a secret.
+
+    Such a file has no redaction rules, so the caller leaves it out.
+    """
+    if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE):
+        return None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        match = KEY_LINE.match(line)
+        if match is None or not UNKNOWN_SECRET_KEY.search(match.group(1)):
+            continue
+        if match.group(2).strip().lower() not in UNSET_VALUES:
+            return match.group(1)
+    return None
+
+
+def find_secret_key(node: Any, path: str = "") -> str | None:
+    """Return the path of the first scalar under a secret-like key, else None."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(value, (dict, list)):
+                found = find_secret_key(value, where)
+                if found:
+                    return found
+            elif (
+                UNKNOWN_SECRET_KEY.search(str(key)) or _is_secret_variable(str(key))
+            ) and str(value if value is not None else "").lower() not in UNSET_VALUES:
+                return where
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = find_secret_key(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def reference(kind: str, name: str) -> str:
@@ -161,6 +209,26 @@ def _redact_compose(document: dict, references: list[str]) -> None:
                     marker = reference("compose", f"{service_name}/{name}")
                     raw[index] = f"{name}={marker}"
                     references.append(marker)
+        for field in ("command", "entrypoint"):
+            if isinstance(service.get(field), list):
+                _redact_arguments(service[field], service_name, references)
+
+
+def _redact_arguments(arguments: list, service: str, references: list[str]) -> None:
+    """Replace the value of `--requirepass X` or `--password=X` in a command list."""
+    for index, item in enumerate(arguments):
+        flag, equals, value = str(item).partition("=")
+        if not flag.startswith("-"):
+            continue
+        if not UNKNOWN_SECRET_KEY.search(flag.lstrip("-")):
+            continue
+        marker = reference("compose", f"{service}/{flag.lstrip('-')}")
+        if equals and value:
+            arguments[index] = f"{flag}={marker}"
+            references.append(marker)
+        elif not equals and index + 1 < len(arguments):
+            arguments[index + 1] = marker
+            references.append(marker)
 
 
 def _compose_secret(name: str, value: Any) -> bool:
@@ -192,12 +260,18 @@ def _redact_object(document: dict, references: list[str]) -> None:
                 references += found
 
 
+class UnknownSecret(ValueError):
+    """A document without redaction rules sets a value under a secret-like key."""
+
+
 def redact_yaml_documents(documents: list[Any]) -> tuple[str | None, list[str]]:
     """Replace the secrets in the documents of one YAML file.
 
     Return the file written again with the secrets replaced, or None when the file
     has no secret (so its text can be kept byte for byte), and the references.
-    The text written again loses the file's comments and layout.
+    The text written again loses the file's comments and layout. Raises
+    `UnknownSecret` for a document that is neither a Kubernetes object nor a
+    compose file and sets a value under a secret-like key.
     """
     references: list[str] = []
     plain = [_plain(document) for document in documents]
@@ -208,6 +282,8 @@ def redact_yaml_documents(documents: list[Any]) -> tuple[str | None, list[str]]:
             _redact_object(document, references)
         elif isinstance(document.get("services"), dict):
             _redact_compose(document, references)
+        elif (key := find_secret_key(document)) is not None:
+            raise UnknownSecret(key)
     if not references:
         return None, []
     text = yaml.safe_dump_all(plain, sort_keys=False, allow_unicode=True)

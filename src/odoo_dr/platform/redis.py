@@ -335,7 +335,9 @@ def restore_rdb(
     result = RedisRestoreResult(target=target.describe())
     try:
         _write_rdb(repository, snapshot, folder / "dump.rdb")
-        with TemporaryRedis(server_binary, folder, "dump.rdb") as source:
+        with TemporaryRedis(
+            server_binary, folder, "dump.rdb", databases_needed(snapshot)
+        ) as source:
             plan = plan_copy(source, snapshot.db, target)
             check_target_empty(target, plan, replace)
             for source_db, target_db in plan.items():
@@ -354,6 +356,17 @@ def restore_rdb(
         result.seconds,
     )
     return result
+
+
+def databases_needed(snapshot: RedisSnapshot) -> int:
+    """Return how many databases a redis-server needs to load the snapshot.
+
+    NOTE: the db numbers come from INFO read just before the capture, so a db
+    first written between INFO and the server's fork is not counted, and its
+    RDB file then fails to load with redis-server's message.
+    """
+    numbers = [*snapshot.keys, snapshot.db or 0]
+    return max(numbers) + 1
 
 
 def _write_rdb(repository: Repository, snapshot: RedisSnapshot, path: Path) -> None:

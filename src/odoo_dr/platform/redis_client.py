@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -11,6 +12,8 @@ from odoo_dr.errors import OdooDrError, RejectedError
 from odoo_dr.platform.redis_server import no_retry
 
 _CONNECT_TIMEOUT = 10.0
+# redis-cli's variable for the password, so that it stays out of process arguments.
+PASSWORD_VARIABLE = "REDISCLI_AUTH"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ def parse_url(url: str) -> RedisAddress:
     """Parse `redis[s]://[user:password@]host[:port][/db]`.
 
     The user information is split at its last `@`, so a password may contain `@`
-    and `/`. Messages never quote the URL, which may contain the password.
+    and `/`. A URL without a password takes it from `$REDISCLI_AUTH`, as redis-cli
+    does. Messages never quote the URL, which may contain the password.
     """
     scheme, separator, rest = url.partition("://")
     if not separator or scheme not in ("redis", "rediss"):
@@ -63,6 +67,8 @@ def parse_url(url: str) -> RedisAddress:
         user, colon, secret = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
+    if password is None:
+        password = os.environ.get(PASSWORD_VARIABLE) or None
     hostport, _, path = rest.partition("/")
     if hostport.startswith("["):
         host, _, port_text = hostport[1:].partition("]")

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Loading a large RDB file may take minutes; the server replies LOADING meanwhile.
 LOAD_TIMEOUT = 1800.0
 _PORT_ATTEMPTS = 3
+# redis-server's default number of databases; it rejects an RDB file with more.
+DEFAULT_DATABASES = 16
 _UNSUPPORTED_RDB = re.compile(r"Can't handle RDB format version (\d+)")
 
 
@@ -72,12 +74,23 @@ def _free_port() -> int:
 
 
 class TemporaryRedis:
-    """A redis-server over `folder/dbfilename`; use it as a context manager."""
+    """A redis-server over `folder/dbfilename`; use it as a context manager.
 
-    def __init__(self, binary: str, folder: Path, dbfilename: str) -> None:
+    `databases` must exceed the highest db number of the RDB file, which the
+    server would otherwise reject.
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        dbfilename: str,
+        databases: int = DEFAULT_DATABASES,
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.dbfilename = dbfilename
+        self.databases = max(databases, DEFAULT_DATABASES)
         self.password = secrets.token_urlsafe(24)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,6 +149,7 @@ class TemporaryRedis:
             "--dbfilename", self.dbfilename,
             "--save", "",
             "--appendonly", "no",
+            "--databases", str(self.databases),
             "--logfile", str(self.log_path),
             "--daemonize", "no",
         ]  # fmt: skip
