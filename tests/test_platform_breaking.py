@@ -60,11 +60,24 @@ def _start_redis(folder: Path, password: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     process = subprocess.Popen(
         [
-            shutil.which("redis-server"), "-",
-            "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-            "--save", "", "--appendonly", "no", "--databases", "32",
-            "--repl-diskless-sync-delay", "0",
-            "--logfile", str(folder / "server.log"),
+            shutil.which("redis-server"),
+            "-",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--databases",
+            "32",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--logfile",
+            str(folder / "server.log"),
         ],  # fmt: skip
         stdin=subprocess.PIPE,
     )
@@ -111,7 +124,13 @@ def setup(tmp_path_factory) -> Iterator[Setup]:
     repo = folder / "repo"
     assert run_cli("init", "--repo", str(repo)).returncode == 0
     result = Setup(
-        folder, _write_inventory(folder, tenant, port), repo, root, tenant, port, password
+        folder,
+        _write_inventory(folder, tenant, port),
+        repo,
+        root,
+        tenant,
+        port,
+        password,
     )
     sessions = result.client(SESSIONS_DB)
     for number in range(20):
@@ -278,13 +297,14 @@ def test_runbook_escapes_names(tmp_path, repository):
     [
         (
             "SELECT count(*) FROM query_to_xml("
-            "'SELECT pg_terminate_backend(pid) FROM pg_stat_activity', true, false, '')",
+            "'SELECT pg_terminate_backend(pid) FROM pg_stat_activity', "
+            "true, false, '')",
             "query_to_xml",
         ),
         ("SELECT * FROM ts_stat('SELECT pg_reload_conf()::text::tsvector')", "ts_stat"),
         ("SELECT pg_catalog.pg_backup_start('drill')", "pg_backup_start"),
         ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
-        ('SELECT "pg_ls_dir"(\'.\')', "pg_ls_dir"),
+        ("SELECT \"pg_ls_dir\"('.')", "pg_ls_dir"),
     ],
 )
 def test_check_sql_hiding_writes_rejected(sql, function):
@@ -298,8 +318,13 @@ def test_default_backup_skips_partial_ones(repository):
         moment = datetime(2026, 1, number, tzinfo=UTC)
         outcomes = [
             engine.TenantOutcome(
-                tenant=name, tier="critical", status="ok", snapshot_id=f"s{number}",
-                started_after=0, finished_after=1, seconds=1,
+                tenant=name,
+                tier="critical",
+                status="ok",
+                snapshot_id=f"s{number}",
+                started_after=0,
+                finished_after=1,
+                seconds=1,
             )  # fmt: skip
             for name in tenants
         ]
