@@ -555,11 +555,38 @@ def platform_restore(
         except (OdooDrError, OSError) as exc:
             message = exc.message if isinstance(exc, OdooDrError) else str(exc)
             warnings.append(f"configuration not written: {message}")
+    return _save_replay(
+        repository,
+        "restore",
+        inventory,
+        options,
+        backup,
+        started_at,
+        outcomes,
+        tiers,
+        redis,
+        warnings,
+    )
+
+
+def _save_replay(
+    repository: Repository,
+    kind: Kind,
+    inventory: Inventory,
+    options: PlatformOptions,
+    backup: PlatformRecord,
+    started_at: datetime,
+    outcomes: list[TenantOutcome],
+    tiers: list[TierOutcome],
+    redis: list[RedisOutcome],
+    warnings: list[str],
+) -> PlatformRecord:
+    """Save and return the record of a restore or drill of platform backup `backup`."""
     record = PlatformRecord(
         id=new_id(started_at),
-        kind="restore",
+        kind=kind,
         platform=inventory.platform,
-        environment=environment.name,
+        environment=backup.environment,
         started_at=started_at,
         finished_at=datetime.now(UTC),
         jobs=options.jobs,
@@ -685,24 +712,18 @@ def platform_drill(
             warnings.append("the configuration state holds no file")
     else:
         warnings.append("the platform backup holds no configuration state")
-    record = PlatformRecord(
-        id=new_id(started_at),
-        kind="drill",
-        platform=inventory.platform,
-        environment=environment.name,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        jobs=options.jobs,
-        source=backup.id,
-        tenants=outcomes,
-        tiers=tiers,
-        redis=redis,
-        configuration=backup.configuration,
-        configuration_commit=backup.configuration_commit,
-        warnings=warnings,
+    return _save_replay(
+        repository,
+        "drill",
+        inventory,
+        options,
+        backup,
+        started_at,
+        outcomes,
+        tiers,
+        redis,
+        warnings,
     )
-    _save(repository, record)
-    return record
 
 
 def _drill_redis(
