@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,3 +216,52 @@ def test_one_failing_tenant_does_not_stop_the_rest(platform, tmp_path):
         builder.build(
             PgSettings(), missing, platform.filestore_root, SMALL, replace=True
         )
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "regional-distributor"
+EXAMPLE_REDIS_DB = 15
+
+
+def test_regional_distributor_example(tmp_path):
+    """Drill the example's production environment: every tenant, sessions, config."""
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    suffix = str(os.getpid())
+    inventory = folder / "inventory.yaml"
+    text = inventory.read_text()
+    names = ["nordwind_de", "nordwind_at", "nordwind_ch"]
+    for name in names:
+        text = text.replace(f"name: {name}\n", f"name: {name}_{suffix}\n")
+    inventory.write_text(text)
+    databases = [f"{name}_{suffix}" for name in names]
+    root = tmp_path / "filestore"
+    for database in databases:
+        builder.build(PgSettings(), database, root, SMALL)
+    sessions = redis.Redis(host="127.0.0.1", port=6379, db=EXAMPLE_REDIS_DB)
+    sessions.flushdb()
+    sessions.set("session:3am", "on-call", ex=3600)
+    repo = tmp_path / "repo"
+    assert run_cli("init", "--repo", str(repo)).returncode == 0
+    common = ["--inventory", str(inventory), "--repo", str(repo)]
+    try:
+        backup = run_cli(
+            "platform", "backup", "production", *common, "--filestore-root",
+            str(root), "--redis-url", f"redis://127.0.0.1:6379/{EXAMPLE_REDIS_DB}",
+            "--json",
+        )  # fmt: skip
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        drill = run_cli("platform", "drill", "production", *common, "--json")
+        assert drill.returncode == 0, drill.stdout + drill.stderr
+        record = json.loads(drill.stdout)
+        order = [item["tier"] for item in record["tiers"]]
+        assert order == ["critical", "high", "ch-finance"]
+        assert all(item["status"] == "ok" for item in record["tenants"])
+        assert [item["status"] for item in record["redis"]] == ["restored"]
+        runbook = run_cli("runbook", "production", *common)
+        assert runbook.returncode == 0, runbook.stderr
+        assert "Restore tier critical" in runbook.stdout
+        assert "nordwind.example" in runbook.stdout
+        assert "durations are unknown" not in runbook.stdout
+    finally:
+        sessions.flushdb()
+        drop_leftovers(databases)
