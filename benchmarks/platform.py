@@ -5,7 +5,7 @@ state:
 
 1. Build 20 tenants with `odoo_dr.demo.builder`, named `pbench_<tier>_<n>`: 4
    critical, 5 high, 6 standard and 5 low. Each has about 13 MB to 500 MB of
-   database plus filestore (2.35 GB in all). Its `DemoScale` is the one of
+   database plus filestore (about 2.4 GB in all). Its `DemoScale` is the one of
    benchmarks/backup_restore.py, scaled to its size.
 2. Fill db `--redis-db` of the machine's Redis on 127.0.0.1:6379 with 10,000
    session keys, declared in the inventory as the environment's `sessions` Redis.
@@ -22,7 +22,7 @@ the per-tenant overhead and the slope the time per GB.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/platform.py            # 20 tenants, 2.35 GB
+    .venv/bin/python benchmarks/platform.py            # 20 tenants, about 2.4 GB
     .venv/bin/python benchmarks/platform.py --small    # 3 tiny tenants, jobs 1 and 2
 
 Results go to stdout and to benchmarks/results/platform.json. Every database the
@@ -634,8 +634,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--tenant-jobs",
         type=int,
         default=2,
-        help="The drill's --tenant-jobs: pg_restore jobs per tenant (default 2, "
-        "the command's default).",
+        help="The drill's --tenant-jobs: pg_restore jobs and file workers per "
+        "tenant (default 2, the command's default).",
     )
     parser.add_argument(
         "--repeat",
