@@ -58,8 +58,11 @@ class TenantOutcome(BaseModel):
     snapshot_id: str | None = None
     drill_id: str | None = None
     started_after: float = Field(description="seconds from the start of the run")
-    finished_after: float = Field(description="seconds from the start of the run")
-    seconds: float
+    finished_after: float = Field(
+        description="seconds from the start of the run until the tenant was back "
+        "(for a drill: its checks passed, before its scratch copy was removed)"
+    )
+    seconds: float = Field(description="time the tenant held its job slot")
 
 
 class RedisOutcome(BaseModel):
@@ -189,7 +192,9 @@ class _Run:
         return round(time.monotonic() - self.started, 3)
 
 
-Work = Callable[[Tenant], tuple[str | None, str | None]]
+# Returns the snapshot id, the drill id, and the seconds after which the tenant
+# was back when that is before `work` returned (a drill's clean-up comes later).
+Work = Callable[[Tenant], tuple[str | None, str | None, float | None]]
 # Starts a scratch Redis with at least N databases; returns its URL and a stopper.
 ScratchRedis = Callable[[int], tuple[str, Callable[[], None]]]
 
@@ -203,8 +208,8 @@ def _run_tiers(
 ) -> tuple[list[TenantOutcome], list[TierOutcome]]:
     """Run `work` on every tenant, tier after tier, `jobs` tenants at a time.
 
-    `work` returns (snapshot id, drill id); any OdooDrError it raises is that
-    tenant's failure, and the others go on.
+    `work` returns (snapshot id, drill id, seconds until the tenant was back);
+    any OdooDrError it raises is that tenant's failure, and the others go on.
     """
     run = _Run()
     tiers = []
@@ -215,16 +220,17 @@ def _run_tiers(
 
         def one(tenant: Tenant, tier: str = tier) -> TenantOutcome:
             started = run.offset()
-            snapshot_id = drill_id = error = hint = None
+            snapshot_id = drill_id = error = hint = ready = None
             try:
-                snapshot_id, drill_id = work(tenant)
+                snapshot_id, drill_id, ready = work(tenant)
             except OdooDrError as exc:
                 error = exc.message
                 hint = exc.hint
             except Exception as exc:  # noqa: BLE001 - one tenant must not stop the rest
                 log.exception("tenant %r failed", tenant.name)
                 error = f"{type(exc).__name__}: {exc}"
-            finished = run.offset()
+            ended = run.offset()
+            finished = ended if ready is None else round(started + ready, 3)
             if error:
                 log.error("tenant %r failed: %s", tenant.name, error)
             return TenantOutcome(
@@ -237,7 +243,7 @@ def _run_tiers(
                 drill_id=drill_id,
                 started_after=started,
                 finished_after=finished,
-                seconds=round(finished - started, 3),
+                seconds=round(ended - started, 3),
             )
 
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=tier) as pool:
@@ -388,7 +394,7 @@ def platform_backup(
     repository.check_writable("platform", "a platform backup saves its record")
     warnings: list[str] = []
 
-    def back_up(tenant: Tenant) -> tuple[str | None, str | None]:
+    def back_up(tenant: Tenant) -> tuple[str | None, str | None, float | None]:
         own = Repository.open(options.location)
         manifest = run_backup(
             own,
@@ -405,7 +411,7 @@ def platform_backup(
                 },
             ),
         )
-        return manifest.id, None
+        return manifest.id, None, None
 
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, back_up, options.only
@@ -517,7 +523,7 @@ def platform_restore(
     started_at = datetime.now(UTC)
     warnings: list[str] = []
 
-    def restore(tenant: Tenant) -> tuple[str | None, str | None]:
+    def restore(tenant: Tenant) -> tuple[str | None, str | None, float | None]:
         snapshot_id = snapshots.get(tenant.name)
         if snapshot_id is None:
             raise RejectedError(
@@ -540,7 +546,7 @@ def platform_restore(
                 temp_dir=options.temp_dir,
             ),
         )
-        return snapshot_id, None
+        return snapshot_id, None, None
 
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, restore, options.only
@@ -669,7 +675,7 @@ def platform_drill(
     snapshots = {item.tenant: item.snapshot_id for item in backup.tenants}
     started_at = datetime.now(UTC)
 
-    def drill(tenant: Tenant) -> tuple[str | None, str | None]:
+    def drill(tenant: Tenant) -> tuple[str | None, str | None, float | None]:
         snapshot_id = snapshots.get(tenant.name)
         if snapshot_id is None:
             raise RejectedError(
@@ -694,7 +700,9 @@ def platform_drill(
                 f"drill {record.id} failed: "
                 + (record.error or ", ".join(failed) or "no check ran")
             )
-        return snapshot_id, record.id
+        # The tenant was back when its checks passed: removing its scratch copy
+        # afterwards is not recovery time.
+        return snapshot_id, record.id, record.rto_seconds
 
     outcomes, tiers = _run_tiers(
         inventory, environment, options.jobs, drill, options.only
