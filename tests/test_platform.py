@@ -25,7 +25,10 @@ from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.store import Repository
 from pitr_cluster import Cluster
 
-SESSIONS_DB = 13
+# Each xdist worker gets Redis databases of its own, since both may run tests of
+# this module at once: sessions, restore target, and the example's sessions.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SESSIONS_DB = 2 + 3 * (_WORKER % 2)
 TENANTS = {"critical": "plat_dispatch", "standard": "plat_sales", "low": "plat_archive"}
 
 
@@ -219,7 +222,7 @@ def test_one_failing_tenant_does_not_stop_the_rest(platform, tmp_path):
 
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "regional-distributor"
-EXAMPLE_REDIS_DB = 15
+EXAMPLE_REDIS_DB = SESSIONS_DB + 2
 
 
 def test_regional_distributor_example(tmp_path):

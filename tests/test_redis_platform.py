@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import socket
 import stat
@@ -44,8 +45,11 @@ from odoo_dr.repository.store import Repository
 from odoo_dr.review.inventory import RedisRole
 
 MACHINE_PORT = 6379
-SOURCE_DB = 11
-TARGET_DB = 12
+# Each xdist worker gets databases of its own on the machine's Redis, since both
+# may run tests of this module at once.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SOURCE_DB = 11 + 2 * (_WORKER % 2)
+TARGET_DB = SOURCE_DB + 1
 WEEK_MS = 7 * 24 * 3600 * 1000
 # Restored keys must keep their time to live, minus the seconds the test took.
 TTL_TOLERANCE_MS = 120_000
