@@ -291,9 +291,10 @@ def plan_restore(
     options: RestoreOptions,
 ) -> RestorePlan:
     """Run every pre-check of a restore, raising `RejectedError` before any change."""
+    # The snapshot first: a damaged one is reported without reaching PostgreSQL.
+    index = _check_objects(repository, manifest)
     state = check_target(settings, options, {manifest.tenant, manifest.database.name})
     owner = parse_owner(options.owner) if options.owner else None
-    index = _check_objects(repository, manifest)
     if state.server_major < manifest.postgres.server_major:
         raise RejectedError(
             f"snapshot {manifest.id} comes from PostgreSQL "
