@@ -230,7 +230,7 @@ def restore(
     """Restore a platform backup of ENV into a target server, tier by tier.
 
     Exit 0 when every tenant and the Redis data are back, 4 when one is not
-    (the summary says why).
+    (the summary gives the reason).
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, _folder = read_inventory(inventory)

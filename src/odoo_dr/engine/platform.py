@@ -1,7 +1,7 @@
 """Whole-environment backups, restores and drills, tenant by tenant in tier order.
 
 An environment of the inventory is recovered as a platform: its tenants' databases
-and filestores, the Redis data that holds sessions or queues, and the configuration
+and filestores, the Redis data that keeps sessions or queues, and the configuration
 that ran. Tenants go in the order of their tiers (the shortest region-loss RTO
 first), with at most `jobs` tenants at once inside a tier. One tenant's failure is
 recorded and the others go on; the record says which tenants are back, which are
@@ -664,8 +664,8 @@ def platform_drill(
     """Drill a platform backup: every tenant neutralized into scratch, in tier order.
 
     `scratch_redis`, when given, starts a scratch Redis with at least the given
-    number of databases and returns its URL and a function that stops it; the
-    backup's Redis data is restored there.
+    number of databases and returns its URL and a stopper. The backup's Redis
+    data is restored there.
     """
     environment = find_populated_environment(inventory, environment_name)
     repository = Repository.open(options.location)
@@ -770,7 +770,7 @@ def scratch_redis(temp_dir: Path | None) -> ScratchRedis:
     """Return a starter of a scratch redis-server on 127.0.0.1 for a drill.
 
     The server requires a random password, like the temporary server of a Redis
-    restore, since it holds the sessions or jobs of production.
+    restore, since it contains the sessions or jobs of production.
     """
 
     def start(databases: int) -> tuple[str, Callable[[], None]]:

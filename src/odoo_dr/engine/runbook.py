@@ -1,8 +1,8 @@
 """The recovery runbook of an environment, from the inventory and the last drill.
 
-Each step says what to run, who may run it, how long it took in the last platform
+Each step gives what to run, who may run it, how long it took in the last platform
 drill, and what shows that it is done. Durations come from that drill's record;
-without one the runbook says so rather than guessing.
+without one the runbook states that they are unknown rather than guessing.
 """
 
 from __future__ import annotations
