@@ -166,6 +166,8 @@ def test_drill_reports_tier_recovery(platform, backed_up):
     low = text.stdout.index(f"Restore tier low: {platform.names['low']}")
     assert critical < low
     assert "Last platform drill" in text.stdout
+    # Each multi-line command continues its lines, so it can be pasted as it is.
+    assert ' \\\n    --to "$TARGET_DSN"' in text.stdout
     assert "erp.example.test" in text.stdout
     html = run_cli(
         "runbook", "production", "--format", "html",

@@ -226,7 +226,7 @@ def build_runbook(
             Step(
                 f"Restore tier {tier}: {', '.join(names)}",
                 KEY_HOLDER,
-                ["\n".join(command)],
+                [" \\\n".join(command)],
                 expected,
                 [
                     "the command exits 0 and lists every tenant of the tier as ok",
