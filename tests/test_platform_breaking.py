@@ -214,6 +214,7 @@ def test_restore_over_existing_needs_force(setup, backed_up, tmp_path):
         assert tenant["status"] == "failed"
         assert "already exists" in tenant["error"]
         assert "--force" in tenant["hint"]
+        assert "--target" not in tenant["hint"]
         assert target.dbsize() == 20
 
         target.set("session:0", "stale")

@@ -532,20 +532,30 @@ def platform_restore(
             )
         own = Repository.open(options.location)
         manifest = own.load_snapshot(snapshot_id)
-        run_restore(
-            own,
-            target.settings,
-            manifest,
-            RestoreOptions(
-                target=tenant.name,
-                filestore_root=target.filestore_root,
-                mode=target.mode,
-                neutralize=target.neutralize,
-                force=target.force,
-                jobs=options.tenant_jobs,
-                temp_dir=options.temp_dir,
-            ),
-        )
+        try:
+            run_restore(
+                own,
+                target.settings,
+                manifest,
+                RestoreOptions(
+                    target=tenant.name,
+                    filestore_root=target.filestore_root,
+                    mode=target.mode,
+                    neutralize=target.neutralize,
+                    force=target.force,
+                    jobs=options.tenant_jobs,
+                    temp_dir=options.temp_dir,
+                ),
+            )
+        except RejectedError as exc:
+            # A platform restore keeps the tenants' names: --target is not its option.
+            if "already exists" not in exc.message:
+                raise
+            raise RejectedError(
+                exc.message,
+                hint="pass --force to replace it, or restore into another server "
+                "with --to",
+            ) from None
         return snapshot_id, None, None
 
     outcomes, tiers = _run_tiers(
