@@ -162,19 +162,21 @@ class BenchCluster:
             ]
         )
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         """Stop the server if it runs; a server already stopped is no error."""
         args = [find_program("pg_ctl", MAJOR), "stop", "-D", str(self.data)]
         owner = _owner()
         subprocess.run(
-            [*args, "-m", "fast"],
+            [*args, "-m", mode],
             capture_output=True,
             check=False,
             **({"user": owner[0], "group": owner[1]} if owner else {}),
         )
 
     def remove(self) -> None:
-        self.stop()
+        # Immediate: a fast shutdown waits for the archiver, which may be trying
+        # to reach an archive that is already gone.
+        self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def execute(self, dbname: str, statement: str, params: tuple = ()) -> list[tuple]:
