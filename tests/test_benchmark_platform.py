@@ -14,7 +14,7 @@ import psycopg
 import redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = PROJECT_ROOT / "benchmarks" / "platform.py"
+SCRIPT = PROJECT_ROOT / "benchmarks" / "platform_drill.py"
 REDIS_DB = 10
 
 

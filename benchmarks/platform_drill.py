@@ -22,8 +22,8 @@ the per-tenant overhead and the slope the time per GB.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/platform.py            # 20 tenants, about 2.4 GB
-    .venv/bin/python benchmarks/platform.py --small    # 3 tiny tenants, jobs 1 and 2
+    .venv/bin/python benchmarks/platform_drill.py          # 20 tenants, 2.4 GB
+    .venv/bin/python benchmarks/platform_drill.py --small  # 3 tiny tenants
 
 Results go to stdout and to benchmarks/results/platform.json. Every database the
 script creates starts with `pbench_` (`pbench_small_` with `--small`) and is dropped
@@ -31,19 +31,7 @@ at the end, also after a failure, and the Redis db is
 flushed before and after the run.
 """
 
-# ruff: noqa: E402 - the standard library's `platform` must be imported first.
-
 from __future__ import annotations
-
-import sys
-
-# Python puts this script's folder first on sys.path, where this file shadows the
-# standard library's `platform` module that benchlib and odoo-dr's dependencies
-# import. Importing the standard module first puts it in sys.modules for them.
-_script_folder = sys.path.pop(0)
-import platform  # noqa: F401
-
-sys.path.insert(0, _script_folder)
 
 import argparse
 import json
@@ -52,6 +40,7 @@ import secrets
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
