@@ -159,6 +159,27 @@ def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+BENCHMARK_TESTS_VARIABLE = "ODOO_DR_BENCHMARK_TESTS"
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Skip the benchmark scripts' own runs unless ODOO_DR_BENCHMARK_TESTS=1.
+
+    Each runs a benchmark script end to end at a small size, which costs minutes
+    of a 2-core machine; the default suite stays within its time budget.
+    """
+    if os.environ.get(BENCHMARK_TESTS_VARIABLE) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"benchmark script run; set {BENCHMARK_TESTS_VARIABLE}=1 to include it"
+    )
+    for item in items:
+        if item.path.name.startswith("test_benchmark_"):
+            item.add_marker(skip)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_controller(session.config):
         _PREEXISTING_SCRATCH.update(_scratch_comments())
