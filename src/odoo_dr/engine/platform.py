@@ -4,7 +4,7 @@ An environment of the inventory is recovered as a platform: its tenants' databas
 and filestores, the Redis data that keeps sessions or queues, and the configuration
 that ran. Tenants go in the order of their tiers (the shortest region-loss RTO
 first), with at most `jobs` tenants at once inside a tier. One tenant's failure is
-recorded and the others go on; the record says which tenants are back, which are
+recorded and the others go on; the record lists which tenants are back, which are
 not, and why.
 """
 

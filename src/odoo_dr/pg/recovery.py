@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The socket's port number only names the socket file: nothing listens on TCP.
 SOCKET_PORT = "5432"
-# Longest socket path PostgreSQL can bind on Linux: sun_path holds 108 bytes with
+# Longest socket path PostgreSQL can bind on Linux: sun_path has room for 108 bytes with
 # the final NUL. A longer one fails with "could not create any Unix-domain sockets".
 SOCKET_PATH_MAX = 107
 _POLL_SECONDS = 0.2

@@ -91,7 +91,7 @@ class RouteSummary(BaseModel):
 
 
 class ConfigurationState(BaseModel):
-    """What one environment ran with at capture time; no secret is kept in clear."""
+    """The configuration one environment ran with at capture time, with no secret in clear."""
 
     format: int = FORMAT
     environment: str
