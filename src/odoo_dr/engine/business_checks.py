@@ -42,7 +42,7 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 class Expectation(BaseModel):
-    """The result a check's query must return: no rows, one value, or a value in bounds."""
+    """The result a check's query must return: no rows, a value, or bounds."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -91,7 +91,7 @@ class RouteSummary(BaseModel):
 
 
 class ConfigurationState(BaseModel):
-    """The configuration one environment ran with at capture time, with no secret in clear."""
+    """The configuration of one environment at capture time, no secret in clear."""
 
     format: int = FORMAT
     environment: str
