@@ -21,6 +21,7 @@ from odoo_dr.review.inventory import (
     PriceTable,
     Retention,
     S3Evidence,
+    Schedule,
     Service,
     Tenant,
     Tier,
@@ -207,13 +208,14 @@ def test_docs_name_every_field():
         Service,
         Retention,
         OffsiteCopy,
+        Schedule,
         PriceTable,
     )
     missing = [
-        f"{model.__name__}.{field}"
+        f"{model.__name__}.{info.alias or field}"
         for model in models
-        for field in model.model_fields
-        if f"`{field}`" not in text
+        for field, info in model.model_fields.items()
+        if f"`{info.alias or field}`" not in text
     ]
     assert missing == [], f"docs/inventory.md does not describe: {missing}"
 

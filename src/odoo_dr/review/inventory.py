@@ -8,6 +8,7 @@ Errors name the file, the line and the field. Durations are written as `30s`, `1
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -152,6 +153,36 @@ class Objective(Strict):
     rpo: Duration = Field(description="recovery point objective")
 
 
+class Schedule(Strict):
+    """How often `odoo-dr run` performs each task; a field left out takes the
+    tier's value, then the default that `effective_schedule` gives."""
+
+    backup: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="time between snapshot backups; default: the logical-corruption "
+        "RPO between 15min and 1d, or 1d where the tier needs point-in-time recovery",
+    )
+    verify: Duration | None = Field(
+        default=None, gt=0, description="time between verify runs; default 1d"
+    )
+    prune: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="time between prune runs under the environment's retention; "
+        "default 1d",
+    )
+    copy_every: Duration | None = Field(
+        default=None,
+        gt=0,
+        alias="copy",
+        description="time between copies to the environment's offsite repository; "
+        "default: the backup interval",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 class Tier(Strict):
     """What a criticality tier promises, and how often it must be proven."""
 
@@ -165,6 +196,7 @@ class Tier(Strict):
     min_replicas: int = Field(
         default=1, ge=1, description="PostgreSQL instances required"
     )
+    schedule: Schedule = Field(default_factory=Schedule)
 
 
 def _objectives(values: dict[str, tuple[str, str]]) -> dict[Disruption, Objective]:
@@ -331,6 +363,10 @@ class OffsiteCopy(Strict):
     region: str
     account: str | None = None
     residency: str | None = None
+    repository: str | None = Field(
+        default=None,
+        description="the odoo-dr repository that `odoo-dr run` copies snapshots to",
+    )
 
 
 class Tenant(Strict):
@@ -356,6 +392,9 @@ class Tenant(Strict):
     default_checks: bool = Field(
         default=True,
         description="run odoo-dr's default stock, sale and purchase checks too",
+    )
+    schedule: Schedule = Field(
+        default_factory=Schedule, description="overrides the tier's schedule"
     )
 
     @field_validator("checks")
@@ -412,6 +451,45 @@ class Inventory(Strict):
         return tenant.objectives.get(disruption) or self.tier(
             tenant.tier
         ).objectives.get(disruption)
+
+
+# Bounds of the default backup interval of a tenant without point-in-time recovery.
+MIN_DEFAULT_BACKUP = 15 * 60
+MAX_DEFAULT_BACKUP = 86400
+DEFAULT_TASK_INTERVAL = 86400
+
+
+@dataclass(frozen=True)
+class EffectiveSchedule:
+    """The intervals, in seconds, at which a tenant's tasks are due."""
+
+    backup: int
+    drill: int
+    verify: int
+    prune: int
+    copy: int
+
+
+def effective_schedule(inventory: Inventory, tenant: Tenant) -> EffectiveSchedule:
+    """Return the tenant's task intervals: its own schedule, else its tier's, else
+    the defaults (backups sized to the logical-corruption RPO)."""
+    tier = inventory.tier(tenant.tier)
+    own, shared = tenant.schedule, tier.schedule
+    backup = own.backup or shared.backup
+    if backup is None:
+        if tier.needs_pitr:
+            backup = MAX_DEFAULT_BACKUP
+        else:
+            objective = inventory.objective(tenant, Disruption.LOGICAL_CORRUPTION)
+            rpo = objective.rpo if objective else MAX_DEFAULT_BACKUP
+            backup = min(max(rpo, MIN_DEFAULT_BACKUP), MAX_DEFAULT_BACKUP)
+    return EffectiveSchedule(
+        backup=backup,
+        drill=tier.drill_every,
+        verify=own.verify or shared.verify or DEFAULT_TASK_INTERVAL,
+        prune=own.prune or shared.prune or DEFAULT_TASK_INTERVAL,
+        copy=own.copy_every or shared.copy_every or backup,
+    )
 
 
 def json_schema() -> dict:

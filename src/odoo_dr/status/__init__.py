@@ -1,0 +1,1 @@
+"""Recovery readiness read from repositories, drill records and the last review."""
