@@ -357,6 +357,15 @@ class EvidenceSources(Strict):
     git_repository: str | None = Field(
         default=None, description="where the manifests are versioned (URL or path)"
     )
+    pgbackrest_stanza: str | None = Field(
+        default=None,
+        description="the pgBackRest stanza that archives this environment's WAL",
+    )
+    pgbackrest_config_path: str | None = Field(
+        default=None,
+        description="pgBackRest's configuration folder for that stanza; default "
+        "/etc/pgbackrest",
+    )
 
 
 class OffsiteCopy(Strict):
