@@ -125,6 +125,18 @@ def _check_only(inventory: Inventory, environment: str, only: frozenset[str] | N
         )
 
 
+def _prepare(
+    environment: str,
+    inventory: Path | None,
+    tenant: list[str] | None,
+    verbose: bool,
+    quiet: bool,
+) -> tuple[Inventory, Path, frozenset[str] | None]:
+    """Set the log level, read the inventory and check the --tenant names."""
+    loaded, folder, only = _prepare(environment, inventory, tenant, verbose, quiet)
+    return loaded, folder, only
+
+
 def backup(
     environment: EnvironmentArgument,
     inventory: InventoryOption = None,
@@ -146,10 +158,7 @@ def backup(
     Exit 0 when everything was backed up, 1 when only Redis or the configuration
     could not be, 3 when a tenant's backup failed (the others are published).
     """
-    opt.apply_verbosity(verbose, quiet)
-    loaded, folder = read_inventory(inventory)
-    only = _only(tenant)
-    _check_only(loaded, environment, only)
+    loaded, folder, only = _prepare(environment, inventory, tenant, verbose, quiet)
     config = opt.load_odoo_config(odoo_config)
     root, _source = opt.filestore_root(filestore_root, config)
     record = engine.platform_backup(
@@ -232,10 +241,7 @@ def restore(
     Exit 0 when every tenant and the Redis data are back, 4 when one is not
     (the summary gives the reason).
     """
-    opt.apply_verbosity(verbose, quiet)
-    loaded, _folder = read_inventory(inventory)
-    only = _only(tenant)
-    _check_only(loaded, environment, only)
+    loaded, _folder, only = _prepare(environment, inventory, tenant, verbose, quiet)
     record = engine.platform_restore(
         loaded,
         environment,
@@ -282,10 +288,7 @@ def drill(
     the time until each tier was back against its region-loss RTO. Exit 0 when
     every tenant passed, 5 when one did not or the Redis data was not restored.
     """
-    opt.apply_verbosity(verbose, quiet)
-    loaded, _folder = read_inventory(inventory)
-    only = _only(tenant)
-    _check_only(loaded, environment, only)
+    loaded, _folder, only = _prepare(environment, inventory, tenant, verbose, quiet)
     record = engine.platform_drill(
         loaded,
         environment,
