@@ -39,7 +39,7 @@ def _write(text: str, out: Path | None) -> None:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise RejectedError(
-            f"cannot write {out}: {exc.strerror}",
+            f"failed to write {out}: {exc.strerror}",
             hint="give a writable path to --out",
         ) from None
 
@@ -62,10 +62,12 @@ def render_alerts(
         value = status_max_age.strip()
         max_age = int(value) if value.isdigit() else parse_duration(value)
     except ValueError as exc:
-        raise RejectedError(f"--status-max-age: {exc}") from None
+        raise RejectedError(
+            f"invalid --status-max-age: {exc}", hint="give a duration such as 10m"
+        ) from None
     if max_age <= 0:
         raise RejectedError(
-            f"--status-max-age: {status_max_age!r} is not above 0",
+            f"invalid --status-max-age {status_max_age!r}: it must be above 0",
             hint="give a duration such as 10m",
         )
     loaded, _folder = read_inventory(inventory)

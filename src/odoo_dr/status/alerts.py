@@ -4,7 +4,7 @@
 (`status/metric_names.py`). docs/alerts.md lists every rule with its threshold.
 
 Each tenant gets its own rules, with its own thresholds, in one group per
-environment; the rules about repositories and the server itself form the group
+environment. The rules about repositories and the server itself form the group
 `odoo-dr`. Environments and tenants are sorted by name, so the output diffs well.
 
 Tenant, environment and stanza names are user data. They reach PromQL only inside
@@ -46,7 +46,7 @@ URGENT_RPO = 4 * 3600
 
 # How long a condition must hold before its alert fires. The RPO rule waits for a
 # backup due at the RPO itself (the default schedule of a tier without WAL
-# archiving) to finish; the others ride over a refresh or scrape that failed once.
+# archiving) to finish. The others ride over a refresh or scrape that failed once.
 RPO_FOR = 600
 DRILL_MISSING_FOR = 3600
 WAL_GAP_FOR = 600

@@ -6,7 +6,7 @@ are gauges except `STATUS_REFRESH_ERRORS_TOTAL`, a counter.
 
 Labels:
 - tenant metrics: `environment` (empty for a tenant found in a repository but not in
-  the inventory), `tenant`, `tier` (empty when unknown); `TENANT_INFO` adds
+  the inventory), `tenant` and `tier` (empty when unknown). `TENANT_INFO` adds
   `repository`, and `OBJECTIVE_MET` adds `objective`;
 - repository metrics: `repository`, the location without credentials;
 - pgBackRest metrics: `environment`, `stanza`;
@@ -17,7 +17,7 @@ Labels:
 
 from __future__ import annotations
 
-# Tenants. Each is 1 for every tenant the server knows.
+# Tenants. `TENANT_INFO` is 1 for every tenant that the server reports.
 TENANT_INFO = "odoo_dr_tenant_info"
 LAST_SNAPSHOT_TIMESTAMP_SECONDS = "odoo_dr_last_snapshot_timestamp_seconds"
 # Recomputed at scrape time from the snapshot's timestamp.
