@@ -4,6 +4,7 @@ that `odoo-dr serve` exports."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -32,12 +33,17 @@ OutOption = Annotated[
 
 
 def _write(text: str, out: Path | None) -> None:
+    """Print `text`, or write it to `out` under a temporary name renamed into place,
+    so that Prometheus or Grafana reading the file never sees half of it."""
     if out is None:
         typer.echo(text, nl=False)
         return
+    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        out.write_text(text, encoding="utf-8")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise RejectedError(
             f"failed to write {out}: {exc.strerror}",
             hint="give a writable path to --out",
