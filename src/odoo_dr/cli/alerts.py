@@ -68,9 +68,7 @@ def render_alerts(
         value = status_max_age.strip()
         max_age = int(value) if value.isdigit() else parse_duration(value)
     except ValueError as exc:
-        raise RejectedError(
-            f"invalid --status-max-age: {exc}", hint="give a duration such as 10m"
-        ) from None
+        raise RejectedError(f"--status-max-age: {exc}") from None
     if max_age <= 0:
         raise RejectedError(
             f"invalid --status-max-age {status_max_age!r}: it must be above 0",
@@ -81,7 +79,7 @@ def render_alerts(
     _write(text, out)
     for environment, tenant in engine.tenants_without_rpo_rule(loaded):
         errors.print(
-            f"odoo-dr: warning: no RPO rule for tenant {tenant!r} of environment "
+            f"warning: no RPO rule for tenant {tenant!r} of environment "
             f"{environment!r}: its tier needs point-in-time recovery, but the "
             "environment names no pgbackrest_stanza, so its WAL archive is not "
             "monitored by these rules"
