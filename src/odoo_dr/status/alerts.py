@@ -127,6 +127,7 @@ class TenantAlerting:
 def tenant_alerting(
     inventory: Inventory, environment: Environment, tenant: Tenant
 ) -> TenantAlerting:
+    """Compute a tenant's thresholds from its schedule, objectives and tier."""
     tier = inventory.tier(tenant.tier)
     schedule = effective_schedule(inventory, tenant)
     objective = inventory.objective(tenant, Disruption.LOGICAL_CORRUPTION)
@@ -325,8 +326,8 @@ def server_rules(status_max_age: int) -> list[dict]:
             CRITICAL,
             "Repository {{ $labels.repository }} is unreadable",
             "odoo-dr serve cannot read the repository, so none of its backups is "
-            "known to be restorable. Run `odoo-dr snapshots` against it for the "
-            "error.",
+            "known to be restorable. `odoo-dr snapshots --repo "
+            "{{ $labels.repository }}` prints the error.",
             hold=REPOSITORY_DOWN_FOR,
         ),
         _rule(
