@@ -11,6 +11,7 @@ import typer
 
 from odoo_dr import __version__
 from odoo_dr.cli import (
+    alerts,
     archive,
     backup,
     copy,
@@ -65,6 +66,8 @@ app.command("demo")(demo.demo)
 app.add_typer(pitr.pitr_app, name="pitr")
 app.add_typer(platform.platform_app, name="platform")
 app.command("runbook")(platform.runbook)
+app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(alerts.grafana_app, name="grafana")
 
 
 def _version(value: bool) -> None:
