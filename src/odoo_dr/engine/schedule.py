@@ -1,0 +1,729 @@
+"""The scheduled run: one pass over an environment that performs whatever is due.
+
+What is due comes from the repository, so a pass can be started by cron or a
+Kubernetes CronJob every few minutes and a second pass right after does nothing:
+
+- backup: the tenant's newest snapshot is older than its backup interval, or it
+  has none;
+- drill: its newest passing drill is older than the tier's `drill_every`, or it has
+  none. A drill runs on the newest snapshot, after that pass's backup. A drill that
+  failed is tried again once a newer snapshot exists, not on the same snapshot;
+- verify, prune and copy: the last-done document of the tenant
+  (`schedule/<name>.json`) is older than the interval, or absent. The document is
+  written only after the task succeeded.
+
+Tenants run `jobs` at a time, tenants with due tasks first, then by tier (the
+shortest region-loss RTO first), then the longest overdue. Prunes run after every
+tenant's backup, since prune needs no tenant lock held. One failing task is
+reported and the others go on. A per-environment run lock in the repository stops
+two runs of one environment from starting the same work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from odoo_dr.engine.backup import BackupOptions, run_backup
+from odoo_dr.engine.copy import CopyOptions, run_copy
+from odoo_dr.engine.drill import DrillOptions, run_drill
+from odoo_dr.engine.platform import find_populated_environment, tier_order
+from odoo_dr.engine.prune import prune
+from odoo_dr.engine.retention import RetentionPolicy
+from odoo_dr.engine.verify import verify
+from odoo_dr.errors import ExitCode, LockHeld, OdooDrError, RejectedError
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.backend import ObjectNotFound
+from odoo_dr.repository.lock import RunLock
+from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
+from odoo_dr.repository.store import Repository, dump_json
+from odoo_dr.review.inventory import (
+    EffectiveSchedule,
+    Environment,
+    Inventory,
+    Retention,
+    Tenant,
+    effective_schedule,
+)
+
+log = logging.getLogger(__name__)
+
+Action = Literal["run", "backup", "drill", "verify", "prune", "copy"]
+Result = Literal["done", "failed", "skipped", "not-due", "due"]
+SCHEDULE_PREFIX = "schedule/"
+# The tasks whose last success the schedule document records.
+RECORDED_TASKS = ("verify", "prune", "copy")
+
+# The exit code of a failed task, unless its error carries a higher one (a drill's
+# restore failure is 4, its failed checks 5). A failed prune leaves snapshots longer
+# than retention asks and loses nothing, so it only warns.
+FAILURE_CODES: dict[str, ExitCode] = {
+    "backup": ExitCode.BACKUP_FAILED,
+    "copy": ExitCode.BACKUP_FAILED,
+    "drill": ExitCode.RESTORE_FAILED,
+    "verify": ExitCode.VERIFICATION_FAILED,
+    "prune": ExitCode.WARNINGS,
+}
+
+
+class ActionLine(BaseModel):
+    """One line of a run's output: what was done (or not) for one tenant."""
+
+    time: datetime
+    environment: str
+    tenant: str | None = None
+    action: Action
+    result: Result
+    seconds: float = 0.0
+    snapshot_id: str | None = None
+    drill_id: str | None = None
+    next_due: datetime | None = Field(
+        default=None, description="when the task is due next (not-due lines)"
+    )
+    detail: str | None = Field(default=None, description="why, in a few words")
+    error: str | None = None
+    hint: str | None = None
+    exit_code: int = Field(default=0, exclude=True)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    settings: PgSettings
+    filestore_root: Path
+    jobs: int = 1
+    tenant_jobs: int = 2
+    temp_dir: Path | None = None
+    dry_run: bool = False
+    now: datetime | None = None
+    # Opens the offsite repository a copy writes to, by its location.
+    open_target: Callable[[str], Repository] = Repository.open
+
+
+@dataclass
+class TaskState:
+    """Whether one task of a tenant is due, and since or until when."""
+
+    action: Action
+    due: bool
+    # When the task became due (due) or becomes due (not due); None: never done.
+    due_at: datetime | None
+    detail: str
+    # Set when the task cannot run at all (no retention, no offsite repository);
+    # printed only with verbose or dry-run.
+    blocked: bool = False
+    # Set for a drill whose last attempt failed on the newest snapshot: it runs
+    # again only on a newer one.
+    waits_for_snapshot: bool = False
+
+
+@dataclass
+class TenantPlan:
+    tenant: Tenant
+    schedule: EffectiveSchedule
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+
+    def overdue(self, now: datetime) -> float:
+        """Return the seconds since the earliest due task became due (inf: never)."""
+        due = [task for task in self.tasks.values() if task.due and not task.blocked]
+        if not due:
+            return -1.0
+        if any(task.due_at is None for task in due):
+            return float("inf")
+        return max((now - task.due_at).total_seconds() for task in due if task.due_at)
+
+
+class LineWriter:
+    """Collects the lines of a run and hands each to `emit` as it is made."""
+
+    def __init__(self, emit: Callable[[ActionLine], None]) -> None:
+        self._emit = emit
+        self._lock = threading.Lock()
+        self.lines: list[ActionLine] = []
+
+    def add(self, line: ActionLine) -> None:
+        with self._lock:
+            self.lines.append(line)
+            self._emit(line)
+
+    @property
+    def exit_code(self) -> int:
+        return max((line.exit_code for line in self.lines), default=0)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def resolve_location(value: str, inventory_folder: Path) -> str:
+    """Return a repository location of the inventory, a folder relative to it."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (inventory_folder / path).resolve())
+
+
+def schedule_key(repository: Repository, environment: str, tenant: str) -> str:
+    """Return the key of a tenant's schedule document, its name hashed (keyed when
+    the repository is encrypted), so that the key shows no tenant name."""
+    text = f"{environment}\n{tenant}"
+    if repository.keys is not None:
+        digest = repository.keys.name("schedule", text)[:32]
+    else:
+        digest = hashlib.sha256(f"schedule\n{text}".encode()).hexdigest()[:32]
+    return f"{SCHEDULE_PREFIX}{digest}.json"
+
+
+def read_last_done(
+    repository: Repository, environment: str, tenant: str
+) -> dict[str, datetime]:
+    """Return the time each recorded task last succeeded, by task name."""
+    key = schedule_key(repository, environment, tenant)
+    try:
+        document = json.loads(repository.read_document(key))
+    except ObjectNotFound:
+        return {}
+    except (OdooDrError, ValueError) as exc:
+        # A damaged document makes its tasks due, which is the safe side.
+        message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+        log.warning("schedule document %s cannot be read: %s", key, message)
+        return {}
+    done = {}
+    for task in RECORDED_TASKS:
+        value = document.get("last_done", {}).get(task)
+        if isinstance(value, str):
+            try:
+                done[task] = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+    return done
+
+
+def write_last_done(
+    repository: Repository,
+    environment: str,
+    tenant: str,
+    task: str,
+    moment: datetime,
+) -> None:
+    """Record that `task` of the tenant succeeded at `moment`."""
+    done = read_last_done(repository, environment, tenant)
+    done[task] = moment
+    document = {
+        "format": "odoo-dr-schedule",
+        "environment": environment,
+        "tenant": tenant,
+        "last_done": {name: value.isoformat() for name, value in done.items()},
+    }
+    repository.write_document(
+        schedule_key(repository, environment, tenant), dump_json(document)
+    )
+
+
+def retention_policy(retention: Retention | None) -> RetentionPolicy | None:
+    """Return the environment's retention as a prune policy; None without a rule.
+
+    `legal_min` becomes `min_age`: every snapshot younger than it stays. A
+    retention without any rule would keep only the safety rules' snapshots (the
+    newest, the newest drilled), so it is treated as no retention.
+    """
+    if retention is None:
+        return None
+    rules = (
+        retention.keep_last,
+        retention.daily,
+        retention.weekly,
+        retention.monthly,
+        retention.yearly,
+        retention.legal_min,
+    )
+    if not any(rules):
+        return None
+    return RetentionPolicy(
+        keep_last=retention.keep_last or 0,
+        keep_daily=retention.daily or 0,
+        keep_weekly=retention.weekly or 0,
+        keep_monthly=retention.monthly or 0,
+        keep_yearly=retention.yearly or 0,
+        min_age=timedelta(seconds=retention.legal_min or 0),
+    )
+
+
+def _interval_state(
+    action: Action, last: datetime | None, interval: int, now: datetime, what: str
+) -> TaskState:
+    if last is None:
+        return TaskState(action, True, None, f"no {what} yet")
+    due_at = last + timedelta(seconds=interval)
+    return TaskState(action, now >= due_at, due_at, f"last {what} {last.isoformat()}")
+
+
+def plan_tenant(
+    inventory: Inventory,
+    environment: Environment,
+    tenant: Tenant,
+    snapshots: list[SnapshotManifest],
+    drills: list[DrillRecord],
+    last_done: dict[str, datetime],
+    now: datetime,
+) -> TenantPlan:
+    """Decide which of the tenant's tasks are due at `now`.
+
+    `snapshots` and `drills` are the tenant's, oldest first.
+    """
+    schedule = effective_schedule(inventory, tenant)
+    plan = TenantPlan(tenant, schedule)
+    newest = snapshots[-1] if snapshots else None
+    plan.tasks["backup"] = _interval_state(
+        "backup",
+        newest.snapshot_time if newest else None,
+        schedule.backup,
+        now,
+        "snapshot",
+    )
+    plan.tasks["drill"] = _drill_state(schedule, snapshots, drills, now)
+    for action in RECORDED_TASKS:
+        interval = getattr(schedule, action)
+        state = _interval_state(
+            action, last_done.get(action), interval, now, f"{action}"
+        )
+        plan.tasks[action] = state
+    prune_state = plan.tasks["prune"]
+    if retention_policy(environment.retention) is None:
+        prune_state.due, prune_state.blocked = False, True
+        prune_state.detail = "the environment sets no retention rule"
+    copy_state = plan.tasks["copy"]
+    if environment.offsite is None or not environment.offsite.repository:
+        copy_state.due, copy_state.blocked = False, True
+        copy_state.detail = "the environment names no offsite.repository"
+    return plan
+
+
+def _drill_state(
+    schedule: EffectiveSchedule,
+    snapshots: list[SnapshotManifest],
+    drills: list[DrillRecord],
+    now: datetime,
+) -> TaskState:
+    passed = [record for record in drills if record.passed]
+    last_passed = passed[-1].started_at if passed else None
+    state = _interval_state("drill", last_passed, schedule.drill, now, "passing drill")
+    if not state.due or not drills or drills[-1].passed or not snapshots:
+        return state
+    failed = drills[-1]
+    if failed.snapshot_id == snapshots[-1].id:
+        state.detail = (
+            f"drill {failed.id} of the newest snapshot {failed.snapshot_id} failed; "
+            "the next drill runs on a newer snapshot"
+        )
+        state.waits_for_snapshot = True
+    return state
+
+
+def order_plans(
+    inventory: Inventory,
+    environment: Environment,
+    plans: list[TenantPlan],
+    now: datetime,
+) -> list[TenantPlan]:
+    """Sort tenants: those with due tasks first, then by tier, then most overdue."""
+    rank = {
+        tier: position
+        for position, (tier, _tenants) in enumerate(tier_order(inventory, environment))
+    }
+    return sorted(
+        plans,
+        key=lambda plan: (
+            plan.overdue(now) < 0,
+            rank.get(plan.tenant.tier, len(rank)),
+            -plan.overdue(now),
+        ),
+    )
+
+
+def _failure_code(action: str, exc: BaseException) -> int:
+    code = FAILURE_CODES[action]
+    if action != "prune" and isinstance(exc, OdooDrError):
+        return max(code, exc.exit_code)
+    return code
+
+
+class _EnvironmentRun:
+    """The tasks of one environment's pass, with the repository location."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        environment: Environment,
+        location: str,
+        offsite: str | None,
+        options: RunOptions,
+        writer: LineWriter,
+        verbose: bool,
+    ) -> None:
+        self.inventory = inventory
+        self.environment = environment
+        self.location = location
+        self.offsite = offsite
+        self.options = options
+        self.writer = writer
+        self.verbose = verbose
+
+    def line(self, tenant: str | None, action: Action, result: Result, **extra):
+        item = ActionLine(
+            time=datetime.now(UTC),
+            environment=self.environment.name,
+            tenant=tenant,
+            action=action,
+            result=result,
+            **extra,
+        )
+        self.writer.add(item)
+        return item
+
+    def report_state(self, tenant: str, state: TaskState) -> None:
+        """Write the line of a task that does not run now: not due, or blocked."""
+        if state.blocked:
+            if self.verbose or self.options.dry_run:
+                self.line(tenant, state.action, "skipped", detail=state.detail)
+            return
+        if self.verbose or self.options.dry_run:
+            self.line(
+                tenant,
+                state.action,
+                "not-due",
+                next_due=state.due_at,
+                detail=state.detail,
+            )
+
+    def attempt(
+        self,
+        tenant: str,
+        action: Action,
+        work: Callable[[], dict],
+    ) -> bool:
+        """Run one task; write its line; return whether it succeeded."""
+        started = time.monotonic()
+        try:
+            ids = work()
+        except LockHeld as exc:
+            self.line(
+                tenant,
+                action,
+                "skipped",
+                seconds=round(time.monotonic() - started, 3),
+                detail="another run holds a lock it needs; it is tried again by "
+                "the next run",
+                error=exc.message,
+                hint=exc.hint,
+            )
+            return False
+        except OdooDrError as exc:
+            log.error("%s of tenant %r failed: %s", action, tenant, exc.message)
+            self.line(
+                tenant,
+                action,
+                "failed",
+                seconds=round(time.monotonic() - started, 3),
+                error=exc.message,
+                hint=exc.hint,
+                exit_code=_failure_code(action, exc),
+                **getattr(exc, "ids", {}),
+            )
+            return False
+        except Exception as exc:  # noqa: BLE001 - one task must not stop the rest
+            log.exception("%s of tenant %r failed", action, tenant)
+            self.line(
+                tenant,
+                action,
+                "failed",
+                seconds=round(time.monotonic() - started, 3),
+                error=f"unexpected {type(exc).__name__}: {exc}",
+                hint="run again with -v for the traceback and report it",
+                exit_code=_failure_code(action, exc),
+            )
+            return False
+        self.line(
+            tenant,
+            action,
+            "done",
+            seconds=round(time.monotonic() - started, 3),
+            **ids,
+        )
+        return True
+
+    # -- the tasks
+
+    def run_tenant(self, plan: TenantPlan) -> None:
+        """Back up, drill, verify and copy one tenant, as far as each is due."""
+        tenant = plan.tenant
+        name = tenant.name
+        repository = Repository.open(self.location)
+        backup_state = plan.tasks["backup"]
+        new_snapshot = False
+        if backup_state.due:
+            new_snapshot = self.attempt(
+                name, "backup", lambda: self._backup(repository, tenant)
+            )
+            repository.refresh()
+        else:
+            self.report_state(name, backup_state)
+        newest = repository.latest_snapshot(name)
+
+        drill_state = plan.tasks["drill"]
+        if drill_state.due and newest is None:
+            self.line(name, "drill", "skipped", detail="the tenant has no snapshot")
+        elif drill_state.due and (new_snapshot or not drill_state.waits_for_snapshot):
+            self.attempt(name, "drill", lambda: self._drill(repository, tenant, newest))
+        elif drill_state.due:
+            self.line(name, "drill", "skipped", detail=drill_state.detail)
+        else:
+            self.report_state(name, drill_state)
+
+        for action, work in (
+            ("verify", lambda: self._verify(repository, name)),
+            ("copy", lambda: self._copy(repository, name)),
+        ):
+            state = plan.tasks[action]
+            if not state.due:
+                self.report_state(name, state)
+                continue
+            if newest is None:
+                self.line(name, action, "skipped", detail="the tenant has no snapshot")
+                continue
+            started_at = datetime.now(UTC)
+            if self.attempt(name, action, work):
+                write_last_done(
+                    repository, self.environment.name, name, action, started_at
+                )
+
+    def run_prune(self, plan: TenantPlan) -> None:
+        name = plan.tenant.name
+        state = plan.tasks["prune"]
+        if not state.due:
+            self.report_state(name, state)
+            return
+        repository = Repository.open(self.location)
+        if repository.latest_snapshot(name) is None:
+            self.line(name, "prune", "skipped", detail="the tenant has no snapshot")
+            return
+        started_at = datetime.now(UTC)
+        if self.attempt(name, "prune", lambda: self._prune(repository, name)):
+            write_last_done(
+                repository, self.environment.name, name, "prune", started_at
+            )
+
+    def _backup(self, repository: Repository, tenant: Tenant) -> dict:
+        manifest = run_backup(
+            repository,
+            self.options.settings,
+            BackupOptions(
+                database=tenant.name,
+                filestore_root=self.options.filestore_root,
+                jobs=self.options.tenant_jobs,
+                temp_dir=self.options.temp_dir,
+                labels={
+                    "environment": self.environment.name,
+                    "tier": tenant.tier,
+                },
+            ),
+        )
+        if manifest.warnings:
+            return {
+                "snapshot_id": manifest.id,
+                "detail": "; ".join(manifest.warnings),
+                "exit_code": ExitCode.WARNINGS,
+            }
+        return {"snapshot_id": manifest.id}
+
+    def _drill(
+        self, repository: Repository, tenant: Tenant, manifest: SnapshotManifest
+    ) -> dict:
+        record = run_drill(
+            repository,
+            self.options.settings,
+            manifest,
+            DrillOptions(
+                jobs=self.options.tenant_jobs,
+                temp_dir=self.options.temp_dir,
+                checks=tuple(tenant.checks),
+                default_checks=tenant.default_checks,
+            ),
+        )
+        if not record.passed:
+            failed = [check.name for check in record.checks if not check.passed]
+            error = _DrillFailed(
+                f"drill {record.id} of snapshot {manifest.id} failed: "
+                + (record.error or ", ".join(failed) or "no check ran"),
+                hint=f"see the record with: odoo-dr drill {manifest.id}, or read "
+                f"drills/{record.id}.json",
+            )
+            error.ids = {"snapshot_id": manifest.id, "drill_id": record.id}
+            raise error
+        return {"snapshot_id": manifest.id, "drill_id": record.id}
+
+    def _verify(self, repository: Repository, tenant: str) -> dict:
+        report = verify(repository, tenant, jobs=self.options.tenant_jobs)
+        if not report.ok:
+            problems = [
+                problem for item in report.snapshots for problem in item.problems
+            ]
+            problems += [f"{key}: {value}" for key, value in report.unreadable.items()]
+            raise _VerifyFailed(
+                f"{len(problems)} problem(s) in the snapshots of {tenant!r}: "
+                + "; ".join(problems[:3]),
+                hint=f"run odoo-dr verify --tenant {tenant} --repo "
+                f"{repository.location} for the full list",
+            )
+        return {}
+
+    def _copy(self, repository: Repository, tenant: str) -> dict:
+        assert self.offsite is not None
+        target = self.options.open_target(self.offsite)
+        report = run_copy(
+            repository,
+            target,
+            CopyOptions(tenant=tenant, jobs=self.options.tenant_jobs),
+        )
+        failed = report.failed
+        if failed:
+            listed = "; ".join(f"{item.manifest.id}: {item.error}" for item in failed)
+            raise _CopyFailed(
+                f"{len(failed)} snapshot(s) could not be copied to {target.location}: "
+                f"{listed}",
+                hint=f"run odoo-dr verify --tenant {tenant} on the source",
+            )
+        return {}
+
+    def _prune(self, repository: Repository, tenant: str) -> dict:
+        policy = retention_policy(self.environment.retention)
+        assert policy is not None
+        prune(repository, [policy], tenant=tenant)
+        return {}
+
+
+class _DrillFailed(OdooDrError):
+    exit_code = ExitCode.VERIFICATION_FAILED
+    ids: dict[str, str]
+
+
+class _VerifyFailed(OdooDrError):
+    exit_code = ExitCode.VERIFICATION_FAILED
+
+
+class _CopyFailed(OdooDrError):
+    exit_code = ExitCode.BACKUP_FAILED
+
+
+def run_environment(
+    inventory: Inventory,
+    inventory_folder: Path,
+    environment_name: str,
+    location: str,
+    options: RunOptions,
+    writer: LineWriter,
+    verbose: bool = False,
+) -> None:
+    """Perform whatever is due in one environment, under its run lock."""
+    environment = find_populated_environment(inventory, environment_name)
+    offsite = None
+    if environment.offsite is not None and environment.offsite.repository:
+        offsite = resolve_location(environment.offsite.repository, inventory_folder)
+    run = _EnvironmentRun(
+        inventory, environment, location, offsite, options, writer, verbose
+    )
+    repository = Repository.open(location)
+    lock = RunLock(repository.backend, environment.name, repository.keys)
+    if not options.dry_run:
+        try:
+            lock.acquire()
+        except LockHeld as exc:
+            holder = exc.holder or {}
+            if holder:
+                detail = (
+                    f"another run holds the lock since {holder.get('created_at')}: "
+                    f"pid {holder.get('pid')} on host {holder.get('host')}"
+                )
+            else:
+                detail = exc.message
+            run.line(None, "run", "skipped", detail=detail)
+            return
+    try:
+        _run_locked(run, inventory, environment, repository, options)
+    finally:
+        if not options.dry_run:
+            lock.release()
+
+
+def _run_locked(
+    run: _EnvironmentRun,
+    inventory: Inventory,
+    environment: Environment,
+    repository: Repository,
+    options: RunOptions,
+) -> None:
+    now = options.now or datetime.now(UTC)
+    manifests, damaged = repository.scan_snapshots()
+    for snapshot_id, message in damaged.items():
+        log.warning("skipping snapshot %s: %s", snapshot_id, message)
+    drills = repository.list_drills()
+    plans = []
+    for tenant in environment.tenants:
+        plans.append(
+            plan_tenant(
+                inventory,
+                environment,
+                tenant,
+                [item for item in manifests if item.tenant == tenant.name],
+                sorted(
+                    (item for item in drills if item.tenant == tenant.name),
+                    key=lambda record: record.started_at,
+                ),
+                read_last_done(repository, environment.name, tenant.name),
+                now,
+            )
+        )
+    plans = order_plans(inventory, environment, plans, now)
+    if options.dry_run:
+        for plan in plans:
+            for state in plan.tasks.values():
+                if state.due:
+                    run.line(
+                        plan.tenant.name,
+                        state.action,
+                        "due",
+                        next_due=state.due_at,
+                        detail=state.detail,
+                    )
+                else:
+                    run.report_state(plan.tenant.name, state)
+        return
+    with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="run") as pool:
+        list(pool.map(run.run_tenant, plans))
+    for plan in plans:
+        run.run_prune(plan)
+
+
+def check_environments(inventory: Inventory, names: list[str]) -> list[str]:
+    """Return the environments to run: `names`, else every one with tenants."""
+    if names:
+        for name in names:
+            find_populated_environment(inventory, name)
+        return names
+    chosen = [item.name for item in inventory.environments if item.tenants]
+    if not chosen:
+        raise RejectedError(
+            "no environment of the inventory has tenants",
+            hint="list the databases of an environment under tenants:",
+        )
+    return chosen
