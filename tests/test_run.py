@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -316,3 +318,114 @@ def test_schedule_document_encrypted(tmp_path: Path):
     assert b"acme_tenant" not in repository.backend.read(keys[0])
     assert read_last_done(repository, "prod", "acme_tenant") == {"verify": moment}
     assert read_last_done(repository, "staging", "acme_tenant") == {}
+
+
+# -- progress bars
+
+PROGRESS_LABELS = ("run prod", "back up files of", "store dump of", "write dump of")
+
+
+def run_command(inventory: Path, demo: Demo) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "odoo_dr",
+        "run",
+        "--inventory",
+        str(inventory),
+        "--filestore-root",
+        str(demo.filestore_root),
+    ]
+
+
+def read_terminal(master: int, process: subprocess.Popen) -> bytes:
+    """Read what `process` writes to the terminal `master` until it exits."""
+    chunks = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                # EIO: every process holding the terminal closed it.
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    return b"".join(chunks)
+
+
+def test_progress_on_terminal(tmp_path: Path, demo: Demo):
+    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120")
+    env.pop("ODOO_DR_PROGRESS", None)
+    process = subprocess.Popen(
+        run_command(inventory, demo),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    try:
+        terminal = read_terminal(master, process).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+    stdout = process.stdout.read().decode() if process.stdout else ""
+    process.wait(timeout=60)
+
+    assert process.returncode == 0, terminal
+    for label in PROGRESS_LABELS:
+        assert label in terminal
+    assert "\x1b[" in terminal
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert results(lines)["backup"] == "done"
+    assert "━" not in stdout
+
+
+def test_no_progress_without_terminal(tmp_path: Path, demo: Demo):
+    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+
+    result = subprocess.run(
+        run_command(inventory, demo),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "published snapshot" in result.stderr
+    for label in PROGRESS_LABELS:
+        assert label not in result.stderr
+    assert "\x1b[" not in result.stderr
+    assert "━" not in result.stderr
+
+
+def test_no_progress_when_turned_off(tmp_path: Path, demo: Demo):
+    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", ODOO_DR_PROGRESS="0")
+    process = subprocess.Popen(
+        run_command(inventory, demo),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    try:
+        terminal = read_terminal(master, process).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+    process.wait(timeout=60)
+
+    assert process.returncode == 0, terminal
+    assert "published snapshot" in terminal
+    for label in PROGRESS_LABELS:
+        assert label not in terminal

@@ -26,6 +26,7 @@ from odoo_dr.cli import (
     run,
     verify,
 )
+from odoo_dr.cli import progress as progress_bar
 from odoo_dr.cli.filestore import filestore_app
 from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
@@ -126,6 +127,7 @@ def main() -> None:
     """
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    progress_bar.install()
     try:
         app()
     except OdooDrError as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.copy import open_target
-from odoo_dr.cli.output import console
 from odoo_dr.cli.platform import InventoryOption, read_inventory
 from odoo_dr.engine import schedule
 from odoo_dr.errors import OdooDrError, RejectedError
@@ -29,6 +29,13 @@ def _repository_location(
             hint="leave out --repo, or correct evidence.repository in the inventory",
         )
     return location
+
+
+def _print_line(line: schedule.ActionLine) -> None:
+    # sys.stdout, not the Rich console: while a progress bar is shown on the same
+    # terminal, sys.stdout prints above it.
+    sys.stdout.write(line.model_dump_json(exclude_none=True) + "\n")
+    sys.stdout.flush()
 
 
 def run(
@@ -93,9 +100,7 @@ def run(
         dry_run=dry_run,
         open_target=open_target,
     )
-    writer = schedule.LineWriter(
-        lambda line: console.out(line.model_dump_json(exclude_none=True))
-    )
+    writer = schedule.LineWriter(_print_line)
     for name in names:
         environment = next(item for item in loaded.environments if item.name == name)
         try:

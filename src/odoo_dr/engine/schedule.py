@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from odoo_dr import progress
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.copy import CopyOptions, run_copy
 from odoo_dr.engine.drill import DrillOptions, run_drill
@@ -378,8 +379,18 @@ class _EnvironmentRun:
         self.options = options
         self.writer = writer
         self.verbose = verbose
+        self.advance: progress.Advance = lambda _amount: None
 
-    def line(self, tenant: str | None, action: Action, result: Result, **extra):
+    def line(
+        self,
+        tenant: str | None,
+        action: Action,
+        result: Result,
+        *,
+        counted: bool = True,
+        **extra,
+    ) -> ActionLine:
+        """Write one line; a done, failed or skipped task advances the progress."""
         item = ActionLine(
             time=datetime.now(UTC),
             environment=self.environment.name,
@@ -389,13 +400,17 @@ class _EnvironmentRun:
             **extra,
         )
         self.writer.add(item)
+        if counted and action != "run" and result in ("done", "failed", "skipped"):
+            self.advance(1)
         return item
 
     def report_state(self, tenant: str, state: TaskState) -> None:
         """Write the line of a task that does not run now: not due, or blocked."""
         if state.blocked:
             if self.verbose or self.options.dry_run:
-                self.line(tenant, state.action, "skipped", detail=state.detail)
+                self.line(
+                    tenant, state.action, "skipped", counted=False, detail=state.detail
+                )
             return
         if self.verbose or self.options.dry_run:
             self.line(
@@ -708,10 +723,20 @@ def _run_locked(
                 else:
                     run.report_state(plan.tenant.name, state)
         return
-    with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="run") as pool:
-        list(pool.map(run.run_tenant, plans))
-    for plan in plans:
-        run.run_prune(plan)
+    due = sum(
+        1
+        for plan in plans
+        for state in plan.tasks.values()
+        if state.due and not state.blocked
+    )
+    label = f"run {environment.name}"
+    with progress.track(label, due, "tasks") as run.advance:
+        with ThreadPoolExecutor(
+            max_workers=options.jobs, thread_name_prefix="run"
+        ) as pool:
+            list(pool.map(run.run_tenant, plans))
+        for plan in plans:
+            run.run_prune(plan)
 
 
 def check_environments(inventory: Inventory, names: list[str]) -> list[str]:
