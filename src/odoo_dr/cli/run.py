@@ -81,10 +81,11 @@ def run(
     Meant for cron or a Kubernetes CronJob every few minutes: what is due comes
     from the repository, so a second run right after does nothing, and a run that
     finds another holding the environment's lock exits 0. Prints one JSON line per
-    action. Exit 0 when every due task was done (or skipped), 1 when a backup had
-    warnings or a prune failed, 3 when a backup or copy failed, 4 when a drill's
-    restore failed, 5 when a drill's checks or a verify failed: the highest code of
-    all tasks. 2 when the inventory, an environment or a repository is unusable.
+    action. The exit code is the highest of all actions. It is 0 when every due task
+    was done or skipped, and 1 when a backup had warnings or a prune failed. A
+    failed backup or copy gives 3, a failed drill restore 4, and failed drill
+    checks or verify 5. It is 2 when the inventory, an environment or a repository
+    is unusable.
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, folder = read_inventory(inventory)
@@ -113,7 +114,7 @@ def run(
         except OdooDrError as exc:
             writer.add(
                 schedule.ActionLine(
-                    time=schedule.now(),
+                    time=schedule.utc_now(),
                     environment=name,
                     action="run",
                     result="failed",

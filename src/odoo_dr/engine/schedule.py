@@ -67,8 +67,8 @@ SCHEDULE_PREFIX = "schedule/"
 RECORDED_TASKS = ("verify", "prune", "copy")
 
 # The exit code of a failed task, unless its error carries a higher one (a drill's
-# restore failure is 4, its failed checks 5). A failed prune leaves snapshots longer
-# than retention asks and loses nothing, so it only warns.
+# restore failure is 4, its failed checks 5). A failed prune only keeps snapshots
+# longer than the retention rule and loses nothing, so it is a warning.
 FAILURE_CODES: dict[str, ExitCode] = {
     "backup": ExitCode.BACKUP_FAILED,
     "copy": ExitCode.BACKUP_FAILED,
@@ -162,7 +162,7 @@ class LineWriter:
         return max((line.exit_code for line in self.lines), default=0)
 
 
-def now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -512,15 +512,50 @@ class _EnvironmentRun:
             state = plan.tasks[action]
             if not state.due:
                 self.report_state(name, state)
-                continue
-            if newest is None:
+            elif newest is None:
                 self.line(name, action, "skipped", detail="the tenant has no snapshot")
-                continue
-            started_at = datetime.now(UTC)
-            if self.attempt(name, action, work):
-                write_last_done(
-                    repository, self.environment.name, name, action, started_at
+            else:
+                self.attempt(
+                    name, action, self._recorded(repository, name, action, work)
                 )
+
+    def _recorded(
+        self,
+        repository: Repository,
+        tenant: str,
+        action: str,
+        work: Callable[[], dict],
+    ) -> Callable[[], dict]:
+        """Wrap `work` so that its success is written to the schedule document."""
+
+        def run_and_record() -> dict:
+            started_at = datetime.now(UTC)
+            ids = work()
+            write_last_done(
+                repository, self.environment.name, tenant, action, started_at
+            )
+            return ids
+
+        return run_and_record
+
+    def run_tenant_safely(self, plan: TenantPlan) -> None:
+        """Run `run_tenant`, turning an error outside every task into a line."""
+        try:
+            self.run_tenant(plan)
+        except Exception as exc:  # noqa: BLE001 - one tenant must not stop the rest
+            self._tenant_failed(plan, exc)
+
+    def _tenant_failed(self, plan: TenantPlan, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, OdooDrError) else str(exc)
+        log.error("tenant %r stopped: %s", plan.tenant.name, message)
+        self.line(
+            plan.tenant.name,
+            "run",
+            "failed",
+            error=message,
+            hint=exc.hint if isinstance(exc, OdooDrError) else None,
+            exit_code=ExitCode.REJECTED,
+        )
 
     def run_prune(self, plan: TenantPlan) -> None:
         name = plan.tenant.name
@@ -528,15 +563,19 @@ class _EnvironmentRun:
         if not state.due:
             self.report_state(name, state)
             return
-        repository = Repository.open(self.location)
-        if repository.latest_snapshot(name) is None:
+        try:
+            repository = Repository.open(self.location)
+            newest = repository.latest_snapshot(name)
+        except OdooDrError as exc:
+            self._tenant_failed(plan, exc)
+            return
+        if newest is None:
             self.line(name, "prune", "skipped", detail="the tenant has no snapshot")
             return
-        started_at = datetime.now(UTC)
-        if self.attempt(name, "prune", lambda: self._prune(repository, name)):
-            write_last_done(
-                repository, self.environment.name, name, "prune", started_at
-            )
+        work = self._recorded(
+            repository, name, "prune", lambda: self._prune(repository, name)
+        )
+        self.attempt(name, "prune", work)
 
     def _backup(self, repository: Repository, tenant: Tenant) -> dict:
         manifest = run_backup(
@@ -734,7 +773,7 @@ def _run_locked(
         with ThreadPoolExecutor(
             max_workers=options.jobs, thread_name_prefix="run"
         ) as pool:
-            list(pool.map(run.run_tenant, plans))
+            list(pool.map(run.run_tenant_safely, plans))
         for plan in plans:
             run.run_prune(plan)
 
