@@ -10,23 +10,32 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import SMALL, drop_leftovers, run_cli
 from odoo_dr.demo import builder
-from odoo_dr.engine.schedule import read_last_done, schedule_key, write_last_done
+from odoo_dr.engine.schedule import (
+    order_plans,
+    plan_tenant,
+    read_last_done,
+    schedule_key,
+    write_last_done,
+)
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.lock import RunLock
 from odoo_dr.repository.store import Repository
+from odoo_dr.review.inventory import Inventory
 from test_encryption import FAST_KDF
 
 
@@ -429,3 +438,135 @@ def test_no_progress_when_turned_off(tmp_path: Path, demo: Demo):
     assert "published snapshot" in terminal
     for label in PROGRESS_LABELS:
         assert label not in terminal
+
+
+def test_stale_run_lock_is_taken_over(tmp_path: Path, demo: Demo):
+    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+    repository = Repository.open(str(tmp_path / "repo"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = RunLock(repository.backend, "prod")
+    holder = {
+        "tenant": "prod",
+        "operation": "run",
+        "host": socket.gethostname(),
+        "pid": dead.pid,
+        "created_at": "2026-12-05T00:00:00+00:00",
+        "refreshed_at": datetime.now(UTC).isoformat(),
+        "token": "left-by-a-killed-run",
+    }
+    repository.backend.write(lock.key, json.dumps(holder).encode())
+
+    result, lines = run(inventory, demo)
+
+    assert result.returncode == 0, result.stderr
+    assert results(lines)["backup"] == "done"
+    assert "removing stale lock" in result.stderr
+    assert list(repository.backend.list("locks/")) == []
+
+
+# -- what is due, without a server
+
+
+def _snapshot(tenant: str, snapshot_id: str, moment: datetime):
+    return SimpleNamespace(id=snapshot_id, tenant=tenant, snapshot_time=moment)
+
+
+def _drill(snapshot_id: str, moment: datetime, passed: bool):
+    return SimpleNamespace(
+        id=f"drill-{snapshot_id}", snapshot_id=snapshot_id, started_at=moment,
+        passed=passed,
+    )  # fmt: skip
+
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def _plan_inventory() -> Inventory:
+    return Inventory.model_validate(
+        {
+            "environments": [
+                {
+                    "name": "prod",
+                    "retention": {"keep_last": 3},
+                    "tenants": [
+                        {"name": "low_tenant", "tier": "low"},
+                        {"name": "critical_tenant", "tier": "critical"},
+                        {"name": "standard_tenant", "tier": "standard"},
+                    ],
+                }
+            ]
+        }
+    )
+
+
+def test_plan_backup_due_after_interval():
+    inventory = _plan_inventory()
+    environment = inventory.environments[0]
+    tenant = environment.tenants[2]
+    # The standard tier's backup interval is its 24h logical-corruption RPO.
+    recent = [_snapshot(tenant.name, "s1", NOW - 23 * HOUR)]
+    old = [_snapshot(tenant.name, "s1", NOW - 25 * HOUR)]
+
+    fresh = plan_tenant(inventory, environment, tenant, recent, [], {}, NOW)
+    stale = plan_tenant(inventory, environment, tenant, old, [], {}, NOW)
+    empty = plan_tenant(inventory, environment, tenant, [], [], {}, NOW)
+
+    assert fresh.tasks["backup"].due is False
+    assert fresh.tasks["backup"].due_at == NOW + HOUR
+    assert stale.tasks["backup"].due is True
+    assert empty.tasks["backup"].due is True
+    assert empty.tasks["backup"].due_at is None
+    assert fresh.tasks["copy"].blocked is True
+    assert fresh.tasks["copy"].due is False
+    assert fresh.tasks["prune"].due is True
+
+
+def test_plan_failed_drill_waits_for_snapshot():
+    inventory = _plan_inventory()
+    environment = inventory.environments[0]
+    tenant = environment.tenants[2]
+    snapshots = [
+        _snapshot(tenant.name, "s1", NOW - 3 * HOUR),
+        _snapshot(tenant.name, "s2", NOW - 2 * HOUR),
+    ]
+    on_newest = [_drill("s2", NOW - HOUR, passed=False)]
+    on_older = [_drill("s1", NOW - HOUR, passed=False)]
+    passed = [_drill("s1", NOW - HOUR, passed=True)]
+
+    waiting = plan_tenant(inventory, environment, tenant, snapshots, on_newest, {}, NOW)
+    retried = plan_tenant(inventory, environment, tenant, snapshots, on_older, {}, NOW)
+    proven = plan_tenant(inventory, environment, tenant, snapshots, passed, {}, NOW)
+
+    assert waiting.tasks["drill"].due is True
+    assert waiting.tasks["drill"].waits_for_snapshot is True
+    assert retried.tasks["drill"].due is True
+    assert retried.tasks["drill"].waits_for_snapshot is False
+    assert proven.tasks["drill"].due is False
+
+
+def test_plan_order_due_then_critical():
+    inventory = _plan_inventory()
+    environment = inventory.environments[0]
+    low, critical, standard = environment.tenants
+    done = {"verify": NOW, "prune": NOW, "copy": NOW}
+
+    def plan(tenant, snapshot_age: timedelta):
+        snapshots = [_snapshot(tenant.name, "s", NOW - snapshot_age)]
+        drills = [_drill("s", NOW - snapshot_age, passed=True)]
+        return plan_tenant(inventory, environment, tenant, snapshots, drills, done, NOW)
+
+    plans = [
+        plan(low, 30 * 24 * HOUR),  # due: its backup interval is 1d
+        plan(critical, HOUR),  # nothing due
+        plan(standard, 48 * HOUR),  # due: its backup interval is 1d
+    ]
+
+    ordered = order_plans(inventory, environment, plans, NOW)
+
+    assert [item.tenant.name for item in ordered] == [
+        "standard_tenant",
+        "low_tenant",
+        "critical_tenant",
+    ]
