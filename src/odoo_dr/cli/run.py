@@ -10,7 +10,7 @@ import typer
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.copy import open_target
 from odoo_dr.cli.platform import InventoryOption, read_inventory
-from odoo_dr.engine import schedule
+from odoo_dr.engine import scheduled_run
 from odoo_dr.errors import OdooDrError, RejectedError
 from odoo_dr.repository.store import resolve_location
 
@@ -21,7 +21,7 @@ def _repository_location(
     """Return the environment's repository: evidence.repository, else --repo."""
     if configured is None:
         return resolve_location(repo)
-    location = schedule.resolve_location(configured, folder)
+    location = scheduled_run.resolve_location(configured, folder)
     if repo is not None and resolve_location(repo) != location:
         raise RejectedError(
             f"--repo {repo} differs from evidence.repository {configured!r} of "
@@ -31,7 +31,7 @@ def _repository_location(
     return location
 
 
-def _print_line(line: schedule.ActionLine) -> None:
+def _print_line(line: scheduled_run.ActionLine) -> None:
     # sys.stdout, not the Rich console: while a progress bar is shown on the same
     # terminal, sys.stdout prints above it.
     sys.stdout.write(line.model_dump_json(exclude_none=True) + "\n")
@@ -89,10 +89,10 @@ def run(
     """
     opt.apply_verbosity(verbose, quiet)
     loaded, folder = read_inventory(inventory)
-    names = schedule.check_environments(loaded, environments or [])
+    names = scheduled_run.check_environments(loaded, environments or [])
     config = opt.load_odoo_config(odoo_config)
     root, _source = opt.filestore_root(filestore_root, config)
-    options = schedule.RunOptions(
+    options = scheduled_run.RunOptions(
         settings=opt.pg_settings(dsn, config),
         filestore_root=root,
         jobs=jobs,
@@ -101,20 +101,20 @@ def run(
         dry_run=dry_run,
         open_target=open_target,
     )
-    writer = schedule.LineWriter(_print_line)
+    writer = scheduled_run.LineWriter(_print_line)
     for name in names:
         environment = next(item for item in loaded.environments if item.name == name)
         try:
             location = _repository_location(
                 name, environment.evidence.repository, repo, folder
             )
-            schedule.run_environment(
+            scheduled_run.run_environment(
                 loaded, folder, name, location, options, writer, verbose
             )
         except OdooDrError as exc:
             writer.add(
-                schedule.ActionLine(
-                    time=schedule.utc_now(),
+                scheduled_run.ActionLine(
+                    time=scheduled_run.utc_now(),
                     environment=name,
                     action="run",
                     result="failed",
