@@ -1,6 +1,6 @@
 """`odoo-dr run` on the machine's PostgreSQL with local repositories.
 
-One demo database per xdist worker is shared by the module; each test has its own
+One demo database per xdist worker is shared by the module. Each test has its own
 repositories, so what a run finds due depends only on that test's runs.
 """
 

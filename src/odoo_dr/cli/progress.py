@@ -30,7 +30,7 @@ from odoo_dr.cli.output import errors
 PROGRESS_VARIABLE = "ODOO_DR_PROGRESS"
 
 
-def progress_wanted() -> bool:
+def progress_enabled() -> bool:
     """Return whether a bar may be shown: stderr is a terminal, no -q, not 0."""
     if os.environ.get(PROGRESS_VARIABLE, "").strip() in ("0", "false", "no", "off"):
         return False
@@ -68,7 +68,7 @@ class RichReporter:
 
     def start(self, label: str, total: int | None, unit: progress.Unit) -> object:
         with self._lock:
-            if not progress_wanted():
+            if not progress_enabled():
                 return None
             if self._display is None:
                 self._display = Progress(

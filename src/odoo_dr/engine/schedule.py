@@ -1,4 +1,4 @@
-"""What `odoo-dr run` finds due for a tenant, read from the repository.
+"""The due tasks of a tenant for `odoo-dr run`, read from the repository.
 
 What is due comes from the repository, so a pass can be started by cron or a
 Kubernetes CronJob every few minutes and a second pass right after does nothing:

@@ -294,8 +294,8 @@ class RunLock(TenantLock):
 
     It keeps two runs of an environment from starting the same tasks. Its name does
     not start like a tenant lock's, so the prune a run performs does not wait for
-    the run's own lock, and it does not give way to a prune: the backups inside the
-    run take their tenant locks, which do.
+    the run's own lock. It does not give way to a prune either, because the backups
+    inside the run take their tenant locks, which do.
     """
 
     def __init__(
