@@ -90,9 +90,11 @@ def _write_dump(
     manifest: SnapshotManifest,
     folder: Path,
     jobs: int,
-    done: progress.Advance,
+    done: progress.Advance | None = None,
 ) -> None:
+    """Write the snapshot's dump files into `folder`; `done` gets each chunk's size."""
     folder.mkdir(mode=0o700)
+    advance = done or (lambda _amount: None)
 
     def write(item: DumpFile) -> None:
         try:
@@ -102,7 +104,7 @@ def _write_dump(
             ):
                 for chunk in repository.blobs.iter_blob(item):
                     handle.write(chunk)
-                    done(len(chunk))
+                    advance(len(chunk))
         except SnapshotDamaged as exc:
             raise SnapshotDamaged(
                 f"{exc.message} (in dump file {item.name} of snapshot {manifest.id})",
