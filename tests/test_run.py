@@ -206,7 +206,7 @@ def test_failing_tenant_does_not_stop_others(tmp_path: Path, demo: Demo):
         tmp_path, [missing, demo.database], retention=False, offsite=False
     )
 
-    result, lines = run(inventory, demo)
+    result, lines = run(inventory, demo, "--jobs", "2")
 
     assert result.returncode == 3, result.stdout
     assert results(lines, demo.database) == {

@@ -543,12 +543,30 @@ def _run_locked(
     )
     label = f"run {environment.name}"
     with progress.track(label, due, "tasks") as run.advance:
-        with ThreadPoolExecutor(
-            max_workers=options.jobs, thread_name_prefix="run"
-        ) as pool:
-            list(pool.map(run.run_tenant_safely, plans))
+        if options.jobs == 1:
+            # In the main thread, SIGINT and SIGTERM reach the running task, so
+            # its cleanup runs and pg_dump or a query is cancelled.
+            for plan in plans:
+                run.run_tenant_safely(plan)
+        else:
+            _run_tenants_in_threads(run, plans, options.jobs)
         for plan in plans:
             run.run_prune(plan)
+
+
+def _run_tenants_in_threads(
+    run: _EnvironmentRun, plans: list[TenantPlan], jobs: int
+) -> None:
+    """Run the tenants `jobs` at a time; on an interruption, start no other."""
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="run")
+    try:
+        list(pool.map(run.run_tenant_safely, plans))
+    except BaseException:
+        # NOTE: tasks already running in other threads finish before the run
+        # stops, since a signal only interrupts the main thread.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def check_environments(inventory: Inventory, names: list[str]) -> list[str]:
