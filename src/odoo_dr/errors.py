@@ -80,4 +80,14 @@ class CorruptObject(SnapshotDamaged):
 
 
 class LockHeld(RejectedError):
-    """Another process holds the lock this operation needs."""
+    """Another process holds the lock this operation needs.
+
+    `holder` is the content of the lock file (operation, host, pid, created_at)
+    when it could be read.
+    """
+
+    def __init__(
+        self, message: str, hint: str | None = None, holder: dict | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.holder = holder

@@ -24,8 +24,10 @@ from odoo_dr.cli import (
     repository,
     restore,
     roles,
+    run,
     verify,
 )
+from odoo_dr.cli import progress as progress_bar
 from odoo_dr.cli.filestore import filestore_app
 from odoo_dr.cli.keys import key_app
 from odoo_dr.cli.options import QuietOption, VerboseOption, apply_verbosity
@@ -68,6 +70,7 @@ app.add_typer(platform.platform_app, name="platform")
 app.command("runbook")(platform.runbook)
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(alerts.grafana_app, name="grafana")
+app.command("run")(run.run)
 
 
 def _version(value: bool) -> None:
@@ -127,6 +130,7 @@ def main() -> None:
     """
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    progress_bar.install()
     try:
         app()
     except OdooDrError as exc:

@@ -64,7 +64,7 @@ def copy(
     """Copy snapshots and their drill records from --repo to --to, incrementally."""
     opt.apply_verbosity(verbose, quiet)
     source = opt.open_repository(repo)
-    target = _open_target(to)
+    target = open_target(to)
     report = run_copy(
         source,
         target,
@@ -94,7 +94,7 @@ def copy(
         raise typer.Exit(ExitCode.WARNINGS)
 
 
-def _open_target(location: str) -> Repository:
+def open_target(location: str) -> Repository:
     """Open the target, with its own key if the ODOO_DR_TARGET_* variables give one."""
     try:
         return Repository.open(location, secret=_target_secret())

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from odoo_dr import __version__, tempfiles
+from odoo_dr import __version__, progress, tempfiles
 from odoo_dr.engine.filestore_backup import FilestoreBackup, FilestoreResult
 from odoo_dr.engine.snapshot import (
     SnapshotFacts,
@@ -430,12 +430,17 @@ class _Backup:
 
         files: list[DumpFile] = []
         total = WriteStats()
-        with ThreadPoolExecutor(
-            max_workers=self.options.jobs, thread_name_prefix="dump"
-        ) as pool:
+        size = sum(path.stat().st_size for path in paths)
+        with (
+            ThreadPoolExecutor(
+                max_workers=self.options.jobs, thread_name_prefix="dump"
+            ) as pool,
+            progress.track(f"store dump of {self.tenant}", size) as done,
+        ):
             for dump_file, stats in pool.map(store, paths):
                 files.append(dump_file)
                 total.add(stats)
+                done(dump_file.size)
         return files, total
 
     def _build_manifest(

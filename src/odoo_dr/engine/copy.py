@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from odoo_dr import progress
 from odoo_dr.errors import BackupFailed, RejectedError, RepositoryError, SnapshotDamaged
 from odoo_dr.repository import residency
 from odoo_dr.repository.backend import ObjectNotFound
@@ -346,23 +347,26 @@ def run_copy(
         target.blobs.prepare_to_write()
         target_drills = {record.id for record in target.list_drills()}
         source_drills = _drills_by_snapshot(source, selected)
-        for tenant, manifests in _by_tenant(selected).items():
-            with target.lock_tenant(tenant, "copy"):
-                _pair_latest_common(copier, target, manifests, present)
-                for manifest in manifests:
-                    item = _copy_snapshot(copier, target, manifest, present)
-                    if item.status != "failed":
-                        item.drills = _copy_drills(
-                            source,
-                            target,
-                            source_drills.get(manifest.id, []),
-                            target_drills,
-                        )
-                    report.snapshots.append(item)
-                    report.stats.add(item.stats)
-                    report.drills += item.drills
-                    if on_snapshot is not None:
-                        on_snapshot(item)
+        label = f"copy to {target.location}"
+        with progress.track(label, len(selected), "snapshots") as done:
+            for tenant, manifests in _by_tenant(selected).items():
+                with target.lock_tenant(tenant, "copy"):
+                    _pair_latest_common(copier, target, manifests, present)
+                    for manifest in manifests:
+                        item = _copy_snapshot(copier, target, manifest, present)
+                        if item.status != "failed":
+                            item.drills = _copy_drills(
+                                source,
+                                target,
+                                source_drills.get(manifest.id, []),
+                                target_drills,
+                            )
+                        report.snapshots.append(item)
+                        report.stats.add(item.stats)
+                        report.drills += item.drills
+                        done(1)
+                        if on_snapshot is not None:
+                            on_snapshot(item)
     except RepositoryError as exc:
         raise BackupFailed(
             f"copy to {target.location} failed: {exc.message}",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 
+from odoo_dr import progress
 from odoo_dr.errors import BackupFailed
 from odoo_dr.odoo import filestore
 from odoo_dr.odoo.inspect import AttachmentRef
@@ -117,11 +118,19 @@ class FilestoreBackup:
             if problem is not None:
                 result.problems.append(problem)
 
-        with ThreadPoolExecutor(
-            max_workers=self.jobs, thread_name_prefix="files"
-        ) as pool:
+        size = sum(
+            on_disk[item.path].st_size for item in to_read if item.path in on_disk
+        )
+        label = f"back up files of {self.folder.name}"
+        with (
+            ThreadPoolExecutor(
+                max_workers=self.jobs, thread_name_prefix="files"
+            ) as pool,
+            progress.track(label, size) as done,
+        ):
             for outcome in pool.map(self._store_one, to_read):
                 entry, problem, _reused, stats = outcome
+                done(entry.size if entry is not None else 0)
                 if entry is not None:
                     result.entries.append(entry)
                     result.files_read += 1

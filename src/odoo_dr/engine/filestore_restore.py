@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from odoo_dr import progress
 from odoo_dr.errors import CorruptObject, SnapshotDamaged
 from odoo_dr.odoo.filestore import safe_relative
 from odoo_dr.repository.packs import BlobLocation
@@ -148,17 +149,22 @@ def restore_files(
         path.mkdir(parents=True, exist_ok=True)
 
     threads = min(MAX_THREADS, THREADS_PER_JOB * jobs)
+    total = sum(entry.size for entry in entries)
     try:
-        with ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="files"
-        ) as pool:
-            sizes = list(
-                pool.map(
-                    lambda items: _write_pack(repository, items, folder, stop),
-                    by_pack.values(),
-                )
-            )
-            sizes += [_write_multi(repository, entry, folder) for entry in several]
+        with (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="files") as pool,
+            progress.track(f"write {len(entries):,} files", total) as done,
+        ):
+
+            def write_pack(items: list[tuple[StoredFile, BlobLocation]]) -> int:
+                written = _write_pack(repository, items, folder, stop)
+                done(written)
+                return written
+
+            sizes = list(pool.map(write_pack, by_pack.values()))
+            for entry in several:
+                sizes.append(_write_multi(repository, entry, folder))
+                done(sizes[-1])
     except SnapshotDamaged:
         stop.set()
         raise

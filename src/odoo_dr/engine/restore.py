@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from odoo_dr import tempfiles
+from odoo_dr import progress, tempfiles
 from odoo_dr.engine import swap
 from odoo_dr.engine.backup import check_temp_dir
 from odoo_dr.engine.disk_space import disk_full_error
@@ -86,9 +86,15 @@ class RestoreResult:
 
 
 def _write_dump(
-    repository: Repository, manifest: SnapshotManifest, folder: Path, jobs: int
+    repository: Repository,
+    manifest: SnapshotManifest,
+    folder: Path,
+    jobs: int,
+    done: progress.Advance | None = None,
 ) -> None:
+    """Write the snapshot's dump files into `folder`; `done` gets each chunk's size."""
     folder.mkdir(mode=0o700)
+    advance = done or (lambda _amount: None)
 
     def write(item: DumpFile) -> None:
         try:
@@ -98,6 +104,7 @@ def _write_dump(
             ):
                 for chunk in repository.blobs.iter_blob(item):
                     handle.write(chunk)
+                    advance(len(chunk))
         except SnapshotDamaged as exc:
             raise SnapshotDamaged(
                 f"{exc.message} (in dump file {item.name} of snapshot {manifest.id})",
@@ -369,7 +376,12 @@ def _restore_in_parallel(
             cancelled,
         )
         try:
-            _write_dump(repository, plan.manifest, dump_folder, plan.options.jobs)
+            size = sum(item.size for item in plan.manifest.dump)
+            label = f"write dump of {plan.manifest.tenant}"
+            with progress.track(label, size) as done:
+                _write_dump(
+                    repository, plan.manifest, dump_folder, plan.options.jobs, done
+                )
             tolerated = _run_pg_restore(settings, plan, dump_folder)
         except BaseException:
             cancelled.set()

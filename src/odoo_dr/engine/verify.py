@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from odoo_dr import progress
 from odoo_dr.engine.subset import Subset
 from odoo_dr.errors import OdooDrError
 from odoo_dr.repository.crypto import RepositoryKeys
@@ -250,13 +251,15 @@ def verify(
     unindexed = index.add_unindexed_packs()
     reports: list[SnapshotReport] = []
     needed: dict[str, list[tuple[SnapshotReport, str]]] = {}
-    for manifest in manifests:
-        report = SnapshotReport(manifest.id, manifest.tenant)
-        reports.append(report)
-        for description, blob in _needed_blobs(repository, manifest, report):
-            for blob_id in blob.chunks:
-                needed.setdefault(blob_id, []).append((report, description))
-                report.objects += 1
+    with progress.track("read snapshots", len(manifests), "snapshots") as done:
+        for manifest in manifests:
+            report = SnapshotReport(manifest.id, manifest.tenant)
+            reports.append(report)
+            for description, blob in _needed_blobs(repository, manifest, report):
+                for blob_id in blob.chunks:
+                    needed.setdefault(blob_id, []).append((report, description))
+                    report.objects += 1
+            done(1)
     journals = []
     for report, blobs in _journal_reports(repository, tenant):
         journals.append(report)
@@ -298,9 +301,13 @@ def verify(
         def read(pack_id: str) -> _PackResult:
             return _read_pack(repository, pack_id, indexed.get(pack_id, {}))
 
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="verify") as pool,
+            progress.track("read packs", len(packs), "packs") as done,
+        ):
             results = pool.map(read, packs)
             for pack_id, result in zip(packs, results, strict=True):
+                done(1)
                 bytes_read += result.size
                 objects_checked += result.blobs
                 message = _record_pack(index, pack_id, result, needed, problems)

@@ -37,6 +37,7 @@ REFRESH_SECONDS = 60
 STALE_AFTER = timedelta(minutes=10)
 PRUNE_LOCK_KEY = "locks/prune.json"
 TENANT_LOCK_PREFIX = "locks/tenant-"
+RUN_LOCK_PREFIX = "locks/run-"
 
 
 def read_lock(
@@ -139,6 +140,7 @@ class TenantLock:
                     f"{self._subject()} is locked: {describe_holder(holder)}",
                     hint="wait for that run to finish; if its process is gone, "
                     f"remove {self.backend.describe()}/{self.key}",
+                    holder=holder,
                 )
             log.warning(
                 "removing stale lock of %s left by pid %s on host %s",
@@ -285,3 +287,33 @@ class FilestoreSyncLock(TenantLock):
 
     def _subject(self) -> str:
         return f"the filestore of tenant {self.tenant!r}"
+
+
+class RunLock(TenantLock):
+    """The lock of one environment's scheduled run (`odoo-dr run`).
+
+    It keeps two runs of an environment from starting the same tasks. Its name does
+    not start like a tenant lock's, so the prune a run performs does not wait for
+    the run's own lock. It does not give way to a prune either, because the backups
+    inside the run take their tenant locks, which do.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        environment: str,
+        keys: crypto.RepositoryKeys | None = None,
+    ) -> None:
+        super().__init__(backend, environment, "run", keys)
+        if keys is not None:
+            digest = keys.name("run lock", environment)[:32]
+        else:
+            text = f"run\n{environment}".encode()
+            digest = hashlib.sha256(text).hexdigest()[:32]
+        self.key = f"{RUN_LOCK_PREFIX}{digest}.json"
+
+    def _subject(self) -> str:
+        return f"the scheduled run of environment {self.tenant!r}"
+
+    def _after_acquire(self) -> None:
+        return
