@@ -21,7 +21,7 @@ import pytest
 
 from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
-from odoo_dr.engine.pitr import read_status
+from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, read_status
 from odoo_dr.engine.pitr_drill import choose_backup
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
@@ -435,6 +435,9 @@ def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
         setup = run_cli("pitr", "setup", *options, "--restart")
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert os.environ["AWS_SECRET_ACCESS_KEY"] not in setup.stdout
+        # pgBackRest records the backup's end to the second, and the window opens
+        # a margin after it: a commit in the same second would not be inside it.
+        time.sleep(CONSISTENCY_MARGIN.total_seconds() + 1.1)
         cluster.execute("postgres", "CREATE TABLE moves (id int)")
         cluster.execute("postgres", "INSERT INTO moves VALUES (1)")
         cluster.archive_now()
