@@ -23,6 +23,7 @@ from odoo_dr.cli import (
     repository,
     restore,
     roles,
+    serve,
     verify,
 )
 from odoo_dr.cli.filestore import filestore_app
@@ -65,6 +66,7 @@ app.command("demo")(demo.demo)
 app.add_typer(pitr.pitr_app, name="pitr")
 app.add_typer(platform.platform_app, name="platform")
 app.command("runbook")(platform.runbook)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:
