@@ -36,6 +36,7 @@ def test_benchmark_loads_server(tmp_path):
     assert results["collection"]["cold_seconds"] > 0
     for run in (
         results["server"]["metrics"],
+        results["server"]["metrics_one_connection"],
         results["server"]["page"],
         results["baseline_rescan_per_request"],
     ):

@@ -453,7 +453,11 @@ class StatusCollector:
         open_repository: Callable[[str], Repository] = Repository.open,
     ) -> None:
         self.inventory_path = inventory_path
-        self.repositories = list(repositories or [])
+        # Folders are made absolute so that one given relative here and absolute
+        # in the inventory is read once.
+        self.repositories = [
+            _resolve_location(Path.cwd(), location) for location in repositories or []
+        ]
         self.refresh_every = refresh_every
         self.review_every = review_every
         self.pitr_every = pitr_every
@@ -473,6 +477,7 @@ class StatusCollector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh_errors_total = 0
+        self._logged_errors: set[str] = set()
         # Bumped on each new FleetStatus, so readers can cache what they derive.
         self.generation = 0
 
@@ -526,11 +531,24 @@ class StatusCollector:
             status = self._collect()
             status.refresh_seconds = round(time.monotonic() - started, 6)
             self.refresh_errors_total += len(status.errors)
-            for message in status.errors:
-                log.warning("status refresh: %s", message)
+            self._log_errors(status.errors)
             self._status = status
             self.generation += 1
             return status
+
+    def _log_errors(self, errors: list[str]) -> None:
+        """Log each error when it first appears and when it is gone.
+
+        A repository that stays unreachable would otherwise log the same line at
+        every refresh.
+        """
+        current = set(errors)
+        for message in errors:
+            if message not in self._logged_errors:
+                log.warning("status refresh: %s", message)
+        for message in sorted(self._logged_errors - current):
+            log.info("status refresh: resolved: %s", message)
+        self._logged_errors = current
 
     def _cache(self, location: str, *, lists_tenants: bool = True) -> RepositoryCache:
         cache = self._caches.get(location)
