@@ -23,7 +23,9 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import SMALL, drop_leftovers, free_port, run_cli
+from odoo_dr.cli.serve import is_loopback, parse_bind
 from odoo_dr.demo import builder
+from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
@@ -527,3 +529,48 @@ def test_unreadable_stanza_is_an_error_entry(server):
     assert any(MISSING_STANZA in message for message in status["errors"])
     samples = scrape(server)
     assert "odoo_dr_pitr_wal_gap" not in samples
+
+
+def test_unreadable_inventory_keeps_last(fleet, tmp_path):
+    inventory = tmp_path / "inventory.yaml"
+    text = fleet.inventory.read_text()
+    text = text.replace("repository: repo", f"repository: {fleet.repository}")
+    text = text.replace("repository: offsite", f"repository: {fleet.root}/offsite")
+    inventory.write_text(text)
+    collector = StatusCollector(inventory_path=inventory)
+    first = collector.refresh()
+    # Only the pgBackRest stanza of the staging environment is unreadable.
+    assert len(first.errors) == 1
+    assert MISSING_STANZA in first.errors[0]
+
+    inventory.write_text("environments: [unclosed\n")
+    second = collector.refresh()
+    assert any(str(inventory) in message for message in second.errors)
+    assert [item.tenant for item in second.tenants] == [
+        item.tenant for item in first.tenants
+    ]
+    assert second.tenants[0].environment == "prod"
+
+
+@pytest.mark.parametrize(
+    ("bind", "host", "port", "loopback"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1", 8080, True),
+        ("127.0.0.2:80", "127.0.0.2", 80, True),
+        ("[::1]:9000", "::1", 9000, True),
+        ("localhost:8080", "localhost", 8080, True),
+        ("0.0.0.0:8080", "0.0.0.0", 8080, False),
+        ("[::]:8080", "::", 8080, False),
+        ("10.1.2.3:8080", "10.1.2.3", 8080, False),
+        ("odoo-dr.example:8080", "odoo-dr.example", 8080, False),
+    ],
+)
+def test_bind_parsed(bind, host, port, loopback):
+    assert parse_bind(bind) == (host, port)
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("bind", ["8080", ":8080", "127.0.0.1:", "127.0.0.1:0", "h:x"])
+def test_bind_invalid(bind):
+    with pytest.raises(RejectedError, match="invalid --bind"):
+        parse_bind(bind)
