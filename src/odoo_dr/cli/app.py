@@ -25,6 +25,7 @@ from odoo_dr.cli import (
     restore,
     roles,
     run,
+    serve,
     verify,
 )
 from odoo_dr.cli import progress as progress_bar
@@ -71,6 +72,7 @@ app.command("runbook")(platform.runbook)
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(alerts.grafana_app, name="grafana")
 app.command("run")(run.run)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

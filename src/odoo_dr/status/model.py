@@ -95,10 +95,17 @@ class RepositoryStatus(BaseModel):
 
 
 class PitrStatus(BaseModel):
+    environment: str | None = Field(
+        default=None, description="the environment whose inventory names the stanza"
+    )
     stanza: str
     window_start: datetime | None
     window_end: datetime | None
     archive_age_seconds: float | None
+    last_archived_at: datetime | None = Field(
+        default=None,
+        description="when PostgreSQL last archived a WAL segment (pg_stat_archiver)",
+    )
     gap: bool
     error: str | None = None
 
