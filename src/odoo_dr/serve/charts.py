@@ -337,13 +337,14 @@ _LEGEND_PER_ROW = 4
 
 
 def _legend_rows(y: float, items: list[tuple[str, str]]) -> list[str]:
-    """Lay out a legend in rows of _LEGEND_PER_ROW entries of equal width,
+    """Lay out a legend in rows of up to _LEGEND_PER_ROW entries of equal width,
     shortening each name to fit; the full name shows on hover."""
     body = []
-    width = (PLOT_RIGHT - PLOT_LEFT) / _LEGEND_PER_ROW
+    columns = max(min(len(items), _LEGEND_PER_ROW), 1)
+    width = (PLOT_RIGHT - PLOT_LEFT) / columns
     characters = int((width - 20) / 7)
     for index, (label, colour) in enumerate(items):
-        row, column = divmod(index, _LEGEND_PER_ROW)
+        row, column = divmod(index, columns)
         x = PLOT_LEFT + column * width
         top = y + row * 18
         shown = label if len(label) <= characters else label[: characters - 1] + "…"
