@@ -154,8 +154,8 @@ def serve(
     token = read_token(token_file)
     if token is None and not is_loopback(host):
         raise RejectedError(
-            f"refusing to serve on {bind} without a token: any address but "
-            "loopback is reachable from other hosts",
+            f"--bind {bind} requires a token: an address other than loopback is "
+            "reachable from other hosts",
             hint=f"set ${TOKEN_VARIABLE} or give --token-file, or bind to 127.0.0.1",
         )
     locations = list(repositories or [])

@@ -172,12 +172,12 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
     )
     def metrics() -> Response:
-        """Prometheus metrics in the text exposition format."""
+        """Return the Prometheus metrics in the text exposition format."""
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/status", response_model=FleetStatus)
     def status() -> Response:
-        """The whole status, without each tenant's history and repository growth."""
+        """Return the whole status, without tenant histories and repository growth."""
         generation = collector.generation
         current = collector.status
         if not status_body or status_body[0][0] != generation:
@@ -204,7 +204,7 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
         sort: TenantSort = TenantSort.environment,
         descending: bool = False,
     ) -> Response:
-        """Tenants without their history, filtered and sorted."""
+        """Return the tenants without their history, filtered and sorted."""
         selected = []
         for item in collector.status.tenants:
             if (
@@ -230,10 +230,10 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
 
     @app.get("/api/tenants/{environment}/{tenant}", response_model=TenantStatus)
     def tenant(environment: str, tenant: str) -> TenantStatus:
-        """One tenant with its snapshots and drills, oldest first."""
-        wanted = None if environment == NO_ENVIRONMENT else environment
+        """Return one tenant with its snapshots and drills, oldest first."""
+        environment_name = None if environment == NO_ENVIRONMENT else environment
         for item in collector.status.tenants:
-            if item.environment == wanted and item.tenant == tenant:
+            if item.environment == environment_name and item.tenant == tenant:
                 return item
         raise HTTPException(
             status_code=404,
@@ -242,18 +242,18 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
 
     @app.get("/api/repositories", response_model=list[RepositoryStatus])
     def repositories() -> list[RepositoryStatus]:
-        """Repositories with their sizes and growth."""
+        """Return the repositories with their sizes and growth."""
         return collector.status.repositories
 
     @app.get("/api/scorecard", response_model=Scorecard)
     def scorecard() -> Scorecard:
-        """The review's scorecard, with whether each line meets its objectives."""
+        """Return the review's scorecard and whether each line meets its objectives."""
         current = collector.status
         return Scorecard(reviewed_at=current.reviewed_at, lines=current.scorecard)
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> JSONResponse:
-        """200 while the status is refreshed on time, 503 once it is stale."""
+        """Return 200 while the status is refreshed on time, 503 once it is stale."""
         current = collector.status
         age = (datetime.now(UTC) - current.generated_at).total_seconds()
         limit = STALE_REFRESHES * collector.refresh_every + current.refresh_seconds

@@ -97,13 +97,14 @@ def summarize_drill(record: DrillRecord) -> _Drill:
 
 @dataclass
 class RepositoryCache:
-    """What the collector has read of one repository, by key."""
+    """The summaries the collector read from one repository, by key."""
 
     location: str
     repository: Repository | None = None
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
     drills: dict[str, _Drill] = field(default_factory=dict)
-    # Keys that could not be read, with the reason; immutable too, so not re-read.
+    # Keys that could not be read, with the reason. They are not read again
+    # because a stored document never changes.
     damaged: dict[str, str] = field(default_factory=dict)
     stored_bytes: int = 0
     error: str | None = None
@@ -549,7 +550,9 @@ class StatusCollector:
                 errors.append(f"inventory {self.inventory_path}: {exc.strerror}")
 
         default_location = self.repositories[0] if self.repositories else None
-        wanted: dict[str, bool] = {location: True for location in self.repositories}
+        listed_locations: dict[str, bool] = {
+            location: True for location in self.repositories
+        }
         environment_location: dict[str, str | None] = {}
         if inventory is not None:
             for environment in inventory.environments:
@@ -557,17 +560,17 @@ class StatusCollector:
                 location = _resolve_location(base, own) if own else default_location
                 environment_location[environment.name] = location
                 if location is not None:
-                    wanted[location] = True
+                    listed_locations[location] = True
                 offsite = (
                     environment.offsite.repository if environment.offsite else None
                 )
                 if offsite:
-                    wanted.setdefault(_resolve_location(base, offsite), False)
+                    listed_locations.setdefault(_resolve_location(base, offsite), False)
         for location in list(self._caches):
-            if location not in wanted:
+            if location not in listed_locations:
                 del self._caches[location]
 
-        for location, lists_tenants in wanted.items():
+        for location, lists_tenants in listed_locations.items():
             cache = self._cache(location, lists_tenants=lists_tenants)
             try:
                 cache.refresh(self._open_repository)
