@@ -91,12 +91,14 @@ def _tenant(
 ) -> TenantStatus:
     rto, rpo, drill_window = objectives
     interval = 7 * DAY if environment == "partner-sandbox" else DAY
+
     # Every third tenant has a stale backup and every fourth a failed last
     # drill, so the state and sort columns have both values to order.
     stale = index % 3 == 1
     failing = index % 4 == 2
     history = _history(index, now, interval, stale)
     drills = _drills(index, now, failing)
+
     last = history[-1]
     passing = [drill for drill in drills if drill.passed]
     age = (now - last.snapshot_time).total_seconds()
@@ -326,8 +328,7 @@ def test_sort_by_backup_age(served: Served, fleet: FleetStatus) -> None:
         for item in fleet.tenants
         if item.last_snapshot
     }
-    # Oldest snapshot first: the sandbox tenants back up weekly, so theirs is
-    # three weeks old when stale.
+    # The oldest last snapshot comes first.
     times = [ages[name] for name in shown]
     assert times == sorted(times)
     assert fleet.tenants[-1].tenant in shown

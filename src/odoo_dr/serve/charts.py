@@ -26,7 +26,7 @@ from odoo_dr.review.reports.charts import (
     _text,
 )
 
-# Colours of the series of one time chart, in order; they repeat after the last.
+# Colours of the series of one time chart, in order, repeating after the last.
 SERIES_COLOURS = (
     "#2b6cb0",
     "#2f855a",
@@ -81,7 +81,7 @@ class Series:
 
 
 def format_size(value: float) -> str:
-    """Print a byte count with binary units: `512 B`, `1.5 MiB`."""
+    """Format a byte count with binary units: `512 B`, `1.5 MiB`."""
     amount = float(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(amount) < 1024 or unit == "TiB":
@@ -91,8 +91,8 @@ def format_size(value: float) -> str:
 
 
 def _label(y: float, text: str) -> str:
-    """Return a row label right-aligned before the bars, shortened to fit; the
-    full text shows on hover."""
+    """Return a row label right-aligned before the bars and shortened to fit.
+    The full text shows on hover."""
     shown = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
     return (
         f'<text x="{LABEL - 8}" y="{y + 12:.1f}" text-anchor="end">'
@@ -338,7 +338,7 @@ _LEGEND_PER_ROW = 4
 
 def _legend_rows(y: float, items: list[tuple[str, str]]) -> list[str]:
     """Lay out a legend in rows of up to _LEGEND_PER_ROW entries of equal width,
-    shortening each name to fit; the full name shows on hover."""
+    shortening each name to fit. The full name shows on hover."""
     body = []
     columns = max(min(len(items), _LEGEND_PER_ROW), 1)
     width = (PLOT_RIGHT - PLOT_LEFT) / columns

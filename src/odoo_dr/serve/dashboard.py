@@ -12,6 +12,7 @@ not in the inventory, and the tier of a tenant whose tier is unknown.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from odoo_dr import __version__
 from odoo_dr.review.inventory import format_duration
 from odoo_dr.serve import charts
 from odoo_dr.status.model import FleetStatus, ScoreStatus, TenantStatus
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The environment or tier, in URLs and filters, of a tenant that has none.
@@ -51,8 +54,8 @@ class PageError(Exception):
 
 
 class StatusSource(Protocol):
-    """What the dashboard reads: `odoo_dr.status.collect.StatusCollector` or any
-    object with the same property."""
+    """The status source of the dashboard: `odoo_dr.status.collect.StatusCollector`
+    or any object with the same property."""
 
     @property
     def status(self) -> FleetStatus: ...
@@ -232,11 +235,11 @@ class TableQuery:
     def apply(self, rows: list[TenantRow]) -> list[TenantRow]:
         """Filter `rows`, then sort them by the chosen column, by environment and
         tenant within equal values, with empty values last."""
-        kept = [row for row in rows if self.matches(row)]
-        kept.sort(key=lambda row: (row.environment_value, row.tenant.tenant))
+        matching = [row for row in rows if self.matches(row)]
+        matching.sort(key=lambda row: (row.environment_value, row.tenant.tenant))
         key = COLUMNS[self.sort][1]
-        present = [row for row in kept if key(row) is not None]
-        absent = [row for row in kept if key(row) is None]
+        present = [row for row in matching if key(row) is not None]
+        absent = [row for row in matching if key(row) is None]
         # list.sort is stable in reverse too, so ties keep environment and tenant
         # order either way.
         present.sort(key=key, reverse=self.order == "desc")  # type: ignore[arg-type]
@@ -393,6 +396,7 @@ def _render(
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
+    log.info("dashboard %s %s: %s", error.status_code, request.url.path, error.message)
     return _render(
         request,
         "error.html.j2",
@@ -533,21 +537,21 @@ def routes(
         status = collector.status
         moment = now()
         rows = [tenant_row(tenant, moment) for tenant in status.tenants]
-        shown = query.apply(rows)
+        filtered = query.apply(rows)
         return _render(
             request,
             "fleet.html.j2",
             status=status,
             now=moment,
             cards=scorecard(status, rows),
-            rows=shown,
+            rows=filtered,
             total=len(rows),
             query=query,
             columns={name: label for name, (label, _key) in COLUMNS.items()},
             environments=_choices([row.tenant.environment for row in rows]),
             tiers=_choices([row.tenant.tier for row in rows]),
             states=STATES,
-            charts=_fleet_charts(status, shown),
+            charts=_fleet_charts(status, filtered),
         )
 
     def tenant(request: Request) -> HTMLResponse:
