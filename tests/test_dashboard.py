@@ -271,6 +271,15 @@ def test_fleet_page_scorecard(served: Served, fleet: FleetStatus) -> None:
         if line.met_since is not None:
             assert f"since {line.met_since.strftime('%Y-%m-%d %H:%M')} UTC" in card
     assert page.count('<svg class="chart"') == 3
+    # Nine tenants: all of them have a bar, and the RTO chart shows the first
+    # eight rows.
+    assert "The first 40 of" not in page
+    assert "The first 8 of 9 tenants: filter the table to see others." in page
+    last = table_tenants(page)[-1]
+    rto_chart = page[page.index("Measured RTO of each drill over time") :]
+    rto_chart = rto_chart[: rto_chart.index("</svg>")]
+    assert table_tenants(page)[0] in rto_chart
+    assert last not in rto_chart
 
 
 def test_stylesheet_served_locally(served: Served) -> None:

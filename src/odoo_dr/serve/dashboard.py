@@ -41,6 +41,10 @@ NONE_VALUE = "-"
 STATES = ("not_met", "unknown", "met")
 # The snapshots and drills listed on a tenant's page; its charts show them all.
 LISTED = 50
+# The tenants the fleet page's charts show, the first rows of the table: more
+# bars make the age chart too tall to read, and more lines tangle the RTO chart.
+AGE_CHART_TENANTS = 40
+RTO_CHART_TENANTS = 8
 
 
 class PageError(Exception):
@@ -416,7 +420,7 @@ def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
             age=row.backup_age,
             interval=row.tenant.backup_interval_seconds,
         )
-        for row in rows
+        for row in rows[:AGE_CHART_TENANTS]
     ]
     rto = [
         charts.Series(
@@ -426,7 +430,7 @@ def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
                 for drill in row.tenant.drills
             ],
         )
-        for row in rows
+        for row in rows[:RTO_CHART_TENANTS]
     ]
     growth = [
         charts.Series(
@@ -552,6 +556,8 @@ def routes(
             tiers=_choices([row.tenant.tier for row in rows]),
             states=STATES,
             charts=_fleet_charts(status, filtered),
+            age_chart_tenants=AGE_CHART_TENANTS,
+            rto_chart_tenants=RTO_CHART_TENANTS,
         )
 
     def tenant(request: Request) -> HTMLResponse:
