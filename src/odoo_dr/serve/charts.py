@@ -44,8 +44,8 @@ PLOT_LEFT = 90
 PLOT_RIGHT = WIDTH - 20
 PLOT_TOP = 12
 PLOT_HEIGHT = 180
-# Characters of a row label that fit in LABEL pixels. Labels here are
-# environment/tenant pairs, shortened a little more than the review's.
+# Characters of a row label that fit in LABEL pixels. Labels here name a tenant
+# and its environment, shortened a little more than the review's.
 LABEL_CHARS = 24
 # An objective more than this many times the highest value is named in the
 # legend instead of drawn, because drawing it would flatten every point.

@@ -411,8 +411,10 @@ def _error_page(request: Request, error: PageError) -> HTMLResponse:
 
 
 def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
+    # The tenant comes first, so a label shortened to fit keeps what tells the
+    # rows apart.
     def label(row: TenantRow) -> str:
-        return f"{row.environment_value}/{row.tenant.tenant}"
+        return f"{row.tenant.tenant} ({row.environment_value})"
 
     ages = [
         charts.AgeBar(
