@@ -70,6 +70,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         _backup(repository, database, filestore, "--tenant", STRAY_TENANT)
         result = run_cli("drill", database, "--json", "--repo", str(repository))
         assert result.returncode == 0, result.stdout + result.stderr
+        shutil.copytree(repository, root / "offsite")
         inventory = root / "inventory.yaml"
         inventory.write_text(
             "platform: serve test\n"
@@ -77,6 +78,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             "  - name: prod\n"
             "    evidence:\n"
             "      repository: repo\n"
+            "    offsite:\n"
+            "      region: eu-west-1\n"
+            "      repository: offsite\n"
             "    tenants:\n"
             f"      - name: {database}\n"
             "        tier: standard\n"
@@ -338,6 +342,10 @@ def test_status_and_repositories(fleet, server):
     assert ours["error"] is None
     assert ours["tenants"] == 2
     assert len(ours["growth"]) == 3
+    # The offsite copy is listed, but its tenants are those of the repository.
+    offsite = by_location[str(fleet.root / "offsite")]
+    assert offsite["snapshots"] == 3
+    assert offsite["error"] is None
     missing = by_location[str(fleet.root / "no-such-repository")]
     assert "no odoo-dr repository" in missing["error"]
     scorecard = get_json(f"{server.url}/api/scorecard")

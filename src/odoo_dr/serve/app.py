@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from odoo_dr import __version__
 from odoo_dr.serve import dashboard
 from odoo_dr.status.collect import StatusCollector
-from odoo_dr.status.metrics import metrics_registry, render
+from odoo_dr.status.metrics import MetricsRenderer
 from odoo_dr.status.model import (
     FleetStatus,
     RepositoryStatus,
@@ -162,7 +162,7 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    registry = metrics_registry(collector)
+    renderer = MetricsRenderer(collector)
     # /api/status serialised once per refresh: (generation, body).
     status_body: list[tuple[int, bytes]] = []
 
@@ -173,7 +173,7 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
     )
     def metrics() -> Response:
         """Return the Prometheus metrics in the text exposition format."""
-        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(renderer.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/status", response_model=FleetStatus)
     def status() -> Response:

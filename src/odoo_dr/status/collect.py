@@ -459,6 +459,9 @@ class StatusCollector:
         self.pitr_every = pitr_every
         self._open_repository = open_repository
         self._caches: dict[str, RepositoryCache] = {}
+        self._inventory: tuple[Inventory, Path] | None = None
+        # The inventory file's (mtime_ns, size) when it was read.
+        self._inventory_version: tuple[int, int] | None = None
         self._status: FleetStatus | None = None
         self._pitr: list[PitrStatus] = []
         self._pitr_read_at: float | None = None
@@ -534,20 +537,12 @@ class StatusCollector:
         if cache is None:
             cache = RepositoryCache(location)
             self._caches[location] = cache
-        cache.lists_tenants = cache.lists_tenants or lists_tenants
+        cache.lists_tenants = lists_tenants
         return cache
 
     def _collect(self) -> FleetStatus:
         errors: list[str] = []
-        inventory: Inventory | None = None
-        base = Path.cwd()
-        if self.inventory_path is not None:
-            try:
-                inventory, base = load_inventory(self.inventory_path)
-            except InventoryError as exc:
-                errors.append(f"inventory {self.inventory_path}: {exc.problems[0]}")
-            except OSError as exc:
-                errors.append(f"inventory {self.inventory_path}: {exc.strerror}")
+        inventory, base = self._load_inventory(errors)
 
         default_location = self.repositories[0] if self.repositories else None
         listed_locations: dict[str, bool] = {
@@ -604,6 +599,28 @@ class StatusCollector:
             reviewed_at=reviewed_at,
             errors=errors,
         )
+
+    def _load_inventory(self, errors: list[str]) -> tuple[Inventory | None, Path]:
+        """Return the inventory, read again only when its file changed.
+
+        An inventory that became unreadable is reported in `errors`, and the last
+        one read stays in use.
+        """
+        if self.inventory_path is None:
+            return None, Path.cwd()
+        try:
+            stat = self.inventory_path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
+            if self._inventory is None or version != self._inventory_version:
+                self._inventory = load_inventory(self.inventory_path)
+                self._inventory_version = version
+        except InventoryError as exc:
+            errors.append(f"inventory {self.inventory_path}: {exc.problems[0]}")
+        except OSError as exc:
+            errors.append(f"inventory {self.inventory_path}: {exc.strerror}")
+        if self._inventory is None:
+            return None, Path.cwd()
+        return self._inventory
 
     def _histories(self, cache: RepositoryCache) -> dict[str, _TenantHistory]:
         snapshots: dict[str, list[SnapshotPoint]] = {}

@@ -8,10 +8,12 @@ to 0.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from odoo_dr.status.collect import StatusCollector
@@ -36,7 +38,7 @@ def _tenant_labels(tenant: TenantStatus) -> list[str]:
     return [tenant.environment or "", tenant.tenant, tenant.tier or ""]
 
 
-def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
+def _tenant_metrics(status: FleetStatus) -> Iterator[Metric]:
     info = _gauge(
         "odoo_dr_tenant_info",
         "A tenant and the repository holding its snapshots (always 1).",
@@ -48,10 +50,6 @@ def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
             (
                 "odoo_dr_last_snapshot_timestamp_seconds",
                 "Time of the database snapshot of the tenant's latest backup.",
-            ),
-            (
-                "odoo_dr_last_snapshot_age_seconds",
-                "Seconds since the tenant's latest snapshot, at scrape time.",
             ),
             (
                 "odoo_dr_last_snapshot_size_bytes",
@@ -87,10 +85,6 @@ def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
                 "End time of the tenant's latest drill.",
             ),
             (
-                "odoo_dr_last_drill_age_seconds",
-                "Seconds since the tenant's latest drill ended, at scrape time.",
-            ),
-            (
                 "odoo_dr_last_drill_success",
                 "1 when the tenant's latest drill passed, 0 when it failed.",
             ),
@@ -116,7 +110,6 @@ def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
         if snapshot is not None:
             taken = _timestamp(snapshot.snapshot_time)
             add("odoo_dr_last_snapshot_timestamp_seconds", labels, taken)
-            add("odoo_dr_last_snapshot_age_seconds", labels, max(now - taken, 0.0))
             add("odoo_dr_last_snapshot_size_bytes", labels, snapshot.size_bytes)
             add("odoo_dr_last_snapshot_new_bytes", labels, snapshot.new_bytes)
             add("odoo_dr_last_snapshot_missing_files", labels, snapshot.missing_files)
@@ -129,7 +122,6 @@ def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
         if drill is not None:
             finished = _timestamp(drill.finished_at)
             add("odoo_dr_last_drill_timestamp_seconds", labels, finished)
-            add("odoo_dr_last_drill_age_seconds", labels, max(now - finished, 0.0))
             add("odoo_dr_last_drill_success", labels, 1.0 if drill.passed else 0.0)
             add("odoo_dr_last_drill_rto_seconds", labels, drill.rto_seconds)
             add("odoo_dr_last_drill_rpo_seconds", labels, drill.rpo_seconds)
@@ -143,6 +135,29 @@ def _tenant_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
     yield info
     yield from family.values()
     yield met
+
+
+def _tenant_age_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
+    snapshot_age = _gauge(
+        "odoo_dr_last_snapshot_age_seconds",
+        "Seconds since the tenant's latest snapshot, at scrape time.",
+        TENANT_LABELS,
+    )
+    drill_age = _gauge(
+        "odoo_dr_last_drill_age_seconds",
+        "Seconds since the tenant's latest drill ended, at scrape time.",
+        TENANT_LABELS,
+    )
+    for tenant in status.tenants:
+        labels = _tenant_labels(tenant)
+        if tenant.last_snapshot is not None:
+            taken = _timestamp(tenant.last_snapshot.snapshot_time)
+            snapshot_age.add_metric(labels, max(now - taken, 0.0))
+        if tenant.last_drill is not None:
+            finished = _timestamp(tenant.last_drill.finished_at)
+            drill_age.add_metric(labels, max(now - finished, 0.0))
+    yield snapshot_age
+    yield drill_age
 
 
 def _repository_metrics(status: FleetStatus) -> Iterator[Metric]:
@@ -184,7 +199,7 @@ def _repository_metrics(status: FleetStatus) -> Iterator[Metric]:
     yield from (up, stored, logical, ratio, snapshots)
 
 
-def _pitr_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
+def _pitr_metrics(status: FleetStatus) -> Iterator[Metric]:
     start = _gauge(
         "odoo_dr_pitr_window_start_timestamp_seconds",
         "Earliest time the stanza can recover to.",
@@ -195,17 +210,11 @@ def _pitr_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
         "Latest time the stanza can recover to.",
         PITR_LABELS,
     )
-    age = _gauge(
-        "odoo_dr_pitr_archive_age_seconds",
-        "Seconds since PostgreSQL last archived a WAL segment, at scrape time.",
-        PITR_LABELS,
-    )
     gap = _gauge(
         "odoo_dr_pitr_wal_gap",
         "1 when the WAL chain after the newest base backup has a gap.",
         PITR_LABELS,
     )
-    generated = _timestamp(status.generated_at)
     for item in status.pitr:
         if item.error:
             continue
@@ -214,12 +223,26 @@ def _pitr_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
             start.add_metric(labels, _timestamp(item.window_start))
         if item.window_end is not None:
             end.add_metric(labels, _timestamp(item.window_end))
+        gap.add_metric(labels, 1.0 if item.gap else 0.0)
+    yield from (start, end, gap)
+
+
+def _pitr_age_metrics(status: FleetStatus, now: float) -> Iterator[Metric]:
+    age = _gauge(
+        "odoo_dr_pitr_archive_age_seconds",
+        "Seconds since PostgreSQL last archived a WAL segment, at scrape time.",
+        PITR_LABELS,
+    )
+    generated = _timestamp(status.generated_at)
+    for item in status.pitr:
+        if item.error:
+            continue
+        labels = [item.environment or "", item.stanza]
         if item.last_archived_at is not None:
             age.add_metric(labels, max(now - _timestamp(item.last_archived_at), 0.0))
         elif item.archive_age_seconds is not None:
             age.add_metric(labels, item.archive_age_seconds + max(now - generated, 0))
-        gap.add_metric(labels, 1.0 if item.gap else 0.0)
-    yield from (start, end, age, gap)
+    yield age
 
 
 def _review_metrics(status: FleetStatus) -> Iterator[Metric]:
@@ -248,48 +271,76 @@ def _review_metrics(status: FleetStatus) -> Iterator[Metric]:
         yield reviewed
 
 
-class FleetMetrics:
-    """A prometheus-client custom collector over a `StatusCollector`."""
+def _server_metrics(
+    collector: StatusCollector, status: FleetStatus
+) -> Iterator[Metric]:
+    refreshed = _gauge(
+        "odoo_dr_status_refresh_timestamp_seconds",
+        "Time of the last status refresh.",
+        [],
+    )
+    refreshed.add_metric([], _timestamp(status.generated_at))
+    yield refreshed
+    duration = _gauge(
+        "odoo_dr_status_refresh_duration_seconds",
+        "Seconds the last status refresh took.",
+        [],
+    )
+    duration.add_metric([], status.refresh_seconds)
+    yield duration
+    errors = CounterMetricFamily(
+        "odoo_dr_status_refresh_errors",
+        "Errors met by status refreshes since the server started.",
+    )
+    errors.add_metric([], float(collector.refresh_errors_total))
+    yield errors
+
+
+class _Families:
+    """The `collect()` that prometheus-client's `generate_latest` calls."""
+
+    def __init__(self, families: Iterator[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return self.families
+
+
+class MetricsRenderer:
+    """Render the fleet's metrics in the Prometheus text exposition format.
+
+    The families that only change with a refresh are rendered once per status,
+    and the ages and the server's own figures at every scrape, because rendering
+    every family of a large fleet costs far more than a scrape should.
+    """
 
     def __init__(self, collector: StatusCollector) -> None:
         self.collector = collector
+        self._lock = threading.Lock()
+        self._cached: tuple[FleetStatus, bytes] | None = None
 
-    def collect(self) -> Iterator[Metric]:
+    def _static(self, status: FleetStatus) -> bytes:
+        with self._lock:
+            if self._cached is None or self._cached[0] is not status:
+                families = _Families(
+                    itertools.chain(
+                        _tenant_metrics(status),
+                        _repository_metrics(status),
+                        _pitr_metrics(status),
+                        _review_metrics(status),
+                    )
+                )
+                self._cached = (status, generate_latest(families))
+            return self._cached[1]
+
+    def render(self) -> bytes:
         status = self.collector.status
         now = datetime.now(UTC).timestamp()
-        yield from _tenant_metrics(status, now)
-        yield from _repository_metrics(status)
-        yield from _pitr_metrics(status, now)
-        yield from _review_metrics(status)
-        refreshed = _gauge(
-            "odoo_dr_status_refresh_timestamp_seconds",
-            "Time of the last status refresh.",
-            [],
+        scraped = _Families(
+            itertools.chain(
+                _tenant_age_metrics(status, now),
+                _pitr_age_metrics(status, now),
+                _server_metrics(self.collector, status),
+            )
         )
-        refreshed.add_metric([], _timestamp(status.generated_at))
-        yield refreshed
-        duration = _gauge(
-            "odoo_dr_status_refresh_duration_seconds",
-            "Seconds the last status refresh took.",
-            [],
-        )
-        duration.add_metric([], status.refresh_seconds)
-        yield duration
-        errors = CounterMetricFamily(
-            "odoo_dr_status_refresh_errors",
-            "Errors met by status refreshes since the server started.",
-        )
-        errors.add_metric([], float(self.collector.refresh_errors_total))
-        yield errors
-
-
-def metrics_registry(collector: StatusCollector) -> CollectorRegistry:
-    """Return a registry holding only the fleet's metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetMetrics(collector))
-    return registry
-
-
-def render(registry: CollectorRegistry) -> bytes:
-    """Return the registry's metrics in the Prometheus text exposition format."""
-    return generate_latest(registry)
+        return self._static(status) + generate_latest(scraped)
