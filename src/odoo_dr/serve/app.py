@@ -1,4 +1,5 @@
-"""The HTTP application of `odoo-dr serve`: Prometheus metrics and a JSON API.
+"""The HTTP application of `odoo-dr serve`: Prometheus metrics, a JSON API and
+the dashboard pages (`odoo_dr.serve.dashboard`).
 
 Every route is read-only: a method other than GET or HEAD gets 405. With a token,
 every request must carry `Authorization: Bearer <token>`, else it gets 401. The
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from odoo_dr import __version__
+from odoo_dr.serve import dashboard
 from odoo_dr.status.collect import StatusCollector
 from odoo_dr.status.metrics import MetricsRenderer
 from odoo_dr.status.model import (
@@ -266,7 +268,8 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
             health.model_dump(mode="json"), status_code=503 if stale else 200
         )
 
-    # dashboard routes are added here
+    # The HTML pages, after the API so that its paths match first.
+    app.router.routes.extend(dashboard.routes(collector))
 
     app.add_middleware(ReadOnlyGuard, token=token)
     return app
