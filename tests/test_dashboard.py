@@ -598,3 +598,43 @@ def test_dashboard_in_chromium(served: Served, fleet: FleetStatus) -> None:
     # work tree clean.
     if os.environ.get("ODOO_DR_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(ARTEFACTS / "fleet-top.png", ROOT / "docs" / "dashboard.png")
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is missing: install Debian's chromium package",
+)
+def test_browser_logs_in_with_token(fleet: FleetStatus) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    token = "dashboard-token-0123456789"
+    with (
+        Served(create_app(FixedCollector(fleet), token=token)) as server,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
+        )
+        try:
+            # Headless Chromium answers the Basic challenge with the credentials
+            # of its context; with none it gives up at once.
+            anonymous = browser.new_page()
+            with pytest.raises(PlaywrightError, match="INVALID_AUTH_CREDENTIALS"):
+                anonymous.goto(server.url + "/")
+            wrong = browser.new_context(
+                http_credentials={"username": "viewer", "password": "not-the-token"}
+            ).new_page()
+            assert wrong.goto(server.url + "/").status == 401
+            viewer = browser.new_context(
+                http_credentials={"username": "viewer", "password": token}
+            ).new_page()
+            assert viewer.goto(server.url + "/").status == 200
+            assert viewer.locator("#scorecard .card").count() == len(fleet.scorecard)
+            # The stylesheet comes with the same credentials.
+            background = viewer.locator("#tenant-table thead th").first.evaluate(
+                "cell => getComputedStyle(cell).backgroundColor"
+            )
+            assert background == "rgb(237, 242, 247)"
+        finally:
+            browser.close()

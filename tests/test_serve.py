@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -437,8 +438,20 @@ def test_token_required_with_token(collector):
         wrong = {"Authorization": "Bearer " + "x" * len(TOKEN)}
         status, _headers, _body = request(f"{running.url}/metrics", headers=wrong)
         assert status == 401
-        basic = {"Authorization": f"Basic {TOKEN}"}
-        status, _headers, _body = request(f"{running.url}/healthz", headers=basic)
+        # The token as the password of Basic credentials: what a browser sends.
+        for credentials, expected in (
+            (TOKEN, 401),
+            (f"viewer:{'x' * len(TOKEN)}", 401),
+            (f"viewer:{TOKEN}", 200),
+            (f":{TOKEN}", 200),
+        ):
+            encoded = base64.b64encode(credentials.encode()).decode()
+            basic = {"Authorization": f"Basic {encoded}"}
+            status, _headers, _body = request(f"{running.url}/healthz", headers=basic)
+            assert status == expected, credentials
+        status, _headers, _body = request(
+            f"{running.url}/healthz", headers={"Authorization": f"Basic {TOKEN}"}
+        )
         assert status == 401
         right = {"Authorization": f"Bearer {TOKEN}"}
         status, _headers, body = request(f"{running.url}/metrics", headers=right)

@@ -2,13 +2,17 @@
 the dashboard pages (`odoo_dr.serve.dashboard`).
 
 Every route is read-only: a method other than GET or HEAD gets 405. With a token,
-every request must carry `Authorization: Bearer <token>`, else it gets 401. The
+every request must carry it, else it gets 401: as `Authorization: Bearer <token>`
+(Prometheus, curl), or as the password of HTTP Basic authentication with any user
+name, which a browser asks for by itself. The
 OpenAPI description is at /openapi.json; the interactive docs pages are off
 because they load their scripts from a CDN.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
 from datetime import UTC, datetime
@@ -122,9 +126,13 @@ class ReadOnlyGuard:
             return
         if self.token is not None and not self._authorized(scope):
             response = JSONResponse(
-                {"detail": "missing or invalid bearer token"},
+                {"detail": "missing or invalid token"},
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="odoo-dr"'},
+            )
+            # A second challenge, so that a browser opens its login prompt.
+            response.raw_headers.append(
+                (b"www-authenticate", b'Basic realm="odoo-dr", charset="UTF-8"')
             )
             await response(scope, receive, send)
             return
@@ -146,10 +154,23 @@ class ReadOnlyGuard:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, credential = value.partition(b" ")
-                if scheme.lower() != b"bearer":
+                scheme = scheme.lower()
+                if scheme == b"basic":
+                    credential = _basic_password(credential.strip())
+                elif scheme != b"bearer":
                     return False
                 return hmac.compare_digest(credential.strip(), self.token)
         return False
+
+
+def _basic_password(credential: bytes) -> bytes:
+    """Return the password of HTTP Basic credentials, or b"" when malformed."""
+    try:
+        decoded = base64.b64decode(credential, validate=True)
+    except binascii.Error:
+        return b""
+    _user, separator, password = decoded.partition(b":")
+    return password if separator else b""
 
 
 def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
