@@ -28,7 +28,9 @@ import uvicorn
 
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.engine import ReviewOptions, run_review
+from odoo_dr.serve import charts
 from odoo_dr.serve.app import create_app
+from odoo_dr.serve.dashboard import PAGE_SIZE
 from odoo_dr.status.collect import StatusCollector, _score_status
 from odoo_dr.status.model import DrillPoint, FleetStatus, SnapshotPoint, TenantStatus
 
@@ -521,6 +523,52 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def test_large_fleet_in_pages(fleet: FleetStatus) -> None:
+    template = fleet.tenants[0]
+    tenants = [
+        template.model_copy(update={"tenant": f"tenant_{number:03d}"})
+        for number in range(2 * PAGE_SIZE + 5)
+    ]
+    large = fleet.model_copy(update={"tenants": tenants})
+    with Served(create_app(FixedCollector(large))) as server:
+        _status, _type, first = server.get(query(sort="tenant"))
+        assert f"{len(tenants)} of {len(tenants)} tenants, page 1 of 3" in first
+        assert table_tenants(first) == [item.tenant for item in tenants[:PAGE_SIZE]]
+        # The page links keep the sort, and the sort links go back to page 1.
+        assert 'href="?sort=tenant&amp;order=asc&amp;page=2" rel="next"' in first
+        assert (
+            "page="
+            not in re.findall(r'<th scope="col"[^>]*><a href="([^"]*)"', first)[0]
+        )
+        _status, _type, last = server.get(query(sort="tenant", page="3"))
+        assert table_tenants(last) == [item.tenant for item in tenants[2 * PAGE_SIZE :]]
+        assert 'rel="prev"' in last and 'rel="next"' not in last
+        _status, _type, past = server.get(query(page="9"))
+        assert table_tenants(past) == []
+        assert "the last page is 3" in past
+        status, _type, _page = server.get(query(page="0"))
+        assert status == 400
+
+
+def test_long_history_drawn_in_bounded_points() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    points = [
+        charts.Point(start + timedelta(minutes=number), number, number % 997 == 0)
+        for number in range(30_000)
+    ]
+    chart = charts.time_chart(
+        "growth", [charts.Series("repo", points)], str, charts.size_step
+    )
+    drawn = chart.count("<title>")
+    assert (
+        drawn <= (charts.PLOT_RIGHT - charts.PLOT_LEFT) / charts.PIXELS_PER_POINT + 40
+    )
+    # Every failed point is kept.
+    assert chart.count("(failed)") == len([item for item in points if item.failed])
+    # The newest value is drawn.
+    assert f"repo: {points[-1].value} at" in chart
 
 
 @pytest.mark.skipif(

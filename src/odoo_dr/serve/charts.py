@@ -50,6 +50,9 @@ LABEL_CHARS = 24
 # An objective more than this many times the highest value is named in the
 # legend instead of drawn, because drawing it would flatten every point.
 OBJECTIVE_SPAN = 3
+# Points a series keeps per pixel of plot width: a repository with thousands of
+# snapshots draws one point per two pixels, the last of each, and every failure.
+PIXELS_PER_POINT = 2
 
 
 @dataclass
@@ -213,6 +216,21 @@ def _time_ticks(start: datetime, end: datetime) -> list[datetime]:
     return [start + (end - start) * index / steps for index in range(steps + 1)]
 
 
+def _thin(ordered: list[Point], x_of: Callable[[datetime], float]) -> list[Point]:
+    """Keep the last point of each PIXELS_PER_POINT-wide column, and every failed
+    point, so a long history draws in bounded time and size."""
+    kept: list[Point] = []
+    column = None
+    for point in ordered:
+        current = int(x_of(point.moment) // PIXELS_PER_POINT)
+        if kept and current == column and not kept[-1].failed:
+            kept[-1] = point
+        else:
+            kept.append(point)
+        column = current
+    return kept
+
+
 def time_chart(
     title: str,
     series: list[Series],
@@ -297,7 +315,7 @@ def time_chart(
             continue
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
         legend.append((item.name, colour))
-        ordered = sorted(item.points, key=lambda point: point.moment)
+        ordered = _thin(sorted(item.points, key=lambda point: point.moment), x_of)
         if len(ordered) > 1:
             path = " ".join(
                 f"{x_of(point.moment):.1f},{y_of(point.value):.1f}" for point in ordered

@@ -21,6 +21,7 @@ from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -178,6 +179,9 @@ COLUMNS: dict[str, tuple[str, Callable[[TenantRow], object]]] = {
     "state": ("State", lambda row: STATES.index(row.state)),
 }
 DEFAULT_SORT = "state"
+# Rows of the tenant table per page: a fleet of a thousand tenants renders in
+# pages, and the filters and sort apply to the whole fleet.
+PAGE_SIZE = 100
 
 
 @dataclass
@@ -194,14 +198,20 @@ class TableQuery:
     tier: str | None = None
     state: str | None = None
     q: str | None = None
+    page: int = 1
 
     @classmethod
     def parse(cls, params: dict[str, str]) -> TableQuery:
-        values = {
+        values: dict = {
             name: params[name].strip()
             for name in ("sort", "order", "environment", "tier", "state", "q")
             if params.get(name, "").strip()
         }
+        page = params.get("page", "").strip()
+        if page:
+            if not page.isdigit() or int(page) < 1:
+                raise _bad_query(f"invalid page {page!r}: expected 1 or more")
+            values["page"] = int(page)
         query = cls(**values)
         if query.sort not in COLUMNS:
             raise _bad_query(
@@ -248,6 +258,20 @@ class TableQuery:
         # order either way.
         present.sort(key=key, reverse=self.order == "desc")  # type: ignore[arg-type]
         return present + absent
+
+    def pages(self, rows: int) -> int:
+        return max(1, -(-rows // PAGE_SIZE))
+
+    def page_of(self, rows: list[TenantRow]) -> list[TenantRow]:
+        """Return the rows of the current page (none past the last one)."""
+        start = (self.page - 1) * PAGE_SIZE
+        return rows[start : start + PAGE_SIZE]
+
+    def page_link(self, page: int) -> str:
+        """Return the query string of `page` with the same filters and sort."""
+        return "?" + urlencode(
+            {**self.filters(), "sort": self.sort, "order": self.order, "page": page}
+        )
 
     def sort_link(self, column: str) -> str:
         """Return the query string that sorts by `column`: the opposite order
@@ -410,7 +434,7 @@ def _error_page(request: Request, error: PageError) -> HTMLResponse:
     )
 
 
-def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
+def _fleet_charts(rows: list[TenantRow]) -> dict:
     # The tenant comes first, so a label shortened to fit keeps what tells the
     # rows apart.
     def label(row: TenantRow) -> str:
@@ -434,13 +458,6 @@ def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
         )
         for row in rows[:RTO_CHART_TENANTS]
     ]
-    growth = [
-        charts.Series(
-            name=repository.location,
-            points=[charts.Point(moment, value) for moment, value in repository.growth],
-        )
-        for repository in status.repositories
-    ]
     return {
         "backup_age": charts.backup_age_chart(ages),
         "rto": charts.time_chart(
@@ -450,13 +467,23 @@ def _fleet_charts(status: FleetStatus, rows: list[TenantRow]) -> dict:
             charts.duration_step,
             failed_label="failed drill",
         ),
-        "growth": charts.time_chart(
-            "Bytes stored in each repository over time",
-            growth,
-            charts.format_size,
-            charts.size_step,
-        ),
     }
+
+
+def _growth_chart(status: FleetStatus) -> Markup | None:
+    growth = [
+        charts.Series(
+            name=repository.location,
+            points=[charts.Point(moment, value) for moment, value in repository.growth],
+        )
+        for repository in status.repositories
+    ]
+    return charts.time_chart(
+        "Bytes stored in each repository over time",
+        growth,
+        charts.format_size,
+        charts.size_step,
+    )
 
 
 def _snapshot_series(
@@ -534,6 +561,15 @@ def routes(
     that backup ages are measured at (now by default).
     """
     now = clock or (lambda: datetime.now(UTC))
+    # The growth chart depends on the status only: drawn once per refresh. The
+    # status it was drawn for is kept with it, so a new one is never mistaken
+    # for it.
+    drawn: list[tuple[FleetStatus, Markup | None]] = []
+
+    def growth_chart(status: FleetStatus) -> Markup | None:
+        if not drawn or drawn[0][0] is not status:
+            drawn[:] = [(status, _growth_chart(status))]
+        return drawn[0][1]
 
     def fleet(request: Request) -> HTMLResponse:
         try:
@@ -551,13 +587,16 @@ def routes(
             now=moment,
             cards=scorecard(status, rows),
             rows=filtered,
+            page_rows=query.page_of(filtered),
+            pages=query.pages(len(filtered)),
+            page_size=PAGE_SIZE,
             total=len(rows),
             query=query,
             columns={name: label for name, (label, _key) in COLUMNS.items()},
             environments=_choices([row.tenant.environment for row in rows]),
             tiers=_choices([row.tenant.tier for row in rows]),
             states=STATES,
-            charts=_fleet_charts(status, filtered),
+            charts={**_fleet_charts(filtered), "growth": growth_chart(status)},
             age_chart_tenants=AGE_CHART_TENANTS,
             rto_chart_tenants=RTO_CHART_TENANTS,
         )
