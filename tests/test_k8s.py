@@ -572,3 +572,20 @@ def test_dockerfile_contents():
         assert package in text
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert 'ENTRYPOINT ["odoo-dr"]' in text
+
+
+def test_run_mode_interval(rendered):
+    (cronjob,) = _by_kind(rendered["fleet-run"], "CronJob")
+    # The shortest backup interval is the gold tier's 1h RPO: a pass every 15min.
+    minute, *rest = cronjob["spec"]["schedule"].split()
+    assert re.fullmatch(r"\d+-59/15", minute)
+    assert rest == ["*", "*", "*", "*"]
+    (container,) = _containers(cronjob)
+    assert container["args"] == [
+        "run",
+        "--inventory",
+        "/etc/odoo-dr/production.yaml",
+        "production",
+        "--jobs",
+        "2",
+    ]

@@ -61,13 +61,12 @@ RESOURCES = {
 TMP_SIZE = "20Gi"
 
 MODES = ("run", "tasks")
-REPOSITORY_TASKS = ("verify", "prune", "copy")
 
 
 @dataclass(frozen=True)
 class PostgresTarget:
-    """Where PostgreSQL is, for the NetworkPolicy: CIDRs, or a namespace with an
-    optional pod selector."""
+    """The PostgreSQL destination of the NetworkPolicy: CIDRs, or a namespace with
+    an optional pod selector."""
 
     port: int = 5432
     cidrs: tuple[str, ...] = ()
@@ -104,8 +103,10 @@ class Rendered:
 
 
 def dns_label(text: str, max_length: int = 63) -> str:
-    """Turn `text` into a DNS-1123 label; a name that had to be shortened ends in a
-    hash of the original so that two long names stay distinct."""
+    """Turn `text` into a DNS-1123 label of at most `max_length` characters.
+
+    A label that had to be shortened ends in a hash of `text`, so two long names
+    stay distinct."""
     label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
     if len(label) <= max_length and label == text:
         return label
@@ -136,8 +137,8 @@ def cron_schedule(interval: int, name: str) -> str:
     """Return a cron expression that runs at least once every `interval` seconds.
 
     Cron cannot express every interval, so the interval is rounded down to one it
-    can: a divisor of an hour or of a day, a day, a week, twice a month (the 1st and
-    16th), a month, three, six or twelve months. Runs are therefore never further
+    can: a divisor of an hour or of a day, a day, a week, twice a month (days D and
+    D+15), a month, three, six or twelve months. Runs are therefore never further
     apart than the interval, and may be closer. The minute, hour, weekday and day
     of month come from a hash of `name`, so jobs do not all start together.
     """
@@ -160,8 +161,8 @@ def cron_schedule(interval: int, name: str) -> str:
         return f"{minute} {hour} * * *"
     if interval < 16 * DAY:
         return f"{minute} {hour} * * {_spread(name + '/weekday', 7)}"
-    # Longest gaps: 16 days between the 16th and the 1st, 31 days for a month, 92
-    # for three months (July to October), 184 for six (July to January).
+    # Maximum gaps: 16 days from day D+15 to day D of the next month, 31 days for a
+    # month, 92 for three months (July to October), 184 for six (July to January).
     if interval < 31 * DAY:
         return f"{minute} {hour} {day},{day + 15} * *"
     if interval < 92 * DAY:
@@ -490,14 +491,13 @@ def _fleet_args(task: str, key: str, environment: str, jobs: int) -> list[str]:
     ]
 
 
-def _drill_deadline(inventory: Inventory, tenants: list[Tenant], jobs: int) -> int:
+def _drill_deadline(inventory: Inventory, tenants: list[Tenant], rounds: int) -> int:
     """Seconds a drill Job may run: the longest logical-corruption RTO among its
-    tenants for each round of `jobs` tenants at once, plus an hour of margin."""
+    tenants for each of `rounds` rounds, plus an hour of margin."""
     rtos = []
     for tenant in tenants:
         objective = inventory.objective(tenant, Disruption.LOGICAL_CORRUPTION)
         rtos.append(objective.rto if objective else DAY)
-    rounds = math.ceil(len(tenants) / jobs)
     return max(rtos) * rounds + 3600
 
 
@@ -516,7 +516,8 @@ def _tasks_cronjobs(
         schedules = [effective_schedule(inventory, tenant) for tenant in tenants]
         shard = "0" if len(shards) == 1 else "$(JOB_COMPLETION_INDEX)"
         key = inventory_key(environment.name, tier, shard)
-        jobs = min(options.jobs, max(len(group) for group in shards))
+        largest = max(len(group) for group in shards)
+        jobs = min(options.jobs, largest)
         backup_interval = min(s.backup for s in schedules)
         tasks = {
             # A backup may run as long as its interval, at least an hour; the next
@@ -524,7 +525,7 @@ def _tasks_cronjobs(
             "backup": (backup_interval, max(backup_interval, 3600)),
             "drill": (
                 min(s.drill for s in schedules),
-                _drill_deadline(inventory, max(shards, key=len), jobs),
+                _drill_deadline(inventory, tenants, math.ceil(largest / jobs)),
             ),
         }
         for task, (interval, deadline) in tasks.items():
@@ -564,7 +565,7 @@ def _repository_cronjobs(
     inventory: Inventory, environment: Environment, options: RenderOptions
 ) -> dict[str, dict]:
     """Return the verify, prune and copy CronJobs of an environment: each works on
-    the whole repository at the shortest interval any tenant asks for."""
+    the whole repository, at the shortest interval among the tenants."""
     schedules = [effective_schedule(inventory, t) for t in environment.tenants]
     repo = []
     if environment.evidence.repository:
@@ -647,8 +648,8 @@ def _postgres_peers(target: PostgresTarget) -> list[dict]:
 
 
 def _uses_object_store(environment: Environment) -> bool:
-    """Whether the jobs may reach an object store: an s3:// repository or offsite
-    repository, or a repository left to $ODOO_DR_REPO, which may be one."""
+    """Return whether the jobs may use an object store: for an s3:// repository or
+    offsite repository, or a repository left to $ODOO_DR_REPO, which may be one."""
     repository = environment.evidence.repository
     offsite = environment.offsite.repository if environment.offsite else None
     if repository is None or not _is_local(repository):
@@ -671,8 +672,8 @@ def _network_policy(
             else "it has no evidence.postgres_dsn"
         )
         raise RejectedError(
-            f"cannot tell where PostgreSQL of environment {environment.name!r} is "
-            f"for the NetworkPolicy: {reason}",
+            "missing PostgreSQL address for the NetworkPolicy of environment "
+            f"{environment.name!r}: {reason}",
             hint="pass --postgres-cidr or --postgres-namespace",
         )
     egress = [
@@ -745,8 +746,8 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
         )
     if options.mode == "run" and options.shards > 1:
         raise RejectedError(
-            "--shards works only with --mode tasks: odoo-dr run holds one lock per "
-            "environment, so a second shard would wait for the first",
+            "--shards works only with --mode tasks: odoo-dr run takes one lock per "
+            "environment, so a second shard would skip its pass",
             hint="use --jobs to work on more tenants at once, or --mode tasks",
         )
     environments = [e for e in inventory.environments if e.tenants]
