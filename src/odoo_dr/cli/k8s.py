@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,11 @@ k8s_app = typer.Typer(
     help="Kubernetes manifests that run odoo-dr on a cluster.",
     no_args_is_help=True,
 )
+
+
+class Mode(StrEnum):
+    RUN = "run"
+    TASKS = "tasks"
 
 
 def _postgres_target(
@@ -92,13 +98,13 @@ def render(
         ),
     ] = None,
     mode: Annotated[
-        str,
+        Mode,
         typer.Option(
             "--mode",
             help="run: one CronJob per environment running `odoo-dr run`. tasks: "
             "CronJobs per environment, tier and task.",
         ),
-    ] = "run",
+    ] = Mode.RUN,
     shards: Annotated[
         int,
         typer.Option(
@@ -199,7 +205,7 @@ def render(
     options = engine.RenderOptions(
         namespace=namespace,
         image=image or f"odoo-dr:{__version__}",
-        mode=mode,
+        mode=mode.value,
         shards=shards,
         jobs=jobs,
         run_every=run_every,
