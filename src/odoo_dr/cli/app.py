@@ -18,6 +18,7 @@ from odoo_dr.cli import (
     demo,
     drill,
     guard,
+    k8s,
     pitr,
     platform,
     prune,
@@ -73,6 +74,7 @@ app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(alerts.grafana_app, name="grafana")
 app.command("run")(run.run)
 app.command("serve")(serve.serve)
+app.add_typer(k8s.k8s_app, name="k8s")
 
 
 def _version(value: bool) -> None:
