@@ -85,15 +85,9 @@ def write_inventory(folder: Path, tenants: list[str]) -> Path:
 
 def fleet_cli(command: str, inventory: Path, fleet: Fleet, *extra: str):
     """Run `odoo-dr COMMAND --all --json` and return the result and its rows."""
-    result = run_cli(
-        command,
-        "--all",
-        "--json",
-        "--inventory",
-        str(inventory),
-        *(["--filestore-root", str(fleet.filestore_root)] if command == "backup" else []),
-        *extra,
-    )
+    if command == "backup":
+        extra = ("--filestore-root", str(fleet.filestore_root), *extra)
+    result = run_cli(command, "--all", "--json", "--inventory", str(inventory), *extra)
     rows = json.loads(result.stdout) if result.stdout.strip() else []
     return result, {row["tenant"]: row for row in rows}
 
