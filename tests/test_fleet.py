@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +24,13 @@ import pytest
 
 from conftest import SMALL, admin_connection, drop_leftovers, run_cli
 from odoo_dr.demo import builder
-from odoo_dr.engine.fleet import FleetTenant, fair_order, server_databases
+from odoo_dr.engine.fleet import (
+    FleetTenant,
+    WorkResult,
+    fair_order,
+    run_fleet,
+    server_databases,
+)
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.lock import TAKEOVER_PREFIX
 from odoo_dr.repository.store import Repository
@@ -116,6 +125,31 @@ def test_fair_order_overdue_then_critical():
         "late_no_objective",
         "recent",
     ]
+
+
+def test_interruption_starts_no_other_tenant():
+    """SIGINT while two tenants run: both finish, the others never start."""
+    stop = threading.Event()
+    both_running = threading.Barrier(2)
+    started = []
+
+    def work(tenant: FleetTenant) -> WorkResult:
+        started.append(tenant.name)
+        both_running.wait(60)
+        if tenant.name == "a":
+            os.kill(os.getpid(), signal.SIGINT)
+        # Both running tenants wait until the run has seen the interruption.
+        assert stop.wait(60)
+        return WorkResult(snapshot_id=f"snapshot-{tenant.name}")
+
+    tenants = [FleetTenant(name) for name in ("a", "b", "c", "d")]
+    report = run_fleet(tenants, 2, work, failure_code=3, stop=stop)
+
+    assert report.interrupted is True
+    assert sorted(started) == ["a", "b"]
+    results = {item.tenant: item.result for item in report.outcomes}
+    assert results == {"a": "ok", "b": "ok", "c": "not started", "d": "not started"}
+    assert report.exit_code == 0
 
 
 def test_server_discovery_finds_odoo_databases(fleet):
@@ -230,6 +264,7 @@ def test_summary_table_names_failure(fleet, tmp_path):
 # and holds it until its stdin closes.
 HOLDER = """
 import sys
+import threading
 from odoo_dr.repository.store import Repository
 
 lock = Repository.open(sys.argv[1]).lock_tenant(sys.argv[2], "backup")

@@ -245,10 +245,12 @@ def inventory_tenant(
 class _Run:
     """The clock, the stop flag and the outcomes of one fleet run."""
 
-    def __init__(self, work: Work, failure_code: int) -> None:
+    def __init__(
+        self, work: Work, failure_code: int, stop: threading.Event | None
+    ) -> None:
         self.work = work
         self.failure_code = failure_code
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.started = time.monotonic()
 
     def not_started(self, tenant: FleetTenant) -> FleetOutcome:
@@ -303,24 +305,31 @@ class _Run:
 
 
 def run_fleet(
-    tenants: Iterable[FleetTenant], jobs: int, work: Work, failure_code: int
+    tenants: Iterable[FleetTenant],
+    jobs: int,
+    work: Work,
+    failure_code: int,
+    stop: threading.Event | None = None,
 ) -> FleetReport:
     """Run `work` on every tenant in fair order, `jobs` tenants at a time.
 
     `failure_code` is the exit code of an unexpected exception in `work`. On
-    KeyboardInterrupt (which the command line raises for SIGTERM too), no other
-    tenant starts, the running ones finish, and the report is marked interrupted.
+    KeyboardInterrupt (which the command line raises for SIGTERM too), `stop` is
+    set, no other tenant starts, the running ones finish, and the report is marked
+    interrupted. Setting `stop` from elsewhere also starts no other tenant.
     """
     ordered = fair_order(tenants)
-    run = _Run(work, failure_code)
+    run = _Run(work, failure_code, stop)
     if jobs == 1:
         return _run_in_main_thread(run, ordered)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fleet")
-    futures: list[Future[FleetOutcome]] = [
-        pool.submit(run.one, tenant) for tenant in ordered
-    ]
+    futures: list[Future[FleetOutcome]] = []
     interrupted = False
     try:
+        # Submitting starts the pool's threads and waits for each to start, so an
+        # interruption may arrive here too.
+        for tenant in ordered:
+            futures.append(pool.submit(run.one, tenant))
         for future in futures:
             future.result()
     except KeyboardInterrupt:
@@ -334,11 +343,11 @@ def run_fleet(
         pool.shutdown(wait=True, cancel_futures=True)
     pool.shutdown(wait=True)
     outcomes = []
-    for tenant, future in zip(ordered, futures, strict=True):
-        if future.cancelled():
+    for position, tenant in enumerate(ordered):
+        if position >= len(futures) or futures[position].cancelled():
             outcomes.append(run.not_started(tenant))
         else:
-            outcomes.append(future.result())
+            outcomes.append(futures[position].result())
     return FleetReport(outcomes, interrupted)
 
 
