@@ -164,8 +164,8 @@ def test_server_discovery_finds_odoo_databases(fleet):
 
 
 def test_backup_verify_drill_all(fleet, tmp_path):
-    gone = f"{fleet.prefix}_gone"
-    names = [fleet.name(letter) for letter in TENANTS] + [gone]
+    dropped = f"{fleet.prefix}_gone"
+    names = [fleet.name(letter) for letter in TENANTS] + [dropped]
     inventory = write_inventory(tmp_path, names)
     repo = tmp_path / "repo"
 
@@ -176,8 +176,8 @@ def test_backup_verify_drill_all(fleet, tmp_path):
     # The dropped database fails with its own code (2, not found), the rest go on.
     assert result.returncode == 2, result.stderr
     assert fleet.name("e") not in rows
-    assert rows[gone]["result"] == "failed"
-    assert "not found" in rows[gone]["error"]
+    assert rows[dropped]["result"] == "failed"
+    assert "not found" in rows[dropped]["error"]
     for letter in ("a", "b", "c", "d"):
         assert rows[fleet.name(letter)]["result"] == "ok", rows[fleet.name(letter)]
         assert rows[fleet.name(letter)]["snapshot_id"]
@@ -237,8 +237,8 @@ def test_backup_verify_drill_all(fleet, tmp_path):
 
 
 def test_summary_table_names_failure(fleet, tmp_path):
-    gone = f"{fleet.prefix}_gone"
-    inventory = write_inventory(tmp_path, [fleet.name("a"), gone])
+    dropped = f"{fleet.prefix}_gone"
+    inventory = write_inventory(tmp_path, [fleet.name("a"), dropped])
 
     result = run_cli(
         "backup",
@@ -252,7 +252,7 @@ def test_summary_table_names_failure(fleet, tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["tenant", "environment", "result", "time", "id"]
-    failed = [line for line in lines if line.startswith(gone)]
+    failed = [line for line in lines if line.startswith(dropped)]
     assert len(failed) == 1
     assert "failed" in failed[0]
     assert "not found" in failed[0]

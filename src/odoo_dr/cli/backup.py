@@ -88,9 +88,9 @@ def backup(
 ) -> None:
     """Back up DATABASE and its filestore; print the new snapshot id.
 
-    With --all, back up every tenant, --jobs at a time, and print a summary; the
-    exit code is the highest of all tenants' (a tenant locked by another run is
-    skipped and counts as 0).
+    With --all, back up every tenant, --jobs at a time, and print a summary. The
+    exit code is the highest of all tenants' codes. A tenant locked by another run
+    is skipped and counts as 0.
     """
     opt.apply_verbosity(verbose, quiet)
     parsed_labels = parse_labels(labels or [])

@@ -102,7 +102,7 @@ def reject_fleet_options(
     tenant_jobs: int | None,
 ) -> None:
     """Reject the options that belong to --all in a single-tenant run."""
-    given = [
+    fleet_only = [
         name
         for name, value in (
             ("--exclude", exclude),
@@ -112,9 +112,9 @@ def reject_fleet_options(
         )
         if value
     ]
-    if given:
+    if fleet_only:
         raise RejectedError(
-            f"{', '.join(given)} apply only with --all",
+            f"{', '.join(fleet_only)} apply only with --all",
             hint="add --all to work on every tenant, or leave them out",
         )
 

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -44,6 +44,8 @@ ODOO_TABLES = ("ir_attachment", "ir_module_module")
 TEMPORARY_PREFIX = "odoo-dr-"
 Task = Literal["backup", "drill", "verify"]
 Result = Literal["ok", "warnings", "failed", "skipped", "not started"]
+# How often the main thread wakes while tenants run, to handle a signal.
+WAKE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class FleetOutcome(BaseModel):
 
 @dataclass
 class WorkResult:
-    """What a task returns for one tenant; `error` makes the outcome failed."""
+    """The result of a task on one tenant. An `error` makes the outcome failed."""
 
     snapshot_id: str | None = None
     drill_id: str | None = None
@@ -178,10 +180,10 @@ def plain_tenants(
     now: datetime,
     location: str,
 ) -> list[FleetTenant]:
-    """Return tenants without an inventory, ordered by the age of their last run.
+    """Return tenants without an inventory, with the age of their last run.
 
-    A backup or verify is as overdue as the newest snapshot is old, a drill as the
-    newest drill is; a tenant without one goes first.
+    For a backup or verify, that age is the newest snapshot's. For a drill, it is
+    the newest drill's. A tenant without one counts as overdue forever.
     """
     newest: dict[str, datetime] = {}
     if task == "drill":
@@ -330,8 +332,11 @@ def run_fleet(
         # interruption may arrive here too.
         for tenant in ordered:
             futures.append(pool.submit(run.one, tenant))
-        for future in futures:
-            future.result()
+        pending = set(futures)
+        while pending:
+            # The kernel may deliver SIGINT or SIGTERM to a pool thread, and then
+            # Python runs the handler only when the main thread wakes up.
+            _done, pending = wait(pending, timeout=WAKE_SECONDS)
     except KeyboardInterrupt:
         interrupted = True
         run.stop.set()
