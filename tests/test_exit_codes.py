@@ -35,7 +35,7 @@ def test_exit_1_warnings(cli, repository, odoo_database, filestore_root):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["backup"], "Missing argument"),
+        (["backup"], "name the database to back up"),
         (["backup", "x", "--no-such-option"], "No such option"),
         (["snapshots", "--repo", "/nonexistent/odoo-dr"], "no odoo-dr repository"),
         (["backup", "no_such_database_here"], "not found"),

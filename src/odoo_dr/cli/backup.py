@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
+from odoo_dr.cli import fleet as fleet_options
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
+from odoo_dr.engine import fleet
 from odoo_dr.engine.backup import (
     BackupOptions,
     parse_labels,
     run_backup,
 )
-from odoo_dr.errors import ExitCode
+from odoo_dr.errors import ExitCode, RejectedError
+from odoo_dr.pg.connection import PgSettings
 
 
 def backup(
-    database: Annotated[str, typer.Argument(help="Name of the Odoo database.")],
+    database: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="DATABASE",
+            help="Name of the Odoo database; leave out with --all.",
+            show_default=False,
+        ),
+    ] = None,
+    all_tenants: fleet_options.AllOption = False,
+    exclude: fleet_options.ExcludeOption = None,
+    inventory: fleet_options.InventoryOption = None,
+    environment: fleet_options.EnvironmentOption = None,
     tenant: Annotated[
         str | None,
         typer.Option(
@@ -31,7 +46,8 @@ def backup(
     odoo_config: opt.OdooConfigOption = None,
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
-    jobs: opt.JobsOption = opt.default_jobs(),
+    jobs: fleet_options.FleetJobsOption = opt.default_jobs(),
+    tenant_jobs: fleet_options.TenantJobsOption = None,
     strict: Annotated[
         bool,
         typer.Option(
@@ -70,15 +86,61 @@ def backup(
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
-    """Back up DATABASE and its filestore; print the new snapshot id."""
+    """Back up DATABASE and its filestore; print the new snapshot id.
+
+    With --all, back up every tenant, --jobs at a time, and print a summary. The
+    exit code is the highest of all tenants' codes. A tenant locked by another run
+    is skipped and counts as 0.
+    """
     opt.apply_verbosity(verbose, quiet)
     parsed_labels = parse_labels(labels or [])
     config = opt.load_odoo_config(odoo_config)
     root, root_source = opt.filestore_root(filestore_root, config)
+    settings = opt.pg_settings(dsn, config)
+    if all_tenants:
+        if database is not None or tenant is not None:
+            raise RejectedError(
+                "--all backs up every tenant under its own name, so it takes no "
+                "DATABASE and no --tenant",
+                hint="leave them out, or choose tenants with --exclude and "
+                "--environment",
+            )
+        base = BackupOptions(
+            database="",
+            filestore_root=root,
+            filestore_root_source=root_source,
+            jobs=tenant_jobs or fleet_options.DEFAULT_TENANT_JOBS,
+            strict=strict,
+            read_all=read_all,
+            temp_dir=temp_dir,
+            labels=parsed_labels,
+            residency=residency,
+        )
+        _backup_all(
+            settings,
+            base,
+            fleet_options.select_tenants(
+                "backup",
+                repo,
+                inventory,
+                environment,
+                exclude,
+                discover=lambda: fleet.server_databases(settings),
+            ),
+            jobs,
+            as_json,
+        )
+        return
+    fleet_options.reject_fleet_options(exclude, inventory, environment, tenant_jobs)
+    if database is None:
+        raise RejectedError(
+            "name the database to back up, or pass --all",
+            hint="odoo-dr backup DATABASE, or odoo-dr backup --all",
+        )
     repository = opt.open_repository(repo)
     manifest = run_backup(
         repository,
-        opt.pg_settings(dsn, config),
+        settings,
         BackupOptions(
             database=database,
             tenant=tenant,
@@ -114,3 +176,30 @@ def backup(
         console.out(manifest.id)
     if manifest.warnings:
         raise typer.Exit(ExitCode.WARNINGS)
+
+
+def _backup_all(
+    settings: PgSettings,
+    base: BackupOptions,
+    selection: fleet_options.FleetSelection,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    def back_up(tenant: fleet.FleetTenant) -> fleet.WorkResult:
+        labels = dict(base.labels)
+        if tenant.environment is not None:
+            labels.setdefault("environment", tenant.environment)
+        if tenant.tier is not None:
+            labels.setdefault("tier", tenant.tier)
+        manifest = run_backup(
+            selection.repository(tenant),
+            settings,
+            replace(base, database=tenant.name, labels=labels),
+        )
+        return fleet.WorkResult(snapshot_id=manifest.id, warnings=manifest.warnings)
+
+    report = fleet.run_fleet(
+        selection.tenants, jobs, back_up, failure_code=ExitCode.BACKUP_FAILED
+    )
+    fleet_options.print_summary(report, "backup", as_json)
+    fleet_options.finish(report)

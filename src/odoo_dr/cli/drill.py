@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from odoo_dr.cli import fleet as fleet_options
 from odoo_dr.cli import options as opt
 from odoo_dr.cli import pitr as pitr_options
 from odoo_dr.cli.output import console, duration, local_time, print_json
-from odoo_dr.engine.business_checks import load_checks_file
+from odoo_dr.engine import fleet
+from odoo_dr.engine.business_checks import BusinessCheck, load_checks_file
 from odoo_dr.engine.drill import DrillOptions, run_drill
 from odoo_dr.engine.pitr import StatusOptions, read_status
 from odoo_dr.engine.pitr_drill import (
@@ -22,6 +25,7 @@ from odoo_dr.engine.pitr_drill import (
 )
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.odoo.neutralize import DEFAULT_CRON_ALLOW_LIST
+from odoo_dr.pg.connection import PgSettings
 from odoo_dr.pg.pgbackrest import PgBackRest
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
@@ -41,6 +45,10 @@ def drill(
             show_default=False,
         ),
     ] = None,
+    all_tenants: fleet_options.AllOption = False,
+    exclude: fleet_options.ExcludeOption = None,
+    inventory: fleet_options.InventoryOption = None,
+    environment: fleet_options.EnvironmentOption = None,
     keep: Annotated[
         bool,
         typer.Option("--keep", help="Keep the scratch database and folder afterwards."),
@@ -98,13 +106,17 @@ def drill(
     repo: opt.RepoOption = None,
     dsn: opt.DsnOption = None,
     odoo_config: opt.OdooConfigOption = None,
-    jobs: opt.JobsOption = opt.default_jobs(),
+    jobs: fleet_options.FleetJobsOption = opt.default_jobs(),
+    tenant_jobs: fleet_options.TenantJobsOption = None,
     temp_dir: opt.TempDirOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
     """Restore a snapshot as a neutralized scratch copy and check it.
+
+    With --all, drill the newest snapshot of every tenant, --jobs at a time, with
+    the business checks the inventory lists for each, and print a summary.
 
     Business checks (defaults for stock, sales and purchase, and those of --checks)
     run after the built-in ones. With --pitr, recover the cluster with pgBackRest to
@@ -116,6 +128,28 @@ def drill(
     opt.apply_verbosity(verbose, quiet)
     allowed = (*DEFAULT_CRON_ALLOW_LIST, *(allow_cron or ()))
     checks = tuple(load_checks_file(checks_file)) if checks_file else ()
+    if all_tenants:
+        if pitr or keep or snapshot is not None or target_time is not None or tenant:
+            raise RejectedError(
+                "--all drills the newest snapshot of every tenant: it takes no "
+                "SNAPSHOT, --keep, --pitr, --target-time or --tenant",
+                hint="leave them out, or choose tenants with --exclude and "
+                "--environment",
+            )
+        config = opt.load_odoo_config(odoo_config)
+        options = DrillOptions(
+            jobs=tenant_jobs or fleet_options.DEFAULT_TENANT_JOBS,
+            temp_dir=temp_dir,
+            cron_allow_list=allowed,
+            checks=checks,
+            default_checks=default_checks,
+        )
+        selection = fleet_options.select_tenants(
+            "drill", repo, inventory, environment, exclude
+        )
+        _drill_all(opt.pg_settings(dsn, config), options, selection, jobs, as_json)
+        return
+    fleet_options.reject_fleet_options(exclude, inventory, environment, tenant_jobs)
     if pitr:
         if snapshot is not None:
             raise RejectedError(
@@ -184,6 +218,59 @@ def drill(
         print_record(record)
     if not record.passed:
         raise typer.Exit(ExitCode.VERIFICATION_FAILED)
+
+
+def _drill_all(
+    settings: PgSettings,
+    base: DrillOptions,
+    selection: fleet_options.FleetSelection,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    def drill_one(tenant: fleet.FleetTenant) -> fleet.WorkResult:
+        repository = selection.repository(tenant)
+        snapshots = repository.list_snapshots(tenant.name)
+        if not snapshots:
+            raise RejectedError(
+                f"no snapshot of tenant {tenant.name!r} in repository "
+                f"{repository.location}",
+                hint="back it up first: odoo-dr backup --all",
+            )
+        manifest = snapshots[-1]
+        options = base
+        if tenant.inventory_tenant is not None:
+            options = replace(
+                base,
+                checks=_merged_checks(tenant.inventory_tenant.checks, base.checks),
+                default_checks=base.default_checks
+                and tenant.inventory_tenant.default_checks,
+            )
+        record = run_drill(repository, settings, manifest, options)
+        if record.passed:
+            return fleet.WorkResult(snapshot_id=manifest.id, drill_id=record.id)
+        failed = [check.name for check in record.checks if not check.passed]
+        return fleet.WorkResult(
+            snapshot_id=manifest.id,
+            drill_id=record.id,
+            error=record.error or "failed checks: " + (", ".join(failed) or "none ran"),
+            hint=f"see the record in drills/{record.id}.json of the repository",
+            exit_code=ExitCode.VERIFICATION_FAILED,
+        )
+
+    report = fleet.run_fleet(
+        selection.tenants, jobs, drill_one, failure_code=ExitCode.RESTORE_FAILED
+    )
+    fleet_options.print_summary(report, "drill", as_json)
+    fleet_options.finish(report)
+
+
+def _merged_checks(
+    own: list[BusinessCheck], extra: tuple[BusinessCheck, ...]
+) -> tuple[BusinessCheck, ...]:
+    """Return the inventory's checks of a tenant, then those of --checks not named
+    the same."""
+    names = {check.name for check in own}
+    return (*own, *(check for check in extra if check.name not in names))
 
 
 def _required_time(value: str | None) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from odoo_dr.cli import fleet as fleet_options
 from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import console, errors, print_json, size
+from odoo_dr.engine import fleet
+from odoo_dr.engine.schedule import write_last_done
 from odoo_dr.engine.subset import parse_subset
 from odoo_dr.engine.verify import VerifyReport, verify
 from odoo_dr.errors import ExitCode, RejectedError
@@ -21,6 +25,10 @@ def verify_command(
     tenant: Annotated[
         str | None, typer.Option("--tenant", help="Only snapshots of this tenant.")
     ] = None,
+    all_tenants: fleet_options.AllOption = False,
+    exclude: fleet_options.ExcludeOption = None,
+    inventory: fleet_options.InventoryOption = None,
+    environment: fleet_options.EnvironmentOption = None,
     read_data: Annotated[
         bool,
         typer.Option(
@@ -50,7 +58,8 @@ def verify_command(
         ),
     ] = None,
     repo: opt.RepoOption = None,
-    jobs: opt.JobsOption = opt.default_jobs(),
+    jobs: fleet_options.FleetJobsOption = opt.default_jobs(),
+    tenant_jobs: fleet_options.TenantJobsOption = None,
     as_json: opt.JsonOption = False,
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
@@ -59,8 +68,26 @@ def verify_command(
 
     Exit 0 when every snapshot can be restored and nothing read is damaged, 5 when
     a snapshot cannot be restored or damage was found.
+
+    With --all, check the snapshots of every tenant, --jobs tenants at a time, and
+    print one row per tenant.
     """
     opt.apply_verbosity(verbose, quiet)
+    if all_tenants:
+        if tenant is not None or read_data or read_data_subset or subset_seed:
+            raise RejectedError(
+                "--all takes no --tenant, --read-data or --read-data-subset",
+                hint="reading packs checks the whole repository at once: run "
+                "odoo-dr verify --read-data (or --read-data-subset) without --all",
+            )
+        selection = fleet_options.select_tenants(
+            "verify", repo, inventory, environment, exclude
+        )
+        _verify_all(
+            selection, jobs, tenant_jobs or fleet_options.DEFAULT_TENANT_JOBS, as_json
+        )
+        return
+    fleet_options.reject_fleet_options(exclude, inventory, environment, tenant_jobs)
     subset = None
     if read_data_subset is not None:
         if read_data:
@@ -93,6 +120,65 @@ def verify_command(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(ExitCode.VERIFICATION_FAILED)
+
+
+def _verify_all(
+    selection: fleet_options.FleetSelection,
+    jobs: int,
+    tenant_jobs: int,
+    as_json: bool,
+) -> None:
+    # A manifest that cannot be read names no tenant, so it is reported once here
+    # rather than in a tenant's row.
+    unreadable = {}
+    for repository in selection.repositories.values():
+        _manifests, damaged = repository.scan_snapshots()
+        for snapshot_id, message in damaged.items():
+            unreadable[f"{repository.location}/snapshots/{snapshot_id}.json"] = message
+
+    def verify_one(tenant: fleet.FleetTenant) -> fleet.WorkResult:
+        repository = selection.repository(tenant)
+        started_at = datetime.now(UTC)
+        report = verify(repository, tenant.name, jobs=tenant_jobs)
+        if not report.snapshots and not report.journals:
+            raise RejectedError(
+                f"no snapshots of tenant {tenant.name!r} in repository "
+                f"{repository.location}",
+                hint="back it up first: odoo-dr backup --all",
+            )
+        problems = [
+            f"{item.snapshot_id}: {problem}"
+            for item in [*report.snapshots, *report.journals]
+            for problem in item.problems
+        ]
+        newest = report.snapshots[-1].snapshot_id if report.snapshots else None
+        if problems:
+            return fleet.WorkResult(
+                snapshot_id=newest,
+                error=f"{len(problems)} problem(s): " + "; ".join(problems[:3]),
+                hint=f"list them all with: odoo-dr verify --tenant {tenant.name} "
+                f"--repo {repository.location}",
+                exit_code=ExitCode.VERIFICATION_FAILED,
+            )
+        if tenant.environment is not None:
+            # Tells `odoo-dr run` that this tenant's verify is done.
+            write_last_done(
+                repository, tenant.environment, tenant.name, "verify", started_at
+            )
+        return fleet.WorkResult(snapshot_id=newest)
+
+    report = fleet.run_fleet(
+        selection.tenants,
+        jobs,
+        verify_one,
+        failure_code=ExitCode.VERIFICATION_FAILED,
+    )
+    fleet_options.print_summary(report, "verify", as_json)
+    for key, message in unreadable.items():
+        errors.print(f"snapshot manifest {key} is unreadable: {message}")
+    fleet_options.finish(
+        report, ExitCode.VERIFICATION_FAILED if unreadable else ExitCode.OK
+    )
 
 
 def _as_json(report: VerifyReport) -> dict:

@@ -13,6 +13,13 @@ every run that writes blobs takes one. Each side creates its own lock first and
 then looks for the other's (a tenant lock looks for the prune lock, prune for any
 tenant lock) and gives up if it finds one. Since both create before they look, when a
 backup and a prune start together at least one of them finds the other's lock.
+
+Taking over a stale lock is a race when several runs find it at once: a run that
+deletes the lock may delete the fresh lock another run has just created in its
+place. So a run first creates a takeover marker named after the stale lock's token
+(create-if-absent, as the lock itself). Only the run that creates the marker deletes
+the lock, and only if it still carries that token. Every run then creates the lock
+again if absent, and the runs that lose back off with `LockHeld`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ STALE_AFTER = timedelta(minutes=10)
 PRUNE_LOCK_KEY = "locks/prune.json"
 TENANT_LOCK_PREFIX = "locks/tenant-"
 RUN_LOCK_PREFIX = "locks/run-"
+TAKEOVER_PREFIX = "locks/takeover-"
+# Markers tried per stale lock: a marker whose run died turns stale in its turn,
+# and the next number is tried.
+TAKEOVER_ATTEMPTS = 3
 
 
 def read_lock(
@@ -70,6 +81,10 @@ def is_stale(holder: dict) -> bool:
     return datetime.now(UTC) - refreshed > STALE_AFTER
 
 
+def _identity(holder: dict) -> str:
+    return str(holder.get("token") or "damaged")
+
+
 def describe_holder(holder: dict) -> str:
     return (
         f"{holder.get('operation')} by pid {holder.get('pid')} on host "
@@ -99,7 +114,8 @@ class TenantLock:
         self._thread: threading.Thread | None = None
         self._created_at = datetime.now(UTC)
 
-    def _payload(self) -> bytes:
+    def _payload(self, key: str | None = None) -> bytes:
+        key = key or self.key
         payload = json.dumps(
             {
                 "tenant": self.tenant,
@@ -113,7 +129,7 @@ class TenantLock:
             indent=1,
         ).encode("utf-8")
         if self.keys is not None:
-            return self.keys.seal(payload, crypto.LOCK + self.key.encode("ascii"))
+            return self.keys.seal(payload, crypto.LOCK + key.encode("ascii"))
         return payload
 
     def _read(self) -> dict | None:
@@ -126,7 +142,7 @@ class TenantLock:
         return f"tenant {self.tenant!r}"
 
     def acquire(self) -> None:
-        for _attempt in range(2):
+        for _attempt in range(3):
             if self.backend.create_exclusive(self.key, self._payload()):
                 self._start_refresh()
                 log.debug("locked %s operation=%s", self._subject(), self.operation)
@@ -148,11 +164,49 @@ class TenantLock:
                 holder.get("pid"),
                 holder.get("host"),
             )
-            self.backend.delete(self.key)
+            if not self._take_over(holder):
+                raise LockHeld(
+                    f"cannot lock {self._subject()}: another run is taking over its "
+                    "stale lock",
+                    hint="run the command again once the other run has finished",
+                )
         raise LockHeld(
             f"cannot lock {self._subject()}: another run took the lock first",
             hint="run the command again once the other run has finished",
         )
+
+    def _take_over(self, stale: dict) -> bool:
+        """Delete the stale lock `stale` unless another run is deleting it.
+
+        Returns False when a live run holds the takeover marker of this stale
+        lock, and True when the caller may try to create the lock again (the
+        stale lock is gone, or another run has replaced it).
+        """
+        identity = _identity(stale)
+        lock_digest = hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:32]
+        token_digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+        prefix = f"{TAKEOVER_PREFIX}{lock_digest}-{token_digest}-"
+        for number in range(TAKEOVER_ATTEMPTS):
+            marker = f"{prefix}{number}.json"
+            if self.backend.create_exclusive(marker, self._payload(marker)):
+                try:
+                    current = self._read()
+                    # Only this run can delete a lock that still has the stale
+                    # token, so the lock deleted here is never a fresh one.
+                    if current is not None and _identity(current) == identity:
+                        self.backend.delete(self.key)
+                finally:
+                    self.backend.delete(marker)
+                return True
+            owner = read_lock(self.backend, marker, self.keys)
+            if owner is None:
+                # That takeover has finished: create the lock if still absent.
+                return True
+            if not is_stale(owner):
+                return False
+            # NOTE: the marker of a run that died here stays in locks/ until the
+            # repository is cleaned by hand; it is a few hundred bytes.
+        return False
 
     def _after_acquire(self) -> None:
         """Give up the new lock if a prune runs, which may delete any blob."""
