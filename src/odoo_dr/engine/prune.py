@@ -230,11 +230,17 @@ def prune(
     now = now or datetime.now(UTC)
     options = (ignore_damaged, repack, now, keep_since)
     if dry_run:
+        # A dry run changes nothing in the repository, the catalogue included.
+        repository.catalog_writes = False
         return _plan(repository, policies, tenant, *options, dry_run=True)
     with PruneLock(repository.backend, repository.keys):
         repository.cleanup()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
+        if result.snapshots_removed:
+            # After the manifests are gone: the catalogue only summarizes them,
+            # and readers ignore the entries of deleted manifests until then.
+            repository.compact_catalog()
         return result
 
 
