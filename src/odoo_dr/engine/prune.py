@@ -231,8 +231,12 @@ def prune(
     options = (ignore_damaged, repack, now, keep_since)
     if dry_run:
         # A dry run changes nothing in the repository, the catalogue included.
+        catalog_writes = repository.catalog_writes
         repository.catalog_writes = False
-        return _plan(repository, policies, tenant, *options, dry_run=True)
+        try:
+            return _plan(repository, policies, tenant, *options, dry_run=True)
+        finally:
+            repository.catalog_writes = catalog_writes
     with PruneLock(repository.backend, repository.keys):
         repository.cleanup()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
