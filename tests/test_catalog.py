@@ -1,4 +1,4 @@
-"""The snapshot catalogue: listings read a few segments, not every manifest.
+"""The snapshot catalog: listings read a few segments, not every manifest.
 
 Reads are counted by a wrapper around the real local and S3 backends. Manifests
 are synthetic (no PostgreSQL), with real blobs where prune reads them.
@@ -119,7 +119,7 @@ def empty_index_blob(repository: Repository) -> StoredBlob:
 def write_manifests(
     repository: Repository, tenants: list[str], per_tenant: int
 ) -> list[SnapshotManifest]:
-    """Write manifests as a version without a catalogue did: documents only."""
+    """Write manifests as a version without a catalog did: documents only."""
     blob = empty_index_blob(repository)
     manifests = []
     for position in range(per_tenant):
@@ -139,7 +139,7 @@ def segment_keys(repository: Repository) -> list[str]:
     return sorted(repository.backend.list("catalog/"))
 
 
-def test_listing_reads_catalogue_not_manifests(repository):
+def test_listing_reads_catalog_not_manifests(repository):
     manifests = write_manifests(repository, ["alpha", "beta"], 25)
 
     first, first_backend = counted(repository)
@@ -190,7 +190,7 @@ def test_latest_and_resolve_read_one_manifest(repository):
     assert backend.reads["snapshots"] == 10
 
 
-def test_saved_snapshot_enters_catalogue(repository):
+def test_saved_snapshot_enters_catalog(repository):
     blob = empty_index_blob(repository)
     for day in range(3):
         repository.save_snapshot(
@@ -241,7 +241,7 @@ def test_damaged_segment_rebuilt(repository, caplog):
     reader, backend = counted(repository)
     with caplog.at_level(logging.WARNING):
         assert len(reader.snapshot_summaries()) == 10
-    assert "ignoring damaged catalogue segment" in caplog.text
+    assert "ignoring damaged catalog segment" in caplog.text
     assert damaged_key in caplog.text
     assert backend.reads["snapshots"] == 10
     keys = segment_keys(repository)
@@ -253,7 +253,7 @@ def test_damaged_segment_rebuilt(repository, caplog):
     assert rebuilt_backend.reads["snapshots"] == 0
 
 
-def test_damaged_manifest_reported_not_catalogued(repository):
+def test_damaged_manifest_reported_not_cataloged(repository):
     manifests = write_manifests(repository, ["alpha"], 3)
     broken = manifests[1]
     (Path(repository.location) / f"snapshots/{broken.id}.json").write_text("{")
@@ -308,8 +308,8 @@ def test_prune_drops_removed_entries(repository):
     assert backend.reads["snapshots"] == 0
 
 
-def test_encrypted_catalogue_sealed(tmp_path):
-    repository = Repository.init(str(tmp_path / "repo"), secret=b"catalogue secret")
+def test_encrypted_catalog_sealed(tmp_path):
+    repository = Repository.init(str(tmp_path / "repo"), secret=b"catalog secret")
     tenant = "tenant-with-a-telling-name"
     blob = empty_index_blob(repository)
     for day in range(3):
@@ -388,7 +388,7 @@ def test_rebuild_catalog_command(repository):
 
     result = run_cli("repository", "rebuild-catalog", "--repo", repository.location)
     assert result.returncode == 0, result.stderr
-    assert "catalogued 4 snapshots" in result.stdout
+    assert "cataloged 4 snapshots" in result.stdout
     new_keys = segment_keys(repository)
     assert len(new_keys) == 1
     assert new_keys != old_keys
@@ -404,7 +404,7 @@ def s3_environment(s3_endpoint, monkeypatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-def test_catalogue_on_s3(s3_environment, unique):
+def test_catalog_on_s3(s3_environment, unique):
     location = f"s3://{VERSIONED_BUCKET}/catalog-{unique}"
     repository = Repository.init(location)
     manifests = write_manifests(repository, ["alpha", "beta"], 4)

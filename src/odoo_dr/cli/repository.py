@@ -195,16 +195,16 @@ def rebuild_catalog(
     verbose: opt.VerboseOption = False,
     quiet: opt.QuietOption = False,
 ) -> None:
-    """Write the snapshot catalogue again from every manifest.
+    """Write the snapshot catalog again from every manifest.
 
-    Listings rebuild a damaged catalogue segment by themselves; this replaces
-    the whole catalogue, for instance after manifests were restored by hand.
+    Listings rebuild a damaged catalog segment by themselves; this replaces
+    the whole catalog, for instance after manifests were restored by hand.
     """
     opt.apply_verbosity(verbose, quiet)
     repository = opt.open_repository(repo)
     count, damaged = repository.rebuild_catalog()
     for snapshot_id, message in damaged.items():
         errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
-    console.out(f"catalogued {count} snapshots in {repository.location}")
+    console.out(f"cataloged {count} snapshots in {repository.location}")
     if damaged:
         raise typer.Exit(ExitCode.WARNINGS)

@@ -230,7 +230,7 @@ def prune(
     now = now or datetime.now(UTC)
     options = (ignore_damaged, repack, now, keep_since)
     if dry_run:
-        # A dry run changes nothing in the repository, the catalogue included.
+        # A dry run changes nothing in the repository, the catalog included.
         catalog_writes = repository.catalog_writes
         repository.catalog_writes = False
         try:
@@ -242,7 +242,7 @@ def prune(
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
         if result.snapshots_removed:
-            # After the manifests are gone: the catalogue only summarizes them,
+            # After the manifests are gone: the catalog only summarizes them,
             # and readers ignore the entries of deleted manifests until then.
             repository.compact_catalog()
         return result

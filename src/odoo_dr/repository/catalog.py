@@ -1,7 +1,7 @@
-"""The snapshot catalogue: summaries of the snapshot manifests, read in a few files.
+"""The snapshot catalog: summaries of the snapshot manifests, read in a few files.
 
 Listing snapshots by reading every `snapshots/<id>.json` costs one read (one S3
-GET) per snapshot. The catalogue keeps, per snapshot, the fields that listings,
+GET) per snapshot. The catalog keeps, per snapshot, the fields that listings,
 schedules and snapshot choices need, in segments:
 
     catalog/<time>-<random>.json   a CatalogSegment: summaries of some snapshots
@@ -124,7 +124,7 @@ class CatalogSegment(BaseModel):
 
 @dataclass
 class CatalogContents:
-    """What a read of every catalogue segment found."""
+    """What a read of every catalog segment found."""
 
     entries: dict[str, SnapshotSummary] = field(default_factory=dict)
     segments: list[str] = field(default_factory=list)
@@ -159,7 +159,7 @@ def decode_segment(data: bytes) -> CatalogSegment:
 
 
 def read_catalog(repository: Repository) -> CatalogContents:
-    """Read every catalogue segment; log and skip the damaged ones.
+    """Read every catalog segment; log and skip the damaged ones.
 
     A segment deleted since the listing was merged by a compaction that wrote
     its replacement first, and the snapshots it listed are read from their
@@ -176,7 +176,7 @@ def read_catalog(repository: Repository) -> CatalogContents:
         except (ValueError, RepositoryError) as exc:
             reason = exc.message if isinstance(exc, RepositoryError) else str(exc)
             log.warning(
-                "ignoring damaged catalogue segment %s/%s: %s; the snapshots it "
+                "ignoring damaged catalog segment %s/%s: %s; the snapshots it "
                 "lists are read from their manifests",
                 repository.location,
                 key,
@@ -186,9 +186,7 @@ def read_catalog(repository: Repository) -> CatalogContents:
             continue
         if segment.version > CATALOG_VERSION:
             # A newer odoo-dr wrote it: leave it for that version, unmerged.
-            log.info(
-                "ignoring catalogue segment %s of version %d", key, segment.version
-            )
+            log.info("ignoring catalog segment %s of version %d", key, segment.version)
             continue
         contents.segments.append(key)
         # Segment names sort by the time of writing, so a later summary of the
@@ -222,9 +220,9 @@ def replace_segments(
         try:
             repository.backend.delete(old_key)
         except OdooDrError as exc:
-            log.info("left catalogue segment %s: %s", old_key, exc.message)
+            log.info("left catalog segment %s: %s", old_key, exc.message)
     log.info(
-        "wrote catalogue segment %s with %d snapshots, merging %d segments",
+        "wrote catalog segment %s with %d snapshots, merging %d segments",
         key,
         len(summaries),
         len(old_keys),

@@ -183,7 +183,7 @@ class Repository:
         if config.object_lock is not None and hasattr(backend, "lock_mode"):
             backend.lock_mode = config.object_lock.mode.upper()
         self._retain_until: datetime | None = None
-        # The snapshot catalogue (see catalog.py): whether listings use it, and
+        # The snapshot catalog (see catalog.py): whether listings use it, and
         # whether they may add segments. A failed write or an `?as-of=` view
         # turns writes off.
         self.catalog_enabled = True
@@ -610,7 +610,7 @@ class Repository:
         """Return the summaries of readable snapshots (oldest first) and, by id, why
         other manifests are unreadable.
 
-        Summaries come from the catalogue; only manifests it lacks are read.
+        Summaries come from the catalog; only manifests it lacks are read.
         """
         summaries, damaged, _loaded = self._scan_catalog(tenant)
         return summaries, damaged
@@ -626,10 +626,10 @@ class Repository:
     def _scan_catalog(
         self, tenant: str | None, *, compact: bool = False
     ) -> tuple[list[SnapshotSummary], dict[str, str], dict[str, SnapshotManifest]]:
-        """List the manifests and summarize each, from the catalogue where it can.
+        """List the manifests and summarize each, from the catalog where it can.
 
         Returns the summaries of `tenant` (oldest first), the unreadable manifests
-        by id, and the manifests read on the way by id. A catalogue entry is used
+        by id, and the manifests read on the way by id. A catalog entry is used
         only while the manifest is listed with the size the entry recorded.
         """
         listing = self._manifest_listing()
@@ -673,7 +673,8 @@ class Repository:
         """Add the new summaries as a segment, or merge every segment into one.
 
         Segments are merged when one is damaged, when there are more than
-        MAX_SEGMENTS, or when most entries are of deleted or changed manifests.
+        MAX_SEGMENTS, or when most entries, and more than MAX_SEGMENTS, are of
+        deleted or changed manifests.
         """
         if not self.catalog_writes:
             return
@@ -694,9 +695,9 @@ class Repository:
             self._write_catalog(lambda: catalog.write_segment(self, added))
 
     def _write_catalog(self, write: Callable[[], str]) -> None:
-        """Run a catalogue write; on failure, log it and write no more.
+        """Run a catalog write; on failure, log it and write no more.
 
-        The catalogue only saves reads, so a read-only repository (a mount, a
+        The catalog only saves reads, so a read-only repository (a mount, a
         credential without write access, an `?as-of=` view) still lists snapshots.
         """
         try:
@@ -704,17 +705,17 @@ class Repository:
         except OdooDrError as exc:
             self.catalog_writes = False
             log.info(
-                "snapshot catalogue of %s not updated: %s", self.location, exc.message
+                "snapshot catalog of %s not updated: %s", self.location, exc.message
             )
 
     def compact_catalog(self) -> None:
-        """Merge the catalogue into one segment without entries of deleted snapshots."""
+        """Merge the catalog into one segment without entries of deleted snapshots."""
         self._scan_catalog(None, compact=True)
 
     def rebuild_catalog(self) -> tuple[int, dict[str, str]]:
-        """Write the catalogue again from every manifest, replacing all segments.
+        """Write the catalog again from every manifest, replacing all segments.
 
-        Returns the number of snapshots catalogued and, by id, the unreadable
+        Returns the number of snapshots cataloged and, by id, the unreadable
         manifests. Raises `RepositoryError` when the repository is not writable.
         """
         old_keys = sorted(
@@ -740,7 +741,7 @@ class Repository:
         """Return readable snapshots (oldest first) and, by id, why others are not.
 
         One damaged manifest must not stop the backups or drills of other snapshots,
-        so it is reported rather than raised. The catalogue picks the manifests of
+        so it is reported rather than raised. The catalog picks the manifests of
         `tenant`; each chosen manifest is then read in full.
         """
         summaries, damaged, loaded = self._scan_catalog(tenant)
@@ -756,7 +757,7 @@ class Repository:
                     continue
                 if hashlib.sha256(document).hexdigest() != summary.manifest_sha256:
                     log.warning(
-                        "the catalogue entry of snapshot %s does not match its "
+                        "the catalog entry of snapshot %s does not match its "
                         "manifest; using the manifest",
                         summary.id,
                     )
@@ -801,7 +802,7 @@ class Repository:
 
     def latest_snapshot(self, tenant: str) -> SnapshotManifest | None:
         """Return the newest readable snapshot of `tenant`, reading one manifest
-        when the catalogue is up to date."""
+        when the catalog is up to date."""
         summaries = self.snapshot_summaries(tenant)
         return self._load_newest(tenant, summaries, {})
 
