@@ -7,10 +7,11 @@
    documents, as by a version without a catalog; one listing then writes the
    catalog.
 2. For each location, open the repository afresh for every run and time, `--repeat`
-   times each, what `odoo-dr snapshots` does (`Repository.scan_summaries`) and
-   what `odoo-dr prune --dry-run --keep-last 5` does (`engine.prune.prune`), once
-   with the catalog and once with it turned off (`catalog_enabled = False`, every
-   manifest read). Reads of the backend are counted by folder.
+   times each (alternating which goes first), what `odoo-dr snapshots` does
+   (`Repository.scan_summaries`) and what `odoo-dr prune --dry-run --keep-last 5`
+   does (`engine.prune.prune`), once with the catalog and once with it turned off
+   (`catalog_enabled = False`, every manifest read). Reads of the backend are
+   counted by folder.
 
 Run from the repository root:
 
@@ -138,26 +139,37 @@ def build(location: str, tenants: int, snapshots: int) -> Repository:
     return repository
 
 
-def time_runs(location: str, operation: str, enabled: bool, repeat: int) -> dict:
-    seconds = []
-    reads: Counter[str] = Counter()
-    for _ in range(repeat):
-        opened = Repository.open(location)
-        backend = CountingBackend(opened.backend)
-        repository = Repository(backend, opened.config, opened.keys)
-        repository.catalog_enabled = enabled
-        started = time.perf_counter()
-        if operation == "snapshots":
-            repository.scan_summaries()
-        else:
-            prune(repository, [RetentionPolicy(keep_last=KEEP_LAST)], dry_run=True)
-        seconds.append(time.perf_counter() - started)
-        reads = backend.reads
-    return {
-        "seconds": seconds,
-        "median_seconds": statistics.median(seconds),
-        "reads": dict(reads),
+def time_once(location: str, operation: str, enabled: bool) -> tuple[float, dict]:
+    """Open the repository afresh, run `operation` once; return seconds and reads."""
+    opened = Repository.open(location)
+    backend = CountingBackend(opened.backend)
+    repository = Repository(backend, opened.config, opened.keys)
+    repository.catalog_enabled = enabled
+    started = time.perf_counter()
+    if operation == "snapshots":
+        repository.scan_summaries()
+    else:
+        prune(repository, [RetentionPolicy(keep_last=KEEP_LAST)], dry_run=True)
+    return time.perf_counter() - started, dict(backend.reads)
+
+
+def time_pair(location: str, operation: str, repeat: int) -> dict:
+    """Time `operation` with and without the catalog, alternating which goes first
+    so that a change in the machine's load weighs on both."""
+    runs: dict = {
+        name: {"seconds": [], "reads": {}}
+        for name in ("with_catalog", "without_catalog")
     }
+    for attempt in range(repeat):
+        order = [True, False] if attempt % 2 == 0 else [False, True]
+        for enabled in order:
+            seconds, reads = time_once(location, operation, enabled)
+            entry = runs["with_catalog" if enabled else "without_catalog"]
+            entry["seconds"].append(seconds)
+            entry["reads"] = reads
+    for entry in runs.values():
+        entry["median_seconds"] = statistics.median(entry["seconds"])
+    return runs
 
 
 def run(arguments: argparse.Namespace) -> dict:
@@ -177,14 +189,9 @@ def run(arguments: argparse.Namespace) -> dict:
             build(location, arguments.tenants, arguments.snapshots)
             measured[kind] = {}
             for operation in ("snapshots", "prune_dry_run"):
-                measured[kind][operation] = {
-                    "with_catalog": time_runs(
-                        location, operation, True, arguments.repeat
-                    ),
-                    "without_catalog": time_runs(
-                        location, operation, False, arguments.repeat
-                    ),
-                }
+                measured[kind][operation] = time_pair(
+                    location, operation, arguments.repeat
+                )
     finally:
         moto.stop()
     return {
