@@ -232,6 +232,25 @@ def test_changed_manifest_read_again(repository):
     assert backend.reads["snapshots"] == 1
 
 
+def test_manifest_copied_over_another(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    root = Path(repository.location) / "snapshots"
+    hidden, shown = manifests[0].id, manifests[1].id
+    content = (root / f"{shown}.json").read_bytes()
+    assert len(content) == (root / f"{hidden}.json").stat().st_size
+    # File times tick in steps of a few milliseconds: let the copy get its own.
+    time.sleep(0.05)
+    (root / f"{hidden}.json").write_bytes(content)
+
+    reader, backend = counted(repository)
+    summaries, damaged = reader.scan_summaries()
+    assert [item.id for item in summaries] == [shown, manifests[2].id]
+    assert list(damaged) == [hidden]
+    assert f"contains the manifest of snapshot {shown}" in damaged[hidden]
+    assert backend.reads["snapshots"] == 1
+
+
 def test_damaged_segment_rebuilt(repository, caplog):
     write_manifests(repository, ["alpha", "beta"], 5)
     repository.snapshot_summaries()

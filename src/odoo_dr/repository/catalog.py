@@ -7,8 +7,9 @@ schedules and snapshot choices need, in segments:
     catalog/<time>-<random>.json   a CatalogSegment: summaries of some snapshots
 
 Manifests stay the truth. A reader lists `snapshots/` (one LIST), reads every
-segment, and uses a summary only for a manifest that is listed with the size the
-summary recorded; it reads the other manifests themselves. Entries of deleted
+segment, and uses a summary only for a manifest that is listed with the change
+stamp the summary recorded (size and mtime in a folder, size and ETag on S3);
+it reads the other manifests themselves. Entries of deleted
 manifests are ignored. A segment is written once under a unique name and never
 changed, so two writers never collide. Compaction writes the merged segment
 first and then deletes the segments it merged, so a reader sees every summary
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr.errors import OdooDrError, RepositoryError
 from odoo_dr.repository.backend import ObjectNotFound
@@ -71,6 +72,11 @@ class SnapshotSummary(BaseModel):
     tool_version: str
     manifest_sha256: str
     manifest_size: int
+    manifest_stamp: str | None = Field(
+        default=None,
+        description="the manifest's change stamp from the backend's listing (size "
+        "and mtime in a folder, size and ETag on S3), or None if unknown",
+    )
 
     @property
     def files(self) -> int:
@@ -82,12 +88,16 @@ class SnapshotSummary(BaseModel):
 
     @classmethod
     def of(
-        cls, manifest: SnapshotManifest, document: bytes, stored_size: int
+        cls,
+        manifest: SnapshotManifest,
+        document: bytes,
+        stored_size: int,
+        stamp: str | None,
     ) -> SnapshotSummary:
         """Summarize `manifest`, whose plain JSON is `document`.
 
         `stored_size` is the size of the stored object (sealed in an encrypted
-        repository), which a listing of `snapshots/` shows.
+        repository), and `stamp` its change stamp from the backend, if known.
         """
         filestore = manifest.filestore
         return cls(
@@ -112,6 +122,7 @@ class SnapshotSummary(BaseModel):
             tool_version=manifest.tool_version,
             manifest_sha256=hashlib.sha256(document).hexdigest(),
             manifest_size=stored_size,
+            manifest_stamp=stamp,
         )
 
 

@@ -496,7 +496,15 @@ class Repository:
         if self.catalog_enabled and self.catalog_writes:
             self._write_catalog(
                 lambda: catalog.write_segment(
-                    self, [SnapshotSummary.of(manifest, document, stored_size)]
+                    self,
+                    [
+                        SnapshotSummary.of(
+                            manifest,
+                            document,
+                            stored_size,
+                            self._manifest_stamp(manifest.id),
+                        )
+                    ],
                 )
             )
 
@@ -591,18 +599,25 @@ class Repository:
         ]
         return sorted(ids)
 
-    def _manifest_listing(self) -> dict[str, int | None]:
-        """Return the stored size of each manifest by snapshot id, from one listing.
+    def _manifest_listing(self) -> dict[str, str | None]:
+        """Return each manifest's change stamp by snapshot id, from one listing.
 
-        Sizes are None where the backend's listing has none (an `?as-of=` view).
+        Stamps are None where the backend's listing has none (an `?as-of=` view,
+        which shows the catalog as it was at that time).
         """
-        list_sizes = getattr(self.backend, "list_sizes", None)
-        sizes = list_sizes("snapshots/") if list_sizes is not None else None
-        if sizes is None:
+        list_stamps = getattr(self.backend, "list_stamps", None)
+        stamps = list_stamps("snapshots/") if list_stamps is not None else None
+        if stamps is None:
             return dict.fromkeys(self.snapshot_ids())
         return {
-            Path(key).stem: size for key, size in sizes.items() if key.endswith(".json")
+            Path(key).stem: stamp
+            for key, stamp in stamps.items()
+            if key.endswith(".json")
         }
+
+    def _manifest_stamp(self, snapshot_id: str) -> str | None:
+        stamp = getattr(self.backend, "stamp", None)
+        return stamp(f"snapshots/{snapshot_id}.json") if stamp is not None else None
 
     def scan_summaries(
         self, tenant: str | None = None
@@ -630,7 +645,7 @@ class Repository:
 
         Returns the summaries of `tenant` (oldest first), the unreadable manifests
         by id, and the manifests read on the way by id. A catalog entry is used
-        only while the manifest is listed with the size the entry recorded.
+        only while the manifest is listed with the change stamp the entry recorded.
         """
         listing = self._manifest_listing()
         contents = (
@@ -644,14 +659,14 @@ class Repository:
         added: list[SnapshotSummary] = []
         for snapshot_id in sorted(listing):
             summary = contents.entries.get(snapshot_id)
-            size = listing[snapshot_id]
-            if summary is None or size not in (None, summary.manifest_size):
+            stamp = listing[snapshot_id]
+            if summary is None or stamp not in (None, summary.manifest_stamp):
                 try:
                     manifest, document, stored_size = self._read_manifest(snapshot_id)
                 except RepositoryError as exc:
                     damaged[snapshot_id] = exc.message
                     continue
-                summary = SnapshotSummary.of(manifest, document, stored_size)
+                summary = SnapshotSummary.of(manifest, document, stored_size, stamp)
                 loaded[snapshot_id] = manifest
                 added.append(summary)
             summaries.append(summary)
@@ -725,13 +740,13 @@ class Repository:
         )
         summaries = []
         damaged = {}
-        for snapshot_id in self.snapshot_ids():
+        for snapshot_id, stamp in sorted(self._manifest_listing().items()):
             try:
                 manifest, document, stored_size = self._read_manifest(snapshot_id)
             except RepositoryError as exc:
                 damaged[snapshot_id] = exc.message
                 continue
-            summaries.append(SnapshotSummary.of(manifest, document, stored_size))
+            summaries.append(SnapshotSummary.of(manifest, document, stored_size, stamp))
         catalog.replace_segments(self, summaries, old_keys)
         return len(summaries), damaged
 
@@ -762,7 +777,12 @@ class Repository:
                         summary.id,
                     )
                     corrected.append(
-                        SnapshotSummary.of(manifest, document, stored_size)
+                        SnapshotSummary.of(
+                            manifest,
+                            document,
+                            stored_size,
+                            self._manifest_stamp(summary.id),
+                        )
                     )
                     if tenant is not None and manifest.tenant != tenant:
                         continue
