@@ -45,6 +45,8 @@ CATALOG_VERSION = 1
 
 # More segments than this are merged into one by the next listing that may
 # write. Each segment costs one read per listing.
+# NOTE: the merged segment holds every snapshot (about 0.6 KB of JSON each), so
+# with tens of thousands of snapshots each merge rewrites several megabytes.
 MAX_SEGMENTS = 16
 
 
