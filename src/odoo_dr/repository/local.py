@@ -242,7 +242,9 @@ class LocalBackend:
     def stamp(self, key: str) -> str | None:
         """Return `key`'s size and modification time in ns, or None if it is absent.
 
-        Every write replaces the file by a new one, so a rewrite changes the stamp.
+        Every write replaces the file by a new one, so a rewrite changes the stamp
+        unless it keeps the size within one tick of the file system's clock (a few
+        milliseconds on Linux).
         """
         try:
             status = self._path(key).stat()
