@@ -23,7 +23,7 @@ from odoo_dr import __version__
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.repository import catalog
-from odoo_dr.repository.backend import Backend
+from odoo_dr.repository.backend import Backend, DeleteDenied
 from odoo_dr.repository.manifest import (
     BackupStats,
     DatabaseInfo,
@@ -302,6 +302,32 @@ def test_many_segments_compacted(repository):
     assert len(reader.snapshot_summaries()) == count
     assert backend.reads["catalog"] == 1
     assert backend.reads["snapshots"] == 0
+
+
+class AppendOnlyBackend(CountingBackend):
+    """The real backend, rejecting deletes as an append-only S3 credential does."""
+
+    def delete(self, key: str) -> None:
+        raise DeleteDenied(f"AccessDenied deleting {key}")
+
+
+def test_append_only_credential_adds_segments(repository):
+    blob = empty_index_blob(repository)
+    count = catalog.MAX_SEGMENTS + 3
+    for day in range(count):
+        repository.save_snapshot(
+            synthetic_manifest("alpha", START + timedelta(days=day), blob)
+        )
+    writer = Repository(
+        AppendOnlyBackend(repository.backend), repository.config, repository.keys
+    )
+
+    for _ in range(3):
+        assert len(writer.snapshot_summaries()) == count
+    assert len(segment_keys(repository)) == count
+
+    repository.snapshot_summaries()
+    assert len(segment_keys(repository)) == 1
 
 
 def test_prune_drops_removed_entries(repository):

@@ -188,6 +188,7 @@ class Repository:
         # turns writes off.
         self.catalog_enabled = True
         self.catalog_writes = getattr(backend, "as_of", None) is None
+        self._catalog_deletes: bool | None = None
         self.blobs = BlobStore(
             backend, config.pack_size, keys, retention=self.retain_until
         )
@@ -696,18 +697,41 @@ class Repository:
         used = len(current) - len(added)
         stale = len(contents.entries) - used
         segments = len(contents.segments) + (1 if added else 0)
-        if (
+        merge = (
             compact
             or contents.damaged
             or segments > catalog.MAX_SEGMENTS
             or stale > max(used, catalog.MAX_SEGMENTS)
-        ):
+        )
+        if merge and self._may_delete_segments():
             old_keys = [*contents.segments, *contents.damaged]
             self._write_catalog(
                 lambda: catalog.replace_segments(self, current, old_keys)
             )
         elif added:
             self._write_catalog(lambda: catalog.write_segment(self, added))
+
+    def _may_delete_segments(self) -> bool:
+        """Return whether this credential may delete catalog segments.
+
+        A merge by an append-only credential (see docs/s3.md) could not delete
+        the segments it merged, so each listing would add a full copy. The probe
+        deletes a key that does not exist: a no-op where deleting is allowed (a
+        delete marker in a versioned bucket), DeleteDenied where it is not.
+        """
+        if self._catalog_deletes is None:
+            try:
+                self.backend.delete(f"{catalog.CATALOG_PREFIX}.delete-probe")
+                self._catalog_deletes = True
+            except OdooDrError as exc:
+                self._catalog_deletes = False
+                log.info(
+                    "not merging the snapshot catalog of %s, since deleting there "
+                    "failed: %s; a credential that may delete (prune's) merges it",
+                    self.location,
+                    exc.message,
+                )
+        return self._catalog_deletes
 
     def _write_catalog(self, write: Callable[[], str]) -> None:
         """Run a catalog write; on failure, log it and write no more.
