@@ -8,15 +8,15 @@ schedules and snapshot choices need, in segments:
 
 Manifests stay the truth. A reader lists `snapshots/` (one LIST), reads every
 segment, and uses a summary only for a manifest that is listed with the change
-stamp the summary recorded (size and mtime in a folder, size and ETag on S3);
-it reads the other manifests themselves. Entries of deleted
-manifests are ignored. A segment is written once under a unique name and never
-changed, so two writers never collide. Compaction writes the merged segment
-first and then deletes the segments it merged, so a reader sees every summary
-at least once at any moment, or reads the manifest when a segment vanished
-between its listing and its read. In an encrypted repository segments are
-sealed documents, like manifests, and their names carry only the time of
-writing.
+stamp the summary recorded (size and mtime in a folder, size and ETag on S3).
+It reads the other manifests themselves and ignores entries of deleted ones.
+
+A segment is written once under a unique name and never changed, so two writers
+never collide. A merge writes the merged segment first and then deletes the
+segments it replaces, so a reader finds every summary at any moment, or reads
+the manifest when a segment vanished between its listing and its read. In an
+encrypted repository segments are sealed documents, like manifests, and their
+names carry only the time of writing.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ CATALOG_PREFIX = "catalog/"
 CATALOG_VERSION = 1
 
 # More segments than this are merged into one by the next listing that may
-# write. Each segment costs one read per listing.
+# write and delete. Each segment costs one read per listing.
 # NOTE: the merged segment holds every snapshot (about 0.6 KB of JSON each), so
 # with tens of thousands of snapshots each merge rewrites several megabytes.
 MAX_SEGMENTS = 16
