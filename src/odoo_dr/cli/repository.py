@@ -1,4 +1,4 @@
-"""`odoo-dr init` and `odoo-dr snapshots`."""
+"""`odoo-dr init`, `odoo-dr snapshots` and `odoo-dr repository`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from odoo_dr.cli import options as opt
 from odoo_dr.cli.output import age, console, errors, local_time, print_json, size
 from odoo_dr.errors import ExitCode, RejectedError
 from odoo_dr.repository import crypto
+from odoo_dr.repository.catalog import SnapshotSummary
 from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import MAX_LOCK_DAYS, Repository, resolve_location
 
@@ -116,31 +117,35 @@ def snapshots(
     """List snapshots: tenant, database, time, sizes, files and what each added."""
     opt.apply_verbosity(verbose, quiet)
     repository = opt.open_repository(repo)
-    manifests, damaged = repository.scan_snapshots(tenant)
+    if as_json:
+        # The JSON output has every manifest field but the dump's file list and
+        # the modules, so it reads each manifest; the table needs only summaries.
+        manifests, damaged = repository.scan_snapshots(tenant)
+    else:
+        summaries, damaged = repository.scan_summaries(tenant)
     for snapshot_id, message in damaged.items():
         errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
-    _print_snapshots(repository, manifests, as_json, tenant)
+    if as_json:
+        _print_json(manifests)
+    else:
+        _print_snapshots(repository, summaries, tenant)
     if damaged:
         raise typer.Exit(ExitCode.WARNINGS)
 
 
+def _print_json(manifests: list[SnapshotManifest]) -> None:
+    excluded = {"dump": True, "odoo": {"modules"}}
+    print_json(
+        [manifest.model_dump(mode="json", exclude=excluded) for manifest in manifests]
+    )
+
+
 def _print_snapshots(
     repository: Repository,
-    manifests: list[SnapshotManifest],
-    as_json: bool,
+    summaries: list[SnapshotSummary],
     tenant: str | None = None,
 ) -> None:
-    if as_json:
-        print_json(
-            [
-                manifest.model_dump(
-                    mode="json", exclude={"dump": True, "odoo": {"modules"}}
-                )
-                for manifest in manifests
-            ]
-        )
-        return
-    if not manifests:
+    if not summaries:
         of_tenant = f" of tenant {tenant!r}" if tenant is not None else ""
         console.out(f"no snapshots{of_tenant} in {repository.location}")
         return
@@ -163,18 +168,43 @@ def _print_snapshots(
             else "left"
         )
         table.add_column(column, justify=justify)
-    for manifest in manifests:
-        files = manifest.filestore
+    for summary in summaries:
         table.add_row(
-            manifest.id,
-            manifest.tenant,
-            manifest.database.name,
-            local_time(manifest.snapshot_time),
-            age(manifest.snapshot_time),
-            size(manifest.stats.dump_bytes),
-            f"{files.referenced_files + files.extra_files:,}",
-            size(files.referenced_bytes + files.extra_bytes),
-            size(manifest.stats.new_bytes),
-            str(len(files.problems)),
+            summary.id,
+            summary.tenant,
+            summary.database,
+            local_time(summary.snapshot_time),
+            age(summary.snapshot_time),
+            size(summary.dump_bytes),
+            f"{summary.files:,}",
+            size(summary.file_bytes),
+            size(summary.new_bytes),
+            str(summary.problems),
         )
     console.print(table)
+
+
+repository_app = typer.Typer(
+    help="Maintain the repository's own files.", no_args_is_help=True
+)
+
+
+@repository_app.command("rebuild-catalog")
+def rebuild_catalog(
+    repo: opt.RepoOption = None,
+    verbose: opt.VerboseOption = False,
+    quiet: opt.QuietOption = False,
+) -> None:
+    """Write the snapshot catalog again from every manifest.
+
+    Listings rebuild a damaged catalog segment by themselves; this replaces
+    the whole catalog, for instance after manifests were restored by hand.
+    """
+    opt.apply_verbosity(verbose, quiet)
+    repository = opt.open_repository(repo)
+    count, damaged = repository.rebuild_catalog()
+    for snapshot_id, message in damaged.items():
+        errors.print(f"warning: snapshot {snapshot_id} is unreadable: {message}")
+    console.out(f"cataloged {count} snapshots in {repository.location}")
+    if damaged:
+        raise typer.Exit(ExitCode.WARNINGS)

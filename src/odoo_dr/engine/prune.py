@@ -230,11 +230,21 @@ def prune(
     now = now or datetime.now(UTC)
     options = (ignore_damaged, repack, now, keep_since)
     if dry_run:
-        return _plan(repository, policies, tenant, *options, dry_run=True)
+        # A dry run changes nothing in the repository, the catalog included.
+        catalog_writes = repository.catalog_writes
+        repository.catalog_writes = False
+        try:
+            return _plan(repository, policies, tenant, *options, dry_run=True)
+        finally:
+            repository.catalog_writes = catalog_writes
     with PruneLock(repository.backend, repository.keys):
         repository.cleanup()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
+        if result.snapshots_removed:
+            # After the manifests are gone: the catalog only summarizes them,
+            # and readers ignore the entries of deleted manifests until then.
+            repository.compact_catalog()
         return result
 
 

@@ -29,7 +29,8 @@ from odoo_dr.engine.platform import tier_order
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.errors import OdooDrError
 from odoo_dr.repository.backend import ObjectNotFound
-from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
+from odoo_dr.repository.catalog import SnapshotSummary
+from odoo_dr.repository.manifest import DrillRecord
 from odoo_dr.repository.store import Repository, dump_json
 from odoo_dr.review.inventory import (
     EffectiveSchedule,
@@ -181,7 +182,7 @@ def plan_tenant(
     inventory: Inventory,
     environment: Environment,
     tenant: Tenant,
-    snapshots: list[SnapshotManifest],
+    snapshots: list[SnapshotSummary],
     drills: list[DrillRecord],
     last_done: dict[str, datetime],
     now: datetime,
@@ -220,7 +221,7 @@ def plan_tenant(
 
 def _drill_state(
     schedule: EffectiveSchedule,
-    snapshots: list[SnapshotManifest],
+    snapshots: list[SnapshotSummary],
     drills: list[DrillRecord],
     now: datetime,
 ) -> TaskState:

@@ -500,9 +500,7 @@ def _run_locked(
     options: RunOptions,
 ) -> None:
     now = options.now or datetime.now(UTC)
-    manifests, damaged = repository.scan_snapshots()
-    for snapshot_id, message in damaged.items():
-        log.warning("skipping snapshot %s: %s", snapshot_id, message)
+    summaries = repository.snapshot_summaries()
     drills = repository.list_drills()
     plans = []
     for tenant in environment.tenants:
@@ -511,7 +509,7 @@ def _run_locked(
                 inventory,
                 environment,
                 tenant,
-                [item for item in manifests if item.tenant == tenant.name],
+                [item for item in summaries if item.tenant == tenant.name],
                 sorted(
                     (item for item in drills if item.tenant == tenant.name),
                     key=lambda record: record.started_at,

@@ -230,6 +230,30 @@ class LocalBackend:
                 continue
         return sizes
 
+    def list_stamps(self, prefix: str) -> dict[str, str]:
+        """Return the change stamp (size and mtime) of every file under `prefix`."""
+        stamps = {}
+        for key in self.list(prefix):
+            stamp = self.stamp(key)
+            if stamp is not None:
+                stamps[key] = stamp
+        return stamps
+
+    def stamp(self, key: str) -> str | None:
+        """Return `key`'s size and modification time in ns, or None if it is absent.
+
+        Every write replaces the file by a new one, so a rewrite changes the stamp
+        unless it keeps the size within one tick of the file system's clock (a few
+        milliseconds on Linux).
+        """
+        try:
+            status = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._read_error(exc, self._path(key)) from None
+        return f"{status.st_size}:{status.st_mtime_ns}"
+
     def flush(self) -> None:
         """Flush every write on the repository's file system with syncfs(2)."""
         fd = os.open(self.root, os.O_RDONLY)

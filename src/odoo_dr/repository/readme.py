@@ -10,6 +10,9 @@ need nothing but this folder. If odoo-dr itself is lost, the data can be read wi
 - `config.json`: format and version of this repository.
 - `snapshots/<id>.json`: one manifest per complete snapshot. A manifest exists only
   once every chunk it names was written.
+- `catalog/<time>-<random>.json`: summaries of the snapshots, so that odoo-dr lists
+  them without reading every manifest. Not needed to restore: the manifests are
+  the truth, and odoo-dr rebuilds the catalog from them.
 - `packs/<first 2 hex>/<sha256>`: pack files, named by the SHA-256 of their bytes.
   A pack starts with a header (a zstd skippable frame holding JSON), then holds one
   zstd frame per chunk: `zstd -dc < pack` prints the chunks one after the other.
@@ -216,8 +219,10 @@ a version byte (1), a 12-byte nonce, then the ciphertext and its 16-byte tag.
   The associated data is `odoo-dr key slot <repository id>`. HKDF-SHA256 of the
   master key with info `odoo-dr data key` gives the key of everything else.
 - `snapshots/<id>.json`, `drills/<id>.json`, `releases/*/*.json`,
-  `platform/config/<id>.json`: sealed JSON documents; associated data
-  `odoo-dr document <path>`, such as `odoo-dr document snapshots/<id>.json`.
+  `platform/config/<id>.json`, `catalog/<time>-<random>.json`: sealed JSON
+  documents; associated data `odoo-dr document <path>`, such as
+  `odoo-dr document snapshots/<id>.json`. The catalog only summarizes the
+  manifests and is not needed to restore.
 - `index/*.json`: sealed JSON listing, per pack, its chunks as [id, offset, length,
   size]; associated data `odoo-dr index`.
 - `packs/<first 2 hex>/<sha256>`: a zstd skippable frame holding the sealed header,

@@ -364,6 +364,45 @@ class S3Backend:
             raise self._error(exc, "list", prefix) from None
         return sizes
 
+    def list_stamps(self, prefix: str) -> dict[str, str] | None:
+        """Return a change stamp of every object under `prefix` (size and ETag).
+
+        Returns None for an `?as-of=` view, whose listing does not keep them.
+        """
+        if self.as_of is not None:
+            return None
+        stamps = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            ):
+                for item in page.get("Contents", []):
+                    key = self._relative(item["Key"])
+                    stamps[key] = f"{item['Size']}:{item['ETag']}"
+        except botocore.exceptions.ClientError as exc:
+            raise self._error(exc, "list", prefix) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "list", prefix) from None
+        return stamps
+
+    def stamp(self, key: str) -> str | None:
+        """Return `key`'s size and ETag as `list_stamps` does, or None.
+
+        None also for an `?as-of=` view and for a missing key.
+        """
+        if self.as_of is not None:
+            return None
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in _MISSING_KEY_CODES:
+                return None
+            raise self._error(exc, "read", key) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "read", key) from None
+        return f"{answer['ContentLength']}:{answer['ETag']}"
+
     def retained_until(self, key: str) -> datetime | None:
         extra = {}
         if self.as_of is not None:

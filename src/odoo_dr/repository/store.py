@@ -7,6 +7,8 @@ hand):
     packs/<2 hex>/<sha256>    pack files: a header, then zstd frames of content chunks
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
+    catalog/<time>-<random>.json  summaries of snapshots, to list them in a few
+                              reads (see catalog.py); rebuilt from the manifests
     drills/<id>.json          one record per drill
     releases/<hash>/<hash>.json  one restore point per release and tenant
     platform/config/<id>.json  an environment's configuration per platform backup
@@ -24,10 +26,12 @@ written locked for the configured number of days.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -36,13 +40,15 @@ from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr import __version__, tempfiles
 from odoo_dr.errors import (
+    OdooDrError,
     RejectedError,
     RepositoryError,
     SnapshotDamaged,
 )
-from odoo_dr.repository import crypto, objects, residency
+from odoo_dr.repository import catalog, crypto, objects, residency
 from odoo_dr.repository.backend import Backend, DeleteDenied, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
+from odoo_dr.repository.catalog import SnapshotSummary
 from odoo_dr.repository.index import pack_key
 from odoo_dr.repository.local import DIR_MODE, LocalBackend
 from odoo_dr.repository.lock import TenantLock
@@ -177,6 +183,12 @@ class Repository:
         if config.object_lock is not None and hasattr(backend, "lock_mode"):
             backend.lock_mode = config.object_lock.mode.upper()
         self._retain_until: datetime | None = None
+        # The snapshot catalog (see catalog.py): whether listings use it, and
+        # whether they may add segments. A failed write or an `?as-of=` view
+        # turns writes off.
+        self.catalog_enabled = True
+        self.catalog_writes = getattr(backend, "as_of", None) is None
+        self._catalog_deletes: bool | None = None
         self.blobs = BlobStore(
             backend, config.pack_size, keys, retention=self.retain_until
         )
@@ -446,22 +458,25 @@ class Repository:
 
     # -- documents: manifests, drill records and other small JSON files
 
-    def write_document(self, key: str, data: bytes, *, sync: bool = True) -> None:
+    def write_document(self, key: str, data: bytes, *, sync: bool = True) -> int:
         """Store a small document (a manifest, a record) under `key`.
 
         In an encrypted repository the document is sealed and bound to `key`, so a
-        document moved to another name fails to open.
+        document moved to another name fails to open. Returns the stored size.
         """
         if self.keys is not None:
             data = self.keys.seal(data, crypto.DOCUMENT + key.encode("utf-8"))
         self.backend.write(key, data, sync=sync, retain_until=self.retain_until())
+        return len(data)
 
     def read_document(self, key: str) -> bytes:
         """Return the document stored under `key`, or raise `ObjectNotFound`.
 
         Raises `SnapshotDamaged` when an encrypted document fails to open.
         """
-        data = self.backend.read(key)
+        return self._open_document(key, self.backend.read(key))
+
+    def _open_document(self, key: str, data: bytes) -> bytes:
         if self.keys is None:
             return data
         try:
@@ -476,11 +491,23 @@ class Repository:
         """Publish a snapshot: its blobs and index are made durable first."""
         self.blobs.flush()
         self._extend_locks(manifest)
-        self.write_document(
-            f"snapshots/{manifest.id}.json",
-            manifest.model_dump_json(indent=1).encode("utf-8"),
-        )
+        document = manifest.model_dump_json(indent=1).encode("utf-8")
+        stored_size = self.write_document(f"snapshots/{manifest.id}.json", document)
         log.info("published snapshot %s tenant=%s", manifest.id, manifest.tenant)
+        if self.catalog_enabled and self.catalog_writes:
+            self._write_catalog(
+                lambda: catalog.write_segment(
+                    self,
+                    [
+                        SnapshotSummary.of(
+                            manifest,
+                            document,
+                            stored_size,
+                            self._manifest_stamp(manifest.id),
+                        )
+                    ],
+                )
+            )
 
     def _extend_locks(self, manifest: SnapshotManifest) -> None:
         """Lock what the snapshot reuses at least as long as the snapshot itself.
@@ -526,7 +553,16 @@ class Repository:
         return f"{self.location}/snapshots/{snapshot_id}.json"
 
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
-        raw = self.read_document(f"snapshots/{snapshot_id}.json")
+        return self._read_manifest(snapshot_id)[0]
+
+    def _read_manifest(self, snapshot_id: str) -> tuple[SnapshotManifest, bytes, int]:
+        """Return a snapshot's manifest, its plain JSON and its stored size."""
+        key = f"snapshots/{snapshot_id}.json"
+        stored = self.backend.read(key)
+        raw = self._open_document(key, stored)
+        return self._parse_manifest(snapshot_id, raw), raw, len(stored)
+
+    def _parse_manifest(self, snapshot_id: str, raw: bytes) -> SnapshotManifest:
         try:
             manifest = SnapshotManifest.model_validate_json(raw)
         except ValidationError as exc:
@@ -564,26 +600,221 @@ class Repository:
         ]
         return sorted(ids)
 
+    def _manifest_listing(self) -> dict[str, str | None]:
+        """Return each manifest's change stamp by snapshot id, from one listing.
+
+        Stamps are None where the backend's listing has none (an `?as-of=` view,
+        which shows the catalog as it was at that time).
+        """
+        list_stamps = getattr(self.backend, "list_stamps", None)
+        stamps = list_stamps("snapshots/") if list_stamps is not None else None
+        if stamps is None:
+            return dict.fromkeys(self.snapshot_ids())
+        return {
+            Path(key).stem: stamp
+            for key, stamp in stamps.items()
+            if key.endswith(".json")
+        }
+
+    def _manifest_stamp(self, snapshot_id: str) -> str | None:
+        stamp = getattr(self.backend, "stamp", None)
+        return stamp(f"snapshots/{snapshot_id}.json") if stamp is not None else None
+
+    def scan_summaries(
+        self, tenant: str | None = None
+    ) -> tuple[list[SnapshotSummary], dict[str, str]]:
+        """Return the summaries of readable snapshots (oldest first) and, by id, why
+        other manifests are unreadable.
+
+        Summaries come from the catalog; only manifests it lacks are read.
+        """
+        summaries, damaged, _loaded = self._scan_catalog(tenant)
+        return summaries, damaged
+
+    def snapshot_summaries(self, tenant: str | None = None) -> list[SnapshotSummary]:
+        """Return the summaries of readable snapshots, oldest first, logging the
+        damaged ones."""
+        summaries, damaged = self.scan_summaries(tenant)
+        for snapshot_id, message in damaged.items():
+            log.warning("skipping snapshot %s: %s", snapshot_id, message)
+        return summaries
+
+    def _scan_catalog(
+        self, tenant: str | None, *, compact: bool = False
+    ) -> tuple[list[SnapshotSummary], dict[str, str], dict[str, SnapshotManifest]]:
+        """List the manifests and summarize each, from the catalog where it can.
+
+        Returns the summaries of `tenant` (oldest first), the unreadable manifests
+        by id, and the manifests read on the way by id. A catalog entry is used
+        only while the manifest is listed with the change stamp the entry recorded.
+        """
+        listing = self._manifest_listing()
+        contents = (
+            catalog.read_catalog(self)
+            if self.catalog_enabled
+            else catalog.CatalogContents()
+        )
+        summaries: list[SnapshotSummary] = []
+        damaged: dict[str, str] = {}
+        loaded: dict[str, SnapshotManifest] = {}
+        added: list[SnapshotSummary] = []
+        for snapshot_id in sorted(listing):
+            summary = contents.entries.get(snapshot_id)
+            stamp = listing[snapshot_id]
+            if summary is None or stamp not in (None, summary.manifest_stamp):
+                try:
+                    manifest, document, stored_size = self._read_manifest(snapshot_id)
+                except RepositoryError as exc:
+                    damaged[snapshot_id] = exc.message
+                    continue
+                summary = SnapshotSummary.of(manifest, document, stored_size, stamp)
+                loaded[snapshot_id] = manifest
+                added.append(summary)
+            summaries.append(summary)
+        if self.catalog_enabled:
+            self._update_catalog(contents, summaries, added, compact=compact)
+        if tenant is not None:
+            summaries = [item for item in summaries if item.tenant == tenant]
+        summaries.sort(key=lambda item: item.snapshot_time)
+        return summaries, damaged, loaded
+
+    def _update_catalog(
+        self,
+        contents: catalog.CatalogContents,
+        current: list[SnapshotSummary],
+        added: list[SnapshotSummary],
+        *,
+        compact: bool,
+    ) -> None:
+        """Add the new summaries as a segment, or merge every segment into one.
+
+        Segments are merged when one is damaged, when there are more than
+        MAX_SEGMENTS, or when most entries, and more than MAX_SEGMENTS, are of
+        deleted or changed manifests.
+        """
+        if not self.catalog_writes:
+            return
+        used = len(current) - len(added)
+        stale = len(contents.entries) - used
+        segments = len(contents.segments) + (1 if added else 0)
+        merge = (
+            compact
+            or contents.damaged
+            or segments > catalog.MAX_SEGMENTS
+            or stale > max(used, catalog.MAX_SEGMENTS)
+        )
+        if merge and self._may_delete_segments():
+            old_keys = [*contents.segments, *contents.damaged]
+            self._write_catalog(
+                lambda: catalog.replace_segments(self, current, old_keys)
+            )
+        elif added:
+            self._write_catalog(lambda: catalog.write_segment(self, added))
+
+    def _may_delete_segments(self) -> bool:
+        """Return whether this credential may delete catalog segments.
+
+        A merge by an append-only credential (see docs/s3.md) could not delete
+        the segments it merged, so each listing would add a full copy. The probe
+        deletes a key that does not exist: a no-op where deleting is allowed (a
+        delete marker in a versioned bucket), DeleteDenied where it is not.
+        """
+        if self._catalog_deletes is None:
+            try:
+                self.backend.delete(f"{catalog.CATALOG_PREFIX}.delete-probe")
+                self._catalog_deletes = True
+            except OdooDrError as exc:
+                self._catalog_deletes = False
+                log.info(
+                    "not merging the snapshot catalog of %s, since deleting there "
+                    "failed: %s; a credential that may delete (prune's) merges it",
+                    self.location,
+                    exc.message,
+                )
+        return self._catalog_deletes
+
+    def _write_catalog(self, write: Callable[[], str]) -> None:
+        """Run a catalog write; on failure, log it and write no more.
+
+        The catalog only saves reads, so a read-only repository (a mount, a
+        credential without write access, an `?as-of=` view) still lists snapshots.
+        """
+        try:
+            write()
+        except OdooDrError as exc:
+            self.catalog_writes = False
+            log.info(
+                "snapshot catalog of %s not updated: %s", self.location, exc.message
+            )
+
+    def compact_catalog(self) -> None:
+        """Merge the catalog into one segment without entries of deleted snapshots."""
+        self._scan_catalog(None, compact=True)
+
+    def rebuild_catalog(self) -> tuple[int, dict[str, str]]:
+        """Write the catalog again from every manifest, replacing all segments.
+
+        Returns the number of snapshots cataloged and, by id, the unreadable
+        manifests. Raises `RepositoryError` when the repository is not writable.
+        """
+        old_keys = sorted(
+            key
+            for key in self.backend.list(catalog.CATALOG_PREFIX)
+            if key.endswith(".json")
+        )
+        summaries = []
+        damaged = {}
+        for snapshot_id, stamp in sorted(self._manifest_listing().items()):
+            try:
+                manifest, document, stored_size = self._read_manifest(snapshot_id)
+            except RepositoryError as exc:
+                damaged[snapshot_id] = exc.message
+                continue
+            summaries.append(SnapshotSummary.of(manifest, document, stored_size, stamp))
+        catalog.replace_segments(self, summaries, old_keys)
+        return len(summaries), damaged
+
     def scan_snapshots(
         self, tenant: str | None = None
     ) -> tuple[list[SnapshotManifest], dict[str, str]]:
         """Return readable snapshots (oldest first) and, by id, why others are not.
 
         One damaged manifest must not stop the backups or drills of other snapshots,
-        so it is reported rather than raised.
+        so it is reported rather than raised. The catalog picks the manifests of
+        `tenant`; each chosen manifest is then read in full.
         """
+        summaries, damaged, loaded = self._scan_catalog(tenant)
         manifests = []
-        damaged: dict[str, str] = {}
-        for snapshot_id in self.snapshot_ids():
-            try:
-                manifest = self.load_snapshot(snapshot_id)
-            except RepositoryError as exc:
-                damaged[snapshot_id] = exc.message
-                continue
-            if tenant is None or manifest.tenant == tenant:
-                manifests.append(manifest)
+        corrected = []
+        for summary in summaries:
+            manifest = loaded.get(summary.id)
+            if manifest is None:
+                try:
+                    manifest, document, stored_size = self._read_manifest(summary.id)
+                except RepositoryError as exc:
+                    damaged[summary.id] = exc.message
+                    continue
+                if hashlib.sha256(document).hexdigest() != summary.manifest_sha256:
+                    log.warning(
+                        "the catalog entry of snapshot %s does not match its "
+                        "manifest; using the manifest",
+                        summary.id,
+                    )
+                    corrected.append(
+                        SnapshotSummary.of(
+                            manifest,
+                            document,
+                            stored_size,
+                            self._manifest_stamp(summary.id),
+                        )
+                    )
+                    if tenant is not None and manifest.tenant != tenant:
+                        continue
+            manifests.append(manifest)
+        if corrected and self.catalog_enabled and self.catalog_writes:
+            self._write_catalog(lambda: catalog.write_segment(self, corrected))
         manifests.sort(key=lambda manifest: manifest.snapshot_time)
-        return manifests, damaged
+        return manifests, dict(sorted(damaged.items()))
 
     def list_snapshots(self, tenant: str | None = None) -> list[SnapshotManifest]:
         """Return the readable snapshots, oldest first, logging the damaged ones."""
@@ -614,8 +845,29 @@ class Repository:
         )
 
     def latest_snapshot(self, tenant: str) -> SnapshotManifest | None:
-        manifests = self.list_snapshots(tenant)
-        return manifests[-1] if manifests else None
+        """Return the newest readable snapshot of `tenant`, reading one manifest
+        when the catalog is up to date."""
+        summaries = self.snapshot_summaries(tenant)
+        return self._load_newest(tenant, summaries, {})
+
+    def _load_newest(
+        self, tenant: str, summaries: list[SnapshotSummary], damaged: dict[str, str]
+    ) -> SnapshotManifest | None:
+        """Return the newest of `summaries` whose manifest reads as `tenant`'s.
+
+        A manifest that fails now is added to `damaged` and the next older is
+        tried, as a listing of full manifests would have skipped it.
+        """
+        for summary in reversed(summaries):
+            try:
+                manifest = self.load_snapshot(summary.id)
+            except RepositoryError as exc:
+                log.warning("skipping snapshot %s: %s", summary.id, exc.message)
+                damaged[summary.id] = exc.message
+                continue
+            if manifest.tenant == tenant:
+                return manifest
+        return None
 
     def resolve_snapshot(self, reference: str) -> SnapshotManifest:
         """Return the snapshot named by `reference`: a tenant, an id or an id prefix.
@@ -625,15 +877,15 @@ class Repository:
         (with the ids it matches), or no match at all (with the manifests that
         could not be read, since one of them may be the one meant).
         """
-        manifests, damaged = self.scan_snapshots()
-        of_tenant = [item for item in manifests if item.tenant == reference]
-        if of_tenant:
-            latest = of_tenant[-1]
+        summaries, damaged = self.scan_summaries()
+        of_tenant = [item for item in summaries if item.tenant == reference]
+        latest = self._load_newest(reference, of_tenant, damaged)
+        if latest is not None:
             _warn_newer_damaged(reference, latest, damaged)
             return latest
-        by_id = {item.id: item for item in manifests}
+        by_id = {item.id: item for item in summaries if item.id not in damaged}
         if reference in by_id:
-            return by_id[reference]
+            return self.load_snapshot(reference)
         if reference in damaged:
             return self.load_snapshot(reference)
         ids = [*by_id, *damaged]
@@ -641,7 +893,7 @@ class Repository:
             snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
         )
         if len(matches) == 1:
-            return by_id.get(matches[0]) or self.load_snapshot(matches[0])
+            return self.load_snapshot(matches[0])
         if matches:
             listed = ", ".join(
                 f"{snapshot_id} ({by_id[snapshot_id].tenant!r})"

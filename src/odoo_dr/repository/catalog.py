@@ -1,0 +1,243 @@
+"""The snapshot catalog: summaries of the snapshot manifests, read in a few files.
+
+Listing snapshots by reading every `snapshots/<id>.json` costs one read (one S3
+GET) per snapshot. The catalog keeps, per snapshot, the fields that listings,
+schedules and snapshot choices need, in segments:
+
+    catalog/<time>-<random>.json   a CatalogSegment: summaries of some snapshots
+
+Manifests stay the truth. A reader lists `snapshots/` (one LIST), reads every
+segment, and uses a summary only for a manifest that is listed with the change
+stamp the summary recorded (size and mtime in a folder, size and ETag on S3).
+It reads the other manifests themselves and ignores entries of deleted ones.
+
+A segment is written once under a unique name and never changed, so two writers
+never collide. A merge writes the merged segment first and then deletes the
+segments it replaces, so a reader finds every summary at any moment, or reads
+the manifest when a segment vanished between its listing and its read. In an
+encrypted repository segments are sealed documents, like manifests, and their
+names carry only the time of writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from odoo_dr.errors import OdooDrError, RepositoryError
+from odoo_dr.repository.backend import ObjectNotFound
+from odoo_dr.repository.manifest import SnapshotManifest
+
+if TYPE_CHECKING:
+    from odoo_dr.repository.store import Repository
+
+log = logging.getLogger(__name__)
+
+CATALOG_PREFIX = "catalog/"
+CATALOG_VERSION = 1
+
+# More segments than this are merged into one by the next listing that may
+# write and delete. Each segment costs one read per listing.
+# NOTE: the merged segment holds every snapshot (about 0.6 KB of JSON each), so
+# with tens of thousands of snapshots each merge rewrites several megabytes.
+MAX_SEGMENTS = 16
+
+
+class SnapshotSummary(BaseModel):
+    """The fields of a snapshot manifest that listings and schedules use."""
+
+    id: str
+    tenant: str
+    database: str
+    started_at: datetime
+    snapshot_time: datetime
+    finished_at: datetime
+    dump_bytes: int
+    new_bytes: int
+    referenced_files: int
+    referenced_bytes: int
+    extra_files: int
+    extra_bytes: int
+    problems: int
+    warnings: int
+    labels: dict[str, str]
+    residency: str | None
+    odoo_version: str | None
+    postgres_major: int
+    tool_version: str
+    manifest_sha256: str
+    manifest_size: int
+    manifest_stamp: str | None = Field(
+        default=None,
+        description="the manifest's change stamp from the backend's listing (size "
+        "and mtime in a folder, size and ETag on S3), or None if unknown",
+    )
+
+    @property
+    def files(self) -> int:
+        return self.referenced_files + self.extra_files
+
+    @property
+    def file_bytes(self) -> int:
+        return self.referenced_bytes + self.extra_bytes
+
+    @classmethod
+    def of(
+        cls,
+        manifest: SnapshotManifest,
+        document: bytes,
+        stored_size: int,
+        stamp: str | None,
+    ) -> SnapshotSummary:
+        """Summarize `manifest`, whose plain JSON is `document`.
+
+        `stored_size` is the size of the stored object (sealed in an encrypted
+        repository), and `stamp` its change stamp from the backend, if known.
+        """
+        filestore = manifest.filestore
+        return cls(
+            id=manifest.id,
+            tenant=manifest.tenant,
+            database=manifest.database.name,
+            started_at=manifest.started_at,
+            snapshot_time=manifest.snapshot_time,
+            finished_at=manifest.finished_at,
+            dump_bytes=manifest.stats.dump_bytes,
+            new_bytes=manifest.stats.new_bytes,
+            referenced_files=filestore.referenced_files,
+            referenced_bytes=filestore.referenced_bytes,
+            extra_files=filestore.extra_files,
+            extra_bytes=filestore.extra_bytes,
+            problems=len(filestore.problems),
+            warnings=len(manifest.warnings),
+            labels=manifest.labels,
+            residency=manifest.residency,
+            odoo_version=manifest.odoo.version,
+            postgres_major=manifest.postgres.server_major,
+            tool_version=manifest.tool_version,
+            manifest_sha256=hashlib.sha256(document).hexdigest(),
+            manifest_size=stored_size,
+            manifest_stamp=stamp,
+        )
+
+
+class CatalogSegment(BaseModel):
+    format: Literal["odoo-dr-catalog"] = "odoo-dr-catalog"
+    version: int = CATALOG_VERSION
+    written_at: datetime
+    snapshots: list[SnapshotSummary]
+
+
+@dataclass
+class CatalogContents:
+    """What a read of every catalog segment found."""
+
+    entries: dict[str, SnapshotSummary] = field(default_factory=dict)
+    segments: list[str] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)
+
+
+def new_segment_key(now: datetime | None = None) -> str:
+    """Return a segment name no other writer uses: the time and a random tail."""
+    moment = now or datetime.now(UTC)
+    return f"{CATALOG_PREFIX}{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex}.json"
+
+
+def encode_segment(summaries: list[SnapshotSummary]) -> bytes:
+    segment = CatalogSegment(
+        written_at=datetime.now(UTC),
+        snapshots=sorted(summaries, key=lambda item: item.id),
+    )
+    return segment.model_dump_json().encode("utf-8")
+
+
+def decode_segment(data: bytes) -> CatalogSegment:
+    """Parse a segment, raising ValueError when it is damaged or of a newer version."""
+    try:
+        segment = CatalogSegment.model_validate_json(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(error["msg"] + (f" at {where}" if where else "")) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+    return segment
+
+
+def read_catalog(repository: Repository) -> CatalogContents:
+    """Read every catalog segment; log and skip the damaged ones.
+
+    A segment deleted since the listing was merged by a compaction that wrote
+    its replacement first, and the snapshots it listed are read from their
+    manifests if that replacement was not listed either.
+    """
+    contents = CatalogContents()
+    for key in sorted(repository.backend.list(CATALOG_PREFIX)):
+        if not key.endswith(".json"):
+            continue
+        try:
+            segment = decode_segment(repository.read_document(key))
+        except ObjectNotFound:
+            continue
+        except (ValueError, RepositoryError) as exc:
+            reason = exc.message if isinstance(exc, RepositoryError) else str(exc)
+            log.warning(
+                "ignoring damaged catalog segment %s/%s: %s; the snapshots it "
+                "lists are read from their manifests",
+                repository.location,
+                key,
+                reason,
+            )
+            contents.damaged[key] = reason
+            continue
+        if segment.version > CATALOG_VERSION:
+            # A newer odoo-dr wrote it: leave it for that version, unmerged.
+            log.info("ignoring catalog segment %s of version %d", key, segment.version)
+            continue
+        contents.segments.append(key)
+        # Segment names sort by the time of writing, so a later summary of the
+        # same snapshot (one written to correct an entry) replaces an earlier one.
+        for summary in segment.snapshots:
+            contents.entries[summary.id] = summary
+    return contents
+
+
+def write_segment(repository: Repository, summaries: list[SnapshotSummary]) -> str:
+    """Write `summaries` as a new segment and return its key."""
+    key = new_segment_key()
+    repository.write_document(key, encode_segment(summaries))
+    return key
+
+
+def replace_segments(
+    repository: Repository, summaries: list[SnapshotSummary], old_keys: list[str]
+) -> str:
+    """Write one segment with `summaries`, then delete the segments `old_keys`.
+
+    The order keeps every summary readable at every moment. A segment another
+    writer adds meanwhile is not in `old_keys` and stays. Deletes that fail (an
+    append-only credential, an Object Lock) leave segments that duplicate the
+    new one, which readers tolerate.
+    """
+    key = write_segment(repository, summaries)
+    for old_key in old_keys:
+        if old_key == key:
+            continue
+        try:
+            repository.backend.delete(old_key)
+        except OdooDrError as exc:
+            log.info("left catalog segment %s: %s", old_key, exc.message)
+    log.info(
+        "wrote catalog segment %s with %d snapshots, merging %d segments",
+        key,
+        len(summaries),
+        len(old_keys),
+    )
+    return key

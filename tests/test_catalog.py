@@ -1,0 +1,487 @@
+"""The snapshot catalog: listings read a few segments, not every manifest.
+
+Reads are counted by a wrapper around the real local and S3 backends. Manifests
+are synthetic (no PostgreSQL), with real blobs where prune reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import VERSIONED_BUCKET, run_cli
+from odoo_dr import __version__
+from odoo_dr.engine.prune import prune
+from odoo_dr.engine.retention import RetentionPolicy
+from odoo_dr.repository import catalog
+from odoo_dr.repository.backend import Backend, DeleteDenied
+from odoo_dr.repository.manifest import (
+    BackupStats,
+    DatabaseInfo,
+    DumpFile,
+    FilestoreSummary,
+    OdooInfo,
+    PostgresInfo,
+    SnapshotManifest,
+    StoredBlob,
+)
+from odoo_dr.repository.store import Repository, new_id
+
+TESTS = Path(__file__).resolve().parent
+START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
+SEGMENT_NAME = re.compile(r"^catalog/\d{8}-\d{6}-[0-9a-f]{32}\.json$")
+
+
+class CountingBackend:
+    """The real backend, with a count of reads by top folder (`snapshots`, ...)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.reads: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+
+    def read(self, key: str) -> bytes:
+        self.reads[key.split("/", 1)[0]] += 1
+        return self.inner.read(key)
+
+    def write(self, key: str, data: bytes, **options) -> None:
+        self.writes[key.split("/", 1)[0]] += 1
+        self.inner.write(key, data, **options)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def counted(repository: Repository) -> tuple[Repository, CountingBackend]:
+    """Return a fresh Repository on `repository`'s storage that counts its reads."""
+    backend = CountingBackend(repository.backend)
+    return Repository(backend, repository.config, repository.keys), backend
+
+
+def synthetic_manifest(
+    tenant: str, moment: datetime, blob: StoredBlob, labels: dict | None = None
+) -> SnapshotManifest:
+    return SnapshotManifest(
+        id=new_id(moment),
+        tenant=tenant,
+        started_at=moment,
+        snapshot_time=moment,
+        finished_at=moment + timedelta(seconds=30),
+        lsn=None,
+        database=DatabaseInfo(
+            name=f"db-{tenant}",
+            encoding="UTF8",
+            collate="C.UTF-8",
+            ctype="C.UTF-8",
+            size_bytes=1000,
+        ),
+        postgres=PostgresInfo(
+            server_version="15.10",
+            server_major=15,
+            pg_dump_version="15.10",
+            pg_dump_major=15,
+        ),
+        odoo=OdooInfo(version="17.0", uuid=None, modules={"base": "17.0.1.3"}),
+        row_counts={"res_partner": 10},
+        dump=[DumpFile(name="toc.dat", size=blob.size, chunks=blob.chunks)],
+        filestore=FilestoreSummary(index=blob, referenced_files=3, extra_files=1),
+        stats=BackupStats(
+            seconds=30.0,
+            dump_bytes=4096,
+            files_read=4,
+            files_reused=0,
+            bytes_read=100,
+            new_objects=1,
+            new_bytes=2048,
+        ),
+        tool_version=__version__,
+        labels=labels or {"environment": "production"},
+        residency="eu",
+    )
+
+
+def empty_index_blob(repository: Repository) -> StoredBlob:
+    """Store `[]` (an empty filestore index, also read as a toc.dat) as a blob."""
+    blob, _ = repository.blobs.put_chunks([b"[]"], meta=True)
+    repository.blobs.flush()
+    return blob
+
+
+def write_manifests(
+    repository: Repository, tenants: list[str], per_tenant: int
+) -> list[SnapshotManifest]:
+    """Write manifests as a version without a catalog did: documents only."""
+    blob = empty_index_blob(repository)
+    manifests = []
+    for position in range(per_tenant):
+        for tenant in tenants:
+            moment = START + timedelta(days=position, minutes=len(manifests))
+            manifest = synthetic_manifest(tenant, moment, blob)
+            repository.write_document(
+                f"snapshots/{manifest.id}.json",
+                manifest.model_dump_json(indent=1).encode("utf-8"),
+                sync=False,
+            )
+            manifests.append(manifest)
+    return manifests
+
+
+def segment_keys(repository: Repository) -> list[str]:
+    return sorted(repository.backend.list("catalog/"))
+
+
+def test_listing_reads_catalog_not_manifests(repository):
+    manifests = write_manifests(repository, ["alpha", "beta"], 25)
+
+    first, first_backend = counted(repository)
+    summaries = first.snapshot_summaries()
+    assert first_backend.reads["snapshots"] == 50
+    assert first_backend.writes["catalog"] == 1
+
+    second, second_backend = counted(repository)
+    again = second.snapshot_summaries()
+    assert second_backend.reads["snapshots"] == 0
+    assert second_backend.reads["catalog"] == 1
+    assert sum(second_backend.writes.values()) == 0
+    assert again == summaries
+    assert [item.id for item in again] == [item.id for item in manifests]
+    first_summary, first_manifest = again[0], manifests[0]
+    assert first_summary.tenant == "alpha"
+    assert first_summary.database == "db-alpha"
+    assert first_summary.files == 4
+    assert first_summary.dump_bytes == 4096
+    assert first_summary.labels == {"environment": "production"}
+    assert first_summary.residency == "eu"
+    assert first_summary.odoo_version == "17.0"
+    assert first_summary.snapshot_time == first_manifest.snapshot_time
+
+    of_beta = second.snapshot_summaries("beta")
+    assert len(of_beta) == 25
+    assert {item.tenant for item in of_beta} == {"beta"}
+
+
+def test_latest_and_resolve_read_one_manifest(repository):
+    manifests = write_manifests(repository, ["alpha", "beta"], 10)
+    repository.snapshot_summaries()
+
+    reader, backend = counted(repository)
+    latest = reader.latest_snapshot("alpha")
+    assert latest == manifests[-2]
+    assert backend.reads["snapshots"] == 1
+
+    backend.reads.clear()
+    assert reader.resolve_snapshot("beta") == manifests[-1]
+    assert reader.resolve_snapshot(manifests[3].id) == manifests[3]
+    assert backend.reads["snapshots"] == 2
+
+    backend.reads.clear()
+    of_beta, damaged = reader.scan_snapshots("beta")
+    assert damaged == {}
+    assert of_beta == [item for item in manifests if item.tenant == "beta"]
+    assert backend.reads["snapshots"] == 10
+
+
+def test_saved_snapshot_enters_catalog(repository):
+    blob = empty_index_blob(repository)
+    for day in range(3):
+        repository.save_snapshot(
+            synthetic_manifest("alpha", START + timedelta(days=day), blob)
+        )
+    assert len(segment_keys(repository)) == 3
+
+    reader, backend = counted(repository)
+    assert len(reader.snapshot_summaries()) == 3
+    assert backend.reads["snapshots"] == 0
+
+
+def test_deleted_manifest_entry_ignored(repository):
+    manifests = write_manifests(repository, ["alpha"], 5)
+    repository.snapshot_summaries()
+    gone = manifests[2]
+    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+
+    reader, backend = counted(repository)
+    listed = [item.id for item in reader.snapshot_summaries()]
+    assert gone.id not in listed
+    assert len(listed) == 4
+    assert backend.reads["snapshots"] == 0
+    assert reader.latest_snapshot("alpha") == manifests[-1]
+
+
+def test_changed_manifest_read_again(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    changed = manifests[1].model_copy(update={"labels": {"tier": "gold-plus"}})
+    repository.write_document(
+        f"snapshots/{changed.id}.json",
+        changed.model_dump_json(indent=1).encode("utf-8"),
+    )
+
+    reader, backend = counted(repository)
+    by_id = {item.id: item for item in reader.snapshot_summaries()}
+    assert by_id[changed.id].labels == {"tier": "gold-plus"}
+    assert backend.reads["snapshots"] == 1
+
+
+def test_manifest_copied_over_another(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    root = Path(repository.location) / "snapshots"
+    hidden, shown = manifests[0].id, manifests[1].id
+    content = (root / f"{shown}.json").read_bytes()
+    assert len(content) == (root / f"{hidden}.json").stat().st_size
+    # File times tick in steps of a few milliseconds: let the copy get its own.
+    time.sleep(0.05)
+    (root / f"{hidden}.json").write_bytes(content)
+
+    reader, backend = counted(repository)
+    summaries, damaged = reader.scan_summaries()
+    assert [item.id for item in summaries] == [shown, manifests[2].id]
+    assert list(damaged) == [hidden]
+    assert f"contains the manifest of snapshot {shown}" in damaged[hidden]
+    assert backend.reads["snapshots"] == 1
+
+
+def test_damaged_segment_rebuilt(repository, caplog):
+    write_manifests(repository, ["alpha", "beta"], 5)
+    repository.snapshot_summaries()
+    [damaged_key] = segment_keys(repository)
+    (Path(repository.location) / damaged_key).write_bytes(b'{"format": "odoo-dr-')
+
+    reader, backend = counted(repository)
+    with caplog.at_level(logging.WARNING):
+        assert len(reader.snapshot_summaries()) == 10
+    assert "ignoring damaged catalog segment" in caplog.text
+    assert damaged_key in caplog.text
+    assert backend.reads["snapshots"] == 10
+    keys = segment_keys(repository)
+    assert damaged_key not in keys
+    assert len(keys) == 1
+
+    rebuilt, rebuilt_backend = counted(repository)
+    assert len(rebuilt.snapshot_summaries()) == 10
+    assert rebuilt_backend.reads["snapshots"] == 0
+
+
+def test_damaged_manifest_reported_not_cataloged(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    broken = manifests[1]
+    (Path(repository.location) / f"snapshots/{broken.id}.json").write_text("{")
+
+    summaries, damaged = repository.scan_summaries()
+    assert [item.id for item in summaries] == [manifests[0].id, manifests[2].id]
+    assert list(damaged) == [broken.id]
+
+    reader, backend = counted(repository)
+    _summaries, damaged_again = reader.scan_summaries()
+    assert list(damaged_again) == [broken.id]
+    assert backend.reads["snapshots"] == 1
+
+
+def test_many_segments_compacted(repository):
+    blob = empty_index_blob(repository)
+    count = catalog.MAX_SEGMENTS + 2
+    for day in range(count):
+        repository.save_snapshot(
+            synthetic_manifest("alpha", START + timedelta(days=day), blob)
+        )
+    assert len(segment_keys(repository)) == count
+
+    assert len(repository.snapshot_summaries()) == count
+    assert len(segment_keys(repository)) == 1
+    reader, backend = counted(repository)
+    assert len(reader.snapshot_summaries()) == count
+    assert backend.reads["catalog"] == 1
+    assert backend.reads["snapshots"] == 0
+
+
+class AppendOnlyBackend(CountingBackend):
+    """The real backend, rejecting deletes as an append-only S3 credential does."""
+
+    def delete(self, key: str) -> None:
+        raise DeleteDenied(f"AccessDenied deleting {key}")
+
+
+def test_append_only_credential_adds_segments(repository):
+    blob = empty_index_blob(repository)
+    count = catalog.MAX_SEGMENTS + 3
+    for day in range(count):
+        repository.save_snapshot(
+            synthetic_manifest("alpha", START + timedelta(days=day), blob)
+        )
+    writer = Repository(
+        AppendOnlyBackend(repository.backend), repository.config, repository.keys
+    )
+
+    for _ in range(3):
+        assert len(writer.snapshot_summaries()) == count
+    assert len(segment_keys(repository)) == count
+
+    repository.snapshot_summaries()
+    assert len(segment_keys(repository)) == 1
+
+
+def test_prune_drops_removed_entries(repository):
+    manifests = write_manifests(repository, ["alpha", "beta"], 5)
+    repository.snapshot_summaries()
+    now = START + timedelta(days=30)
+    policy = RetentionPolicy(keep_last=2)
+
+    planned = prune(repository, [policy], dry_run=True, now=now)
+    assert len(planned.snapshots_removed) == 6
+    assert len(segment_keys(repository)) == 1
+
+    result = prune(repository, [policy], now=now)
+    removed = set(result.snapshots_removed)
+    assert len(removed) == 6
+    kept = [item.id for item in manifests if item.id not in removed]
+    [key] = segment_keys(repository)
+    entries = json.loads((Path(repository.location) / key).read_text())["snapshots"]
+    assert sorted(entry["id"] for entry in entries) == sorted(kept)
+
+    reader, backend = counted(repository)
+    assert [item.id for item in reader.snapshot_summaries()] == kept
+    assert backend.reads["snapshots"] == 0
+
+
+def test_encrypted_catalog_sealed(tmp_path):
+    repository = Repository.init(str(tmp_path / "repo"), secret=b"catalog secret")
+    tenant = "tenant-with-a-telling-name"
+    blob = empty_index_blob(repository)
+    for day in range(3):
+        repository.save_snapshot(
+            synthetic_manifest(tenant, START + timedelta(days=day), blob)
+        )
+    assert len(repository.snapshot_summaries()) == 3
+
+    keys = segment_keys(repository)
+    assert keys
+    for key in keys:
+        assert SEGMENT_NAME.match(key)
+        stored = (tmp_path / "repo" / key).read_bytes()
+        assert tenant.encode() not in stored
+        assert b"odoo-dr-catalog" not in stored
+        assert b"manifest_sha256" not in stored
+
+    reader, backend = counted(repository)
+    summaries = reader.snapshot_summaries()
+    assert [item.tenant for item in summaries] == [tenant] * 3
+    assert backend.reads["snapshots"] == 0
+
+    # A segment moved to another name no longer opens, and is rebuilt.
+    moved = tmp_path / "repo" / "catalog/20990101-000000-{}.json".format("0" * 32)
+    (tmp_path / "repo" / keys[0]).rename(moved)
+    assert len(repository.snapshot_summaries()) == 3
+    assert not moved.exists()
+
+
+WRITER = """
+import sys
+from datetime import timedelta
+sys.path.insert(0, {tests!r})
+from test_catalog import START, empty_index_blob, synthetic_manifest
+from odoo_dr.repository.store import Repository
+
+repository = Repository.open(sys.argv[1])
+blob = empty_index_blob(repository)
+for day in range(int(sys.argv[3])):
+    repository.save_snapshot(
+        synthetic_manifest(sys.argv[2], START + timedelta(days=day), blob)
+    )
+    repository.snapshot_summaries()
+"""
+
+
+def test_concurrent_writers_lose_nothing(repository):
+    script = WRITER.format(tests=str(TESTS))
+    count = catalog.MAX_SEGMENTS + 4
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, repository.location, tenant, str(count)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tenant in ("alpha", "beta")
+    ]
+    for writer in writers:
+        _out, error = writer.communicate(timeout=120)
+        assert writer.returncode == 0, error
+
+    reader, backend = counted(repository)
+    summaries = reader.snapshot_summaries()
+    assert Counter(item.tenant for item in summaries) == {
+        "alpha": count,
+        "beta": count,
+    }
+    assert backend.reads["snapshots"] == 0
+    assert len(segment_keys(repository)) <= catalog.MAX_SEGMENTS + 1
+
+
+def test_rebuild_catalog_command(repository):
+    write_manifests(repository, ["alpha"], 4)
+    repository.snapshot_summaries()
+    old_keys = segment_keys(repository)
+
+    result = run_cli("repository", "rebuild-catalog", "--repo", repository.location)
+    assert result.returncode == 0, result.stderr
+    assert "cataloged 4 snapshots" in result.stdout
+    new_keys = segment_keys(repository)
+    assert len(new_keys) == 1
+    assert new_keys != old_keys
+
+    listing = run_cli("snapshots", "--repo", repository.location)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.count(" db-alpha ") == 4
+
+
+@pytest.fixture
+def s3_environment(s3_endpoint, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def test_catalog_on_s3(s3_environment, unique):
+    location = f"s3://{VERSIONED_BUCKET}/catalog-{unique}"
+    repository = Repository.init(location)
+    manifests = write_manifests(repository, ["alpha", "beta"], 4)
+    assert len(repository.snapshot_summaries()) == 8
+
+    reader, backend = counted(Repository.open(location))
+    assert [item.id for item in reader.snapshot_summaries()] == [
+        item.id for item in manifests
+    ]
+    assert backend.reads["snapshots"] == 0
+    assert backend.reads["catalog"] == 1
+
+    # S3 lists object times to the second: the view's time needs a second of
+    # its own, so it excludes what follows.
+    wait_for_next_second()
+    moment = datetime.now(UTC).replace(microsecond=0)
+    wait_for_next_second()
+    blob = empty_index_blob(repository)
+    repository.save_snapshot(
+        synthetic_manifest("alpha", START + timedelta(days=9), blob)
+    )
+
+    view, view_backend = counted(
+        Repository.open(f"{location}?as-of={moment.isoformat()}")
+    )
+    assert len(view.snapshot_summaries()) == 8
+    assert view.latest_snapshot("alpha") == manifests[-2]
+    assert sum(view_backend.writes.values()) == 0
+    assert len(Repository.open(location).snapshot_summaries()) == 9
+
+
+def wait_for_next_second() -> None:
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.05)
