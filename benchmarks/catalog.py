@@ -36,24 +36,14 @@ from pathlib import Path
 
 from benchlib.machine import describe_machine
 from benchlib.runner import run_benchmark
+from benchlib.synthetic import synthetic_manifest
 from repository import MotoServer
 
-from odoo_dr import __version__
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.backend import Backend
-from odoo_dr.repository.manifest import (
-    BackupStats,
-    DatabaseInfo,
-    DumpFile,
-    FilestoreSummary,
-    OdooInfo,
-    PostgresInfo,
-    SnapshotManifest,
-    StoredBlob,
-)
-from odoo_dr.repository.store import Repository, new_id
+from odoo_dr.repository.store import Repository
 
 log = logging.getLogger("benchmark")
 
@@ -80,47 +70,6 @@ class CountingBackend:
         return getattr(self.inner, name)
 
 
-def synthetic_manifest(tenant: str, moment: datetime, blob: StoredBlob):
-    return SnapshotManifest(
-        id=new_id(moment),
-        tenant=tenant,
-        started_at=moment,
-        snapshot_time=moment,
-        finished_at=moment + timedelta(seconds=90),
-        lsn=None,
-        database=DatabaseInfo(
-            name=tenant,
-            encoding="UTF8",
-            collate="C.UTF-8",
-            ctype="C.UTF-8",
-            size_bytes=150_000_000,
-        ),
-        postgres=PostgresInfo(
-            server_version="15.10",
-            server_major=15,
-            pg_dump_version="15.10",
-            pg_dump_major=15,
-        ),
-        odoo=OdooInfo(
-            version="17.0", uuid=None, modules={"base": "17.0.1.3", "sale": "17.0.1.2"}
-        ),
-        row_counts={"res_partner": 1200, "sale_order": 800},
-        dump=[DumpFile(name="toc.dat", size=blob.size, chunks=blob.chunks)],
-        filestore=FilestoreSummary(index=blob, referenced_files=2000),
-        stats=BackupStats(
-            seconds=90.0,
-            dump_bytes=50_000_000,
-            files_read=20,
-            files_reused=2000,
-            bytes_read=1_000_000,
-            new_objects=30,
-            new_bytes=2_000_000,
-        ),
-        tool_version=__version__,
-        labels={"environment": "production"},
-    )
-
-
 def build(location: str, tenants: int, snapshots: int) -> Repository:
     repository = Repository.init(location)
     blob, _ = repository.blobs.put_chunks([b"[]"], meta=True)
@@ -128,7 +77,12 @@ def build(location: str, tenants: int, snapshots: int) -> Repository:
     for day in range(snapshots):
         for number in range(tenants):
             moment = START + timedelta(days=day, seconds=number)
-            manifest = synthetic_manifest(f"tenant-{number:04d}", moment, blob)
+            manifest = synthetic_manifest(
+                f"tenant-{number:04d}",
+                moment,
+                blob,
+                labels={"environment": "production"},
+            )
             repository.write_document(
                 f"snapshots/{manifest.id}.json",
                 manifest.model_dump_json(indent=1).encode("utf-8"),
