@@ -8,9 +8,12 @@ the tests show which alerts fire at which moment, not only that the YAML parses.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -714,6 +717,26 @@ def test_render_rejects_unwritable_out(
     assert result.returncode == 2
     assert f"failed to write {out}" in result.stderr
     assert not out.parent.exists()
+
+
+def test_render_into_pipe_keeps_it(edge_inventory_path: Path, tmp_path: Path) -> None:
+    # `--out /dev/null` or a named pipe is written to, not replaced by a file: a
+    # rename into place would turn the device or pipe into a regular file.
+    pipe = tmp_path / "rules.pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: received.append(pipe.read_bytes()), daemon=True
+    )
+    reader.start()
+    result = run_cli(
+        "alerts", "render", "--inventory", str(edge_inventory_path), "--out", str(pipe)
+    )
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert yaml.safe_load(received[0])["groups"]
+    assert [path.name for path in tmp_path.iterdir()] == ["rules.pipe"]
 
 
 def test_render_status_max_age_seconds(edge_inventory_path: Path) -> None:

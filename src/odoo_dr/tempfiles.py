@@ -62,3 +62,23 @@ def remove_stale(parent: Path | None) -> int:
             entry.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` under a temporary name renamed into place, so a reader
+    never sees half of it.
+
+    A path that exists and is not a regular file, such as /dev/null, /dev/stdout or
+    a named pipe, is written to directly: a rename would replace the device or pipe
+    with a file.
+    """
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    partial = path.with_name(f".{path.name}.{temporary_name()}.tmp")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

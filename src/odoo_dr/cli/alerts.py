@@ -4,7 +4,6 @@ that `odoo-dr serve` exports."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from odoo_dr.errors import RejectedError
 from odoo_dr.review.inventory import parse_duration
 from odoo_dr.status import alerts as engine
 from odoo_dr.status.grafana import build_dashboard
+from odoo_dr.tempfiles import replace_text
 
 alerts_app = typer.Typer(
     help="Prometheus alerting rules for the metrics of odoo-dr serve.",
@@ -38,12 +38,9 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
         return
-    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out)
+        replace_text(out, text)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise RejectedError(
             f"failed to write {out}: {exc.strerror}",
             hint="give a writable path to --out",

@@ -4,7 +4,6 @@ Kubernetes cluster."""
 from __future__ import annotations
 
 import ipaddress
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from odoo_dr.cli.output import errors
 from odoo_dr.cli.platform import InventoryOption, read_inventory
 from odoo_dr.engine import k8s as engine
 from odoo_dr.errors import RejectedError
+from odoo_dr.tempfiles import replace_text
 
 k8s_app = typer.Typer(
     help="Kubernetes manifests that run odoo-dr on a cluster.",
@@ -69,10 +69,7 @@ def _write_files(files: dict[str, str], out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            path = out / name
-            partial = out / f".{name}.{os.getpid()}.tmp"
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, path)
+            replace_text(out / name, text)
     except OSError as exc:
         raise RejectedError(
             f"failed to write into {out}: {exc.strerror}",

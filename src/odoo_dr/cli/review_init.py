@@ -28,6 +28,7 @@ from odoo_dr.review.discover import (
     live_databases,
 )
 from odoo_dr.review.inventory import InventoryError, load_inventory
+from odoo_dr.tempfiles import replace_text
 
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./@+-]*")
 _RESERVED = {"yes", "no", "on", "off", "true", "false", "null", "y", "n", "~"}
@@ -334,9 +335,7 @@ def init(
     if to_stdout:
         console.out(text, end="")
         return
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)
+    replace_text(target, text)
     tenants = sum(len(item.tenants) for item in discovery.environments)
     todo = text.count("TODO")
     errors.print(
