@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import SMALL, drop_leftovers, run_cli
+from odoo_dr.demo import builder
+from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.inventory import InventoryError, load_inventory
+from odoo_dr.serve.app import create_app
+from odoo_dr.status.collect import StatusCollector
+from test_serve import Server, request
 
 
 def write_schedule_inventory(folder: Path, schedule: str) -> Path:
@@ -69,3 +79,113 @@ def test_hundred_years_accepted(tmp_path: Path):
 
     schedule = loaded.environments[0].tenants[0].schedule
     assert schedule.backup == 36500 * 86400
+
+
+# Tenant names that a URL must escape, under an environment whose name does too.
+ODD_TENANTS = [
+    "eu-prod/odoo",
+    "../x",
+    "Acme Prod 2024",
+    "q\"uo'te",
+    "<script>alert(1)</script>",
+    "ünï😀",
+]
+ODD_ENVIRONMENT = "eu/prod"
+
+
+@dataclass
+class OddFleet:
+    root: Path
+    repository: Path
+    inventory: Path
+
+
+@pytest.fixture(scope="module")
+def odd_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OddFleet]:
+    """Backups of one demo database filed under tenant names that need escaping."""
+    root = tmp_path_factory.mktemp("odd-fleet")
+    filestore = root / "filestore"
+    filestore.mkdir()
+    database = f"odoo_dr_odd_{uuid.uuid4().hex[:6]}"
+    repository = root / "repo"
+    Repository.init(str(repository))
+    try:
+        builder.build(PgSettings.from_options(), database, filestore, SMALL)
+        for name in ODD_TENANTS:
+            result = run_cli(
+                "backup", database, "--tenant", name, "--repo", str(repository),
+                "--filestore-root", str(filestore),
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+        tenants = ""
+        for name in ODD_TENANTS:
+            quoted = json.dumps(name, ensure_ascii=False)
+            tenants += f"      - name: {quoted}\n        tier: standard\n"
+        inventory = root / "inventory.yaml"
+        inventory.write_text(
+            "version: 1\n"
+            "environments:\n"
+            f"  - name: {ODD_ENVIRONMENT}\n"
+            "    evidence: {repository: repo}\n"
+            "    tenants:\n" + tenants
+        )
+        yield OddFleet(root=root, repository=repository, inventory=inventory)
+    finally:
+        drop_leftovers([database])
+
+
+@pytest.fixture(scope="module")
+def odd_server(odd_fleet: OddFleet) -> Iterator[Server]:
+    collector = StatusCollector(inventory_path=odd_fleet.inventory)
+    collector.refresh()
+    assert collector.status.errors == []
+    with Server(create_app(collector)) as running:
+        yield running
+
+
+def tenant_url(environment: str, tenant: str) -> str:
+    return f"{quote(environment)}/{quote(tenant)}"
+
+
+def quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+@pytest.mark.parametrize("tenant", ODD_TENANTS)
+def test_api_tenant_with_odd_name(odd_server: Server, tenant: str):
+    url = f"{odd_server.url}/api/tenants/{tenant_url(ODD_ENVIRONMENT, tenant)}"
+
+    status, _headers, body = request(url)
+
+    assert status == 200, body
+    found = json.loads(body)
+    assert found["tenant"] == tenant
+    assert found["environment"] == ODD_ENVIRONMENT
+    assert len(found["history"]) == 1
+
+
+@pytest.mark.parametrize("tenant", ODD_TENANTS)
+def test_dashboard_tenant_with_odd_name(odd_server: Server, tenant: str):
+    url = f"{odd_server.url}/tenants/{tenant_url(ODD_ENVIRONMENT, tenant)}"
+
+    status, _headers, body = request(url)
+
+    assert status == 200, body
+    assert b"Tenant not found" not in body
+
+
+def test_api_tenant_slash_unescaped(odd_server: Server):
+    url = f"{odd_server.url}/api/tenants/{quote(ODD_ENVIRONMENT)}/eu-prod/odoo"
+
+    status, _headers, body = request(url)
+
+    assert status == 200, body
+    assert json.loads(body)["tenant"] == "eu-prod/odoo"
+
+
+def test_api_tenant_unknown_is_404(odd_server: Server):
+    url = f"{odd_server.url}/api/tenants/{quote(ODD_ENVIRONMENT)}/eu-prod%2Fnone"
+
+    status, _headers, _body = request(url)
+
+    assert status == 404

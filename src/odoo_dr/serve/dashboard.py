@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -125,6 +125,35 @@ class TenantRow:
 def tenant_path(tenant: TenantStatus) -> str:
     environment = quote(tenant.environment or NONE_VALUE, safe="")
     return f"/tenants/{environment}/{quote(tenant.tenant, safe='')}"
+
+
+def find_tenants(
+    tenants: list[TenantStatus], scope: dict, prefix: str, path: str
+) -> list[TenantStatus]:
+    """Return the tenants that `path`, `ENVIRONMENT/TENANT` after `prefix`, names.
+
+    Both names may contain `/`, sent as `%2F`, but the server decodes the path
+    before routing. So the raw path, when it has exactly one unescaped `/` after
+    `prefix`, gives the two names. Otherwise, such as for a client that sent a
+    tenant's `/` unescaped, every tenant whose joined names equal `path` matches.
+    """
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:
+        _before, found, raw_rest = raw_path.decode("latin-1").partition(prefix)
+        parts = raw_rest.split("/")
+        if found and len(parts) == 2:
+            environment, name = (unquote(part) for part in parts)
+            return [
+                item
+                for item in tenants
+                if (item.environment or NONE_VALUE) == environment
+                and item.tenant == name
+            ]
+    return [
+        item
+        for item in tenants
+        if f"{item.environment or NONE_VALUE}/{item.tenant}" == path
+    ]
 
 
 def tenant_row(tenant: TenantStatus, now: datetime) -> TenantRow:
@@ -567,11 +596,10 @@ def routes(
         name = request.path_params["tenant"]
         status = collector.status
         moment = now()
-        matches = [
-            tenant_row(item, moment)
-            for item in status.tenants
-            if (item.environment or NONE_VALUE) == environment and item.tenant == name
-        ]
+        found = find_tenants(
+            status.tenants, request.scope, "/tenants/", f"{environment}/{name}"
+        )
+        matches = [tenant_row(item, moment) for item in found]
         if not matches:
             error = PageError(
                 404,
