@@ -189,3 +189,40 @@ def test_api_tenant_unknown_is_404(odd_server: Server):
     status, _headers, _body = request(url)
 
     assert status == 404
+
+
+SECRET = "SuperSecretPw123"
+SECRET_LOCATIONS = [
+    f"s3://AKIAEXAMPLE:{SECRET}@bucket/prefix",
+    f"s3://bucket/prefix?X-Amz-Credential={SECRET}",
+    f"s3://bucket/prefix?as-of=nonsense&token={SECRET}",
+]
+
+
+@pytest.mark.parametrize("location", SECRET_LOCATIONS)
+def test_repository_secret_not_in_error(location: str):
+    result = run_cli("snapshots", "--repo", location)
+
+    assert result.returncode == 2, result.stderr
+    assert SECRET not in result.stdout
+    assert SECRET not in result.stderr
+
+
+def test_serve_status_hides_location_secrets(tmp_path: Path):
+    repositories = "".join(
+        f"  - name: env{number}\n"
+        f"    evidence: {{repository: {json.dumps(location)}}}\n"
+        "    tenants: [{name: shop}]\n"
+        for number, location in enumerate(SECRET_LOCATIONS)
+    )
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("version: 1\nenvironments:\n" + repositories)
+    collector = StatusCollector(inventory_path=inventory)
+    collector.refresh()
+
+    with Server(create_app(collector)) as server:
+        for route in ("/metrics", "/api/status", "/api/repositories", "/"):
+            status, _headers, body = request(server.url + route)
+            assert status == 200, route
+            assert SECRET.encode() not in body, route
+    assert len(collector.status.errors) == len(SECRET_LOCATIONS)
