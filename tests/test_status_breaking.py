@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -226,3 +227,30 @@ def test_serve_status_hides_location_secrets(tmp_path: Path):
             assert status == 200, route
             assert SECRET.encode() not in body, route
     assert len(collector.status.errors) == len(SECRET_LOCATIONS)
+
+
+def test_damaged_documents_in_status(odd_fleet: OddFleet, tmp_path: Path):
+    repository = tmp_path / "repo"
+    shutil.copytree(odd_fleet.repository, repository)
+    (repository / "snapshots" / "20261205-050000-deadbeef.json").write_text('{"x": ')
+    (repository / "drills" / "20261205-050000-deadbeef.json").write_text(
+        '{"id": "x", "snapshot_id": 5}'
+    )
+    collector = StatusCollector(repositories=[str(repository)])
+    collector.refresh()
+
+    with Server(create_app(collector)) as server:
+        listed = json.loads(request(server.url + "/api/repositories")[2])
+        _status, _headers, metrics = request(server.url + "/metrics")
+        _status, _headers, page = request(server.url + "/")
+
+    damaged = listed[0]["damaged"]
+    assert [item["key"] for item in damaged] == [
+        "drills/20261205-050000-deadbeef.json",
+        "snapshots/20261205-050000-deadbeef.json",
+    ]
+    assert all(item["error"] for item in damaged)
+    assert listed[0]["snapshots"] == len(ODD_TENANTS)
+    sample = f'odoo_dr_repository_damaged_documents{{repository="{repository}"}} 2.0'
+    assert sample.encode() in metrics
+    assert b"snapshots/20261205-050000-deadbeef.json" in page

@@ -33,6 +33,7 @@ from odoo_dr.review.inventory import (
     load_inventory,
 )
 from odoo_dr.status.model import (
+    DamagedDocument,
     DrillPoint,
     FleetStatus,
     PitrStatus,
@@ -190,6 +191,10 @@ class RepositoryCache:
             dedup_ratio=logical / self.stored_bytes if self.stored_bytes else None,
             growth=growth,
             error=self.error,
+            damaged=[
+                DamagedDocument(key=key, error=error)
+                for key, error in sorted(self.damaged.items())
+            ],
         )
 
 
