@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import urllib.parse
 import uuid
@@ -254,3 +255,19 @@ def test_damaged_documents_in_status(odd_fleet: OddFleet, tmp_path: Path):
     sample = f'odoo_dr_repository_damaged_documents{{repository="{repository}"}} 2.0'
     assert sample.encode() in metrics
     assert b"snapshots/20261205-050000-deadbeef.json" in page
+
+
+def test_long_query_value_cut_in_log(
+    odd_server: Server, caplog: pytest.LogCaptureFixture
+):
+    long_value = "A" * 100_000
+    caplog.set_level(logging.INFO, logger="odoo_dr.serve.dashboard")
+
+    for path in (f"/?sort={long_value}", f"/tenants/prod/{long_value}"):
+        status, _headers, body = request(odd_server.url + path)
+        assert status in (400, 404), path
+        assert len(body) < 20_000, path
+
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 2
+    assert all(len(message) < 1000 for message in logged)

@@ -13,6 +13,7 @@ not in the inventory, and the tier of a tenant whose tier is unknown.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -234,13 +235,17 @@ class TableQuery:
         query = cls(**values)
         if query.sort not in COLUMNS:
             raise _bad_query(
-                f"invalid sort {query.sort!r}: expected one of {', '.join(COLUMNS)}"
+                f"invalid sort {_QUOTE.repr(query.sort)}: "
+                f"expected one of {', '.join(COLUMNS)}"
             )
         if query.order not in ("asc", "desc"):
-            raise _bad_query(f"invalid order {query.order!r}: expected asc or desc")
+            raise _bad_query(
+                f"invalid order {_QUOTE.repr(query.order)}: expected asc or desc"
+            )
         if query.state is not None and query.state not in STATES:
             raise _bad_query(
-                f"invalid state {query.state!r}: expected one of {', '.join(STATES)}"
+                f"invalid state {_QUOTE.repr(query.state)}: "
+                f"expected one of {', '.join(STATES)}"
             )
         return query
 
@@ -290,6 +295,12 @@ class TableQuery:
         if column != self.sort:
             return None
         return "ascending" if self.order == "asc" else "descending"
+
+
+# Request values quoted in error pages and their log lines, cut to 80 characters,
+# so that a long query string or path does not fill the log.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = 80
 
 
 def _bad_query(message: str) -> PageError:
@@ -429,7 +440,8 @@ def _render(
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
-    log.info("dashboard %s %s: %s", error.status_code, request.url.path, error.message)
+    path = _QUOTE.repr(request.url.path)
+    log.info("dashboard %s %s: %s", error.status_code, path, error.message)
     return _render(
         request,
         "error.html.j2",
@@ -604,7 +616,8 @@ def routes(
             error = PageError(
                 404,
                 "Tenant not found",
-                f"tenant {name!r} of environment {environment!r} not found",
+                f"tenant {_QUOTE.repr(name)} of environment "
+                f"{_QUOTE.repr(environment)} not found",
             )
             return _error_page(request, error)
         sections = [
