@@ -271,3 +271,27 @@ def test_long_query_value_cut_in_log(
     logged = [record.getMessage() for record in caplog.records]
     assert len(logged) == 2
     assert all(len(message) < 1000 for message in logged)
+
+
+def test_run_lines_ascii_stdout(tmp_path: Path):
+    tenant = "ünï😀 shop"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  - name: prod\n"
+        "    evidence: {repository: repo}\n"
+        f"    tenants: [{{name: {json.dumps(tenant, ensure_ascii=False)}}}]\n"
+    )
+    Repository.init(str(tmp_path / "repo"))
+
+    result = run_cli(
+        "run", "--inventory", str(inventory), env={"PYTHONIOENCODING": "ascii"}
+    )
+
+    # The database does not exist, so the backup fails and nothing else stops.
+    assert result.returncode == 3, result.stderr
+    lines = [json.loads(text) for text in result.stdout.splitlines()]
+    assert {line["tenant"] for line in lines} == {tenant}
+    assert {line["action"] for line in lines} >= {"backup", "drill", "verify"}
+    assert "unexpected" not in result.stderr
