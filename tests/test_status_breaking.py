@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -295,3 +296,22 @@ def test_run_lines_ascii_stdout(tmp_path: Path):
     assert {line["tenant"] for line in lines} == {tenant}
     assert {line["action"] for line in lines} >= {"backup", "drill", "verify"}
     assert "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "option", [["--refresh", "inf"], ["--refresh", "1e12"], ["--review-every", "inf"]]
+)
+def test_serve_rejects_unbounded_interval(tmp_path: Path, option: list[str]):
+    Repository.init(str(tmp_path / "repo"))
+    # A port in use, so that a serve that accepted the option stops at once.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = run_cli(
+            "serve", "--repository", str(tmp_path / "repo"),
+            "--bind", f"127.0.0.1:{port}", *option, timeout=60,
+        )  # fmt: skip
+
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value" in result.stderr
