@@ -17,6 +17,7 @@ import pytest
 from conftest import SMALL, drop_leftovers, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.lock import RunLock
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.inventory import InventoryError, load_inventory
 from odoo_dr.serve.app import create_app
@@ -315,3 +316,19 @@ def test_serve_rejects_unbounded_interval(tmp_path: Path, option: list[str]):
 
     assert result.returncode == 2, result.stderr
     assert "Invalid value" in result.stderr
+
+
+def test_damaged_run_lock_log(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    repository = Repository.init(str(tmp_path / "repo"))
+    lock = RunLock(repository.backend, "prod")
+    (tmp_path / "repo" / lock.key).parent.mkdir(exist_ok=True)
+    (tmp_path / "repo" / lock.key).write_text("garbage")
+    caplog.set_level(logging.WARNING, logger="odoo_dr.repository.lock")
+
+    with lock:
+        pass
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1
+    assert "removing damaged lock" in messages[0]
+    assert "None" not in messages[0]
