@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pty
 import shutil
 import socket
+import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -22,6 +26,7 @@ from odoo_dr.repository.store import Repository
 from odoo_dr.review.inventory import InventoryError, load_inventory
 from odoo_dr.serve.app import create_app
 from odoo_dr.status.collect import StatusCollector
+from test_run import read_terminal
 from test_serve import Server, request
 
 
@@ -102,6 +107,8 @@ class OddFleet:
     root: Path
     repository: Path
     inventory: Path
+    database: str
+    filestore: Path
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +140,13 @@ def odd_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OddFleet]:
             "    evidence: {repository: repo}\n"
             "    tenants:\n" + tenants
         )
-        yield OddFleet(root=root, repository=repository, inventory=inventory)
+        yield OddFleet(
+            root=root,
+            repository=repository,
+            inventory=inventory,
+            database=database,
+            filestore=filestore,
+        )
     finally:
         drop_leftovers([database])
 
@@ -332,3 +345,34 @@ def test_damaged_run_lock_log(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     assert len(messages) == 1
     assert "removing damaged lock" in messages[0]
     assert "None" not in messages[0]
+
+
+@pytest.mark.parametrize("tenant", ["[/]", "shop [/bold]"])
+def test_progress_markup_tenant_name(odd_fleet: OddFleet, tmp_path: Path, tenant):
+    repository = tmp_path / "repo"
+    Repository.init(str(repository))
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120")
+    env.pop("ODOO_DR_PROGRESS", None)
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "odoo_dr", "backup", odd_fleet.database,
+            "--tenant", tenant, "--repo", str(repository),
+            "--filestore-root", str(odd_fleet.filestore),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        terminal = read_terminal(master, process).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+    process.wait(timeout=60)
+
+    assert process.returncode == 0, terminal
+    assert "MarkupError" not in terminal
+    assert "\x1b[" in terminal
+    assert [item.tenant for item in Repository.open(str(repository)).list_snapshots()]
