@@ -376,3 +376,23 @@ def test_progress_markup_tenant_name(odd_fleet: OddFleet, tmp_path: Path, tenant
     assert "MarkupError" not in terminal
     assert "\x1b[" in terminal
     assert [item.tenant for item in Repository.open(str(repository)).list_snapshots()]
+
+
+@pytest.mark.parametrize(
+    ("environment", "tenant"),
+    [("prod", '""'), ("prod", '"   "'), ("prod", '"a\\nb"'), ('""', "shop")],
+)
+def test_blank_names_rejected(tmp_path: Path, environment: str, tenant: str):
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\n"
+        "environments:\n"
+        f"  - name: {environment}\n"
+        f"    tenants: [{{name: {tenant}}}]\n"
+    )
+
+    result = run_cli("alerts", "render", "--inventory", str(inventory))
+
+    assert result.returncode == 2, result.stdout
+    assert "invalid name" in result.stderr
+    assert result.stdout == ""

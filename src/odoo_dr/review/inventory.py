@@ -393,6 +393,19 @@ class OffsiteCopy(Strict):
     )
 
 
+def _check_name(value: str) -> str:
+    """Reject a blank tenant or environment name, or one with a control character.
+
+    An empty name would become an empty label in the alert rules, which
+    Prometheus matches on every series that lacks the label.
+    """
+    if not value.strip():
+        raise ValueError(f"invalid name {value!r}: it is empty or blank")
+    if any(not character.isprintable() for character in value):
+        raise ValueError(f"invalid name {value!r}: it contains a control character")
+    return value
+
+
 class Tenant(Strict):
     name: str = Field(description="the Odoo database name")
     tier: str = STRICTEST_TIER
@@ -426,6 +439,11 @@ class Tenant(Strict):
     def _unique_check_names(cls, value: list[BusinessCheck]) -> list[BusinessCheck]:
         return check_names_unique(value)
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_name(value)
+
 
 class Service(Strict):
     name: str
@@ -435,6 +453,12 @@ class Service(Strict):
 
 class Environment(Strict):
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_name(value)
+
     kind: EnvironmentKind = EnvironmentKind.PRODUCTION
     region: str | None = None
     zones: list[str] = Field(default_factory=list)
