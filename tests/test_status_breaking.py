@@ -396,3 +396,14 @@ def test_blank_names_rejected(tmp_path: Path, environment: str, tenant: str):
     assert result.returncode == 2, result.stdout
     assert "invalid name" in result.stderr
     assert result.stdout == ""
+
+
+def test_inventory_folder_not_not_found(tmp_path: Path):
+    folder = tmp_path / "inventory.yaml"
+    folder.mkdir()
+
+    result = run_cli("run", "--inventory", str(folder), "--dry-run")
+
+    assert result.returncode == 2, result.stderr
+    assert "it is a folder" in result.stderr
+    assert "not found" not in result.stderr
