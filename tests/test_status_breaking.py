@@ -398,7 +398,7 @@ def test_blank_names_rejected(tmp_path: Path, environment: str, tenant: str):
     assert result.stdout == ""
 
 
-def test_inventory_folder_not_not_found(tmp_path: Path):
+def test_inventory_folder_message(tmp_path: Path):
     folder = tmp_path / "inventory.yaml"
     folder.mkdir()
 
