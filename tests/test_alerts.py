@@ -56,6 +56,7 @@ CONTRACT = {
     "odoo_dr_repository_logical_bytes",
     "odoo_dr_repository_dedup_ratio",
     "odoo_dr_repository_snapshots",
+    "odoo_dr_repository_damaged_documents",
     "odoo_dr_pitr_window_start_timestamp_seconds",
     "odoo_dr_pitr_window_end_timestamp_seconds",
     "odoo_dr_pitr_archive_age_seconds",
@@ -639,6 +640,38 @@ def test_server_rules(edge_rules: Path, tmp_path: Path) -> None:
                     [firing("OdooDrStatusStale", "critical")],
                 ),
                 alerts_at("OdooDrStatusAbsent", "11m", []),
+            ],
+        },
+    )
+
+
+@needs_promtool
+def test_damaged_documents_rule(edge_rules: Path, tmp_path: Path) -> None:
+    damaged = {"repository": "/srv/odoo-dr"}
+    run_promtool_test(
+        edge_rules,
+        tmp_path,
+        {
+            "input_series": [
+                {
+                    "series": series(
+                        metric_names.REPOSITORY_DAMAGED_DOCUMENTS, **damaged
+                    ),
+                    "values": "2x10",
+                },
+                {
+                    "series": series(
+                        metric_names.REPOSITORY_DAMAGED_DOCUMENTS, repository="/r"
+                    ),
+                    "values": "0x10",
+                },
+            ],
+            "promql_expr_test": [
+                alerts_at(
+                    "OdooDrRepositoryDamagedDocuments",
+                    "1m",
+                    [firing("OdooDrRepositoryDamagedDocuments", "warning", **damaged)],
+                )
             ],
         },
     )

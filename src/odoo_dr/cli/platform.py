@@ -92,9 +92,15 @@ def read_inventory(path: Path | None) -> tuple[Inventory, Path]:
             "no inventory given",
             hint=f"pass --inventory inventory.yaml or set {INVENTORY_VARIABLE}",
         )
-    if not chosen.is_file():
+    if not chosen.exists():
         raise RejectedError(
             f"inventory {chosen} not found",
+            hint="give the path of the platform's inventory.yaml",
+        )
+    if not chosen.is_file():
+        kind = "a folder" if chosen.is_dir() else "not a regular file"
+        raise RejectedError(
+            f"invalid inventory {chosen}: it is {kind}",
             hint="give the path of the platform's inventory.yaml",
         )
     try:

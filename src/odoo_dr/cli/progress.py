@@ -73,7 +73,9 @@ class RichReporter:
             if self._display is None:
                 self._display = Progress(
                     SpinnerColumn(),
-                    TextColumn("{task.description}"),
+                    # Labels contain tenant and database names, which are text,
+                    # not Rich markup: "[/]" in a name must not raise.
+                    TextColumn("{task.description}", markup=False),
                     BarColumn(),
                     AmountColumn(),
                     TimeElapsedColumn(),

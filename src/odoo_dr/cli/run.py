@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -34,7 +35,11 @@ def _repository_location(
 def _print_line(line: scheduled_run.ActionLine) -> None:
     # sys.stdout, not the Rich console: while a progress bar is shown on the same
     # terminal, sys.stdout prints above it.
-    sys.stdout.write(line.model_dump_json(exclude_none=True) + "\n")
+    # ASCII with \u escapes, because cron may give stdout a locale's encoding,
+    # such as ASCII or Latin-1, that cannot write a tenant's name.
+    fields = line.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

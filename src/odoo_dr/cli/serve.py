@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "ODOO_DR_SERVE_TOKEN"
 DEFAULT_BIND = "127.0.0.1:8080"
+# Upper bounds of --refresh and --review-every: one day and one week. An
+# unbounded value such as `inf` overflowed the collector thread's wait and
+# stopped its refreshes while the server went on serving the first status.
+MAX_REFRESH_EVERY = 86400.0
+MAX_REVIEW_EVERY = 604800.0
 # A shorter token can be guessed over the network; `openssl rand -hex 32` gives 64.
 MIN_TOKEN_LENGTH = 16
 
@@ -124,7 +129,8 @@ def serve(
         typer.Option(
             "--refresh",
             min=1,
-            help="Seconds between reads of the repositories.",
+            max=MAX_REFRESH_EVERY,
+            help="Seconds between reads of the repositories, at most 86400.",
         ),
     ] = DEFAULT_REFRESH_EVERY,
     review_every: Annotated[
@@ -132,8 +138,9 @@ def serve(
         typer.Option(
             "--review-every",
             min=1,
+            max=MAX_REVIEW_EVERY,
             help="Minimum seconds between two reviews of the inventory for the "
-            "scorecard.",
+            "scorecard, at most 604800.",
         ),
     ] = DEFAULT_REVIEW_EVERY,
     token_file: Annotated[

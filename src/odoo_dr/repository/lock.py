@@ -158,12 +158,21 @@ class TenantLock:
                     f"remove {self.backend.describe()}/{self.key}",
                     holder=holder,
                 )
-            log.warning(
-                "removing stale lock of %s left by pid %s on host %s",
-                self._subject(),
-                holder.get("pid"),
-                holder.get("host"),
-            )
+            if "pid" in holder and "host" in holder:
+                log.warning(
+                    "removing stale lock of %s left by pid %s on host %s",
+                    self._subject(),
+                    holder["pid"],
+                    holder["host"],
+                )
+            else:
+                log.warning(
+                    "removing damaged lock of %s: %s/%s is not a lock file that "
+                    "names its process",
+                    self._subject(),
+                    self.backend.describe(),
+                    self.key,
+                )
             if not self._take_over(holder):
                 raise LockHeld(
                     f"cannot lock {self._subject()}: another run is taking over its "

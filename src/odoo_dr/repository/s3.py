@@ -62,9 +62,22 @@ def parse_location(location: str) -> tuple[str, str, datetime | None]:
     """
     rest, _, query = location[len("s3://") :].partition("?")
     bucket, _, prefix = rest.partition("/")
+    # Messages show the location without its query, whose values a pasted
+    # presigned URL fills with credentials.
+    shown = f"s3://{rest}"
+    if "@" in bucket:
+        _userinfo, _, host = bucket.rpartition("@")
+        shown = f"s3://{host}/{prefix}" if prefix else f"s3://{host}"
+        raise RejectedError(
+            f"repository location {shown!r} has a user name or password before "
+            "the bucket, which odoo-dr does not read",
+            hint="remove the 'user:password@' part, and give S3 credentials "
+            "through AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+            "~/.aws/credentials",
+        )
     if not bucket:
         raise RejectedError(
-            f"repository location {location!r} names no bucket",
+            f"repository location {shown!r} names no bucket",
             hint="write it as s3://bucket or s3://bucket/prefix",
         )
     as_of = None
@@ -72,14 +85,14 @@ def parse_location(location: str) -> tuple[str, str, datetime | None]:
         name, _, value = item.partition("=")
         if name != "as-of":
             raise RejectedError(
-                f"unknown parameter {name!r} in repository location {location!r}",
+                f"unknown parameter {name!r} in repository location {shown!r}",
                 hint="the only parameter is as-of, such as ?as-of=2026-12-04T22:00:00Z",
             )
         try:
             as_of = datetime.fromisoformat(value)
         except ValueError:
             raise RejectedError(
-                f"invalid as-of time {value!r} in repository location {location!r}",
+                f"invalid as-of time {value!r} in repository location {shown!r}",
                 hint="give an ISO 8601 time with its zone, such as "
                 "2026-12-04T22:00:00Z",
             ) from None

@@ -31,11 +31,21 @@ from odoo_dr.review.yamlio import Location, YamlError, line_at, load_documents
 _DURATION_PART = r"(\d+(?:\.\d+)?)\s*(min|[smhdw])"
 _DURATION = re.compile(rf"^\s*(?:{_DURATION_PART}\s*)+$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+# 100 years. A schedule adds a duration to a date, and Python's dates end in the
+# year 9999, so a larger one would make every command that reads it fail.
+MAX_DURATION = 36500 * 86400
 
 
 def parse_duration(value: Any) -> Any:
     """Turn `15m`-style text (or several parts, such as `1h30min`) into seconds;
     leave numbers for pydantic to check."""
+    if isinstance(value, bool):
+        # YAML reads `true` and `false` as booleans, which pydantic would take as
+        # 1 and 0 seconds.
+        raise ValueError(
+            f"invalid duration {value!r}: write a number and a unit, such as 30s, "
+            "15m, 90min, 4h, 1h30m, 1d or 2w"
+        )
     if isinstance(value, str):
         if _DURATION.match(value) is None:
             raise ValueError(
@@ -47,11 +57,16 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-def _not_negative(seconds: int) -> int:
+def _check_duration_range(seconds: int) -> int:
     if seconds < 0:
         raise ValueError(
             f"invalid duration {seconds}: a duration is a number of seconds of 0 or "
             "more, or numbers with units, such as 15m or 4h"
+        )
+    if seconds > MAX_DURATION:
+        raise ValueError(
+            f"invalid duration {format_duration(seconds)}: the maximum is 36500d "
+            "(100 years)"
         )
     return seconds
 
@@ -59,7 +74,7 @@ def _not_negative(seconds: int) -> int:
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
-    AfterValidator(_not_negative),
+    AfterValidator(_check_duration_range),
     WithJsonSchema(
         {
             "anyOf": [
@@ -67,7 +82,7 @@ Duration = Annotated[
                     "type": "string",
                     "pattern": r"^\s*(\d+(\.\d+)?\s*(min|[smhdw])\s*)+$",
                 },
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": MAX_DURATION},
             ],
             "description": "seconds, or numbers with units: 30s, 15m (or 15min), "
             "4h, 1h30m, 1d, 2w",
@@ -378,6 +393,19 @@ class OffsiteCopy(Strict):
     )
 
 
+def _check_name(value: str) -> str:
+    """Reject a blank tenant or environment name, or one with a control character.
+
+    An empty name would become an empty label in the alert rules, which
+    Prometheus matches on every series that lacks the label.
+    """
+    if not value.strip():
+        raise ValueError(f"invalid name {value!r}: it is empty or blank")
+    if any(not character.isprintable() for character in value):
+        raise ValueError(f"invalid name {value!r}: it contains a control character")
+    return value
+
+
 class Tenant(Strict):
     name: str = Field(description="the Odoo database name")
     tier: str = STRICTEST_TIER
@@ -411,6 +439,11 @@ class Tenant(Strict):
     def _unique_check_names(cls, value: list[BusinessCheck]) -> list[BusinessCheck]:
         return check_names_unique(value)
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_name(value)
+
 
 class Service(Strict):
     name: str
@@ -420,6 +453,12 @@ class Service(Strict):
 
 class Environment(Strict):
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_name(value)
+
     kind: EnvironmentKind = EnvironmentKind.PRODUCTION
     region: str | None = None
     zones: list[str] = Field(default_factory=list)

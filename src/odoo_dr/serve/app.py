@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
@@ -249,13 +249,18 @@ def create_app(collector: StatusCollector, token: str | None = None) -> FastAPI:
         )
         return Response(body, media_type="application/json")
 
-    @app.get("/api/tenants/{environment}/{tenant}", response_model=TenantStatus)
-    def tenant(environment: str, tenant: str) -> TenantStatus:
+    # `{tenant:path}`, because tenant names such as `eu-prod/odoo` contain `/`.
+    @app.get("/api/tenants/{environment}/{tenant:path}", response_model=TenantStatus)
+    def tenant(request: Request, environment: str, tenant: str) -> TenantStatus:
         """Return one tenant with its snapshots and drills, oldest first."""
-        environment_name = None if environment == NO_ENVIRONMENT else environment
-        for item in collector.status.tenants:
-            if item.environment == environment_name and item.tenant == tenant:
-                return item
+        found = dashboard.find_tenants(
+            collector.status.tenants,
+            request.scope,
+            "/api/tenants/",
+            f"{environment}/{tenant}",
+        )
+        if found:
+            return found[0]
         raise HTTPException(
             status_code=404,
             detail=f"tenant {tenant!r} of environment {environment!r} not found",

@@ -13,12 +13,13 @@ not in the inventory, and the tier of a tenant whose tier is unknown.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -128,6 +129,35 @@ def tenant_path(tenant: TenantStatus) -> str:
     return f"/tenants/{environment}/{quote(tenant.tenant, safe='')}"
 
 
+def find_tenants(
+    tenants: list[TenantStatus], scope: dict, prefix: str, path: str
+) -> list[TenantStatus]:
+    """Return the tenants that `path`, `ENVIRONMENT/TENANT` after `prefix`, names.
+
+    Both names may contain `/`, sent as `%2F`, but the server decodes the path
+    before routing. So the raw path, when it has exactly one unescaped `/` after
+    `prefix`, gives the two names. Otherwise, such as for a client that sent a
+    tenant's `/` unescaped, every tenant whose joined names equal `path` matches.
+    """
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:
+        _before, found, raw_rest = raw_path.decode("latin-1").partition(prefix)
+        parts = raw_rest.split("/")
+        if found and len(parts) == 2:
+            environment, name = (unquote(part) for part in parts)
+            return [
+                item
+                for item in tenants
+                if (item.environment or NONE_VALUE) == environment
+                and item.tenant == name
+            ]
+    return [
+        item
+        for item in tenants
+        if f"{item.environment or NONE_VALUE}/{item.tenant}" == path
+    ]
+
+
 def tenant_row(tenant: TenantStatus, now: datetime) -> TenantRow:
     """Measure the tenant's backup age at `now`, and its freshness against the
     backup interval, so a status collected a while ago does not show an old
@@ -215,13 +245,17 @@ class TableQuery:
         query = cls(**values)
         if query.sort not in COLUMNS:
             raise _bad_query(
-                f"invalid sort {query.sort!r}: expected one of {', '.join(COLUMNS)}"
+                f"invalid sort {_QUOTE.repr(query.sort)}: "
+                f"expected one of {', '.join(COLUMNS)}"
             )
         if query.order not in ("asc", "desc"):
-            raise _bad_query(f"invalid order {query.order!r}: expected asc or desc")
+            raise _bad_query(
+                f"invalid order {_QUOTE.repr(query.order)}: expected asc or desc"
+            )
         if query.state is not None and query.state not in STATES:
             raise _bad_query(
-                f"invalid state {query.state!r}: expected one of {', '.join(STATES)}"
+                f"invalid state {_QUOTE.repr(query.state)}: "
+                f"expected one of {', '.join(STATES)}"
             )
         return query
 
@@ -285,6 +319,12 @@ class TableQuery:
         if column != self.sort:
             return None
         return "ascending" if self.order == "asc" else "descending"
+
+
+# Request values quoted in error pages and their log lines, cut to 80 characters,
+# so that a long query string or path does not fill the log.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = 80
 
 
 def _bad_query(message: str) -> PageError:
@@ -424,7 +464,8 @@ def _render(
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
-    log.info("dashboard %s %s: %s", error.status_code, request.url.path, error.message)
+    path = _QUOTE.repr(request.url.path)
+    log.info("dashboard %s %s: %s", error.status_code, path, error.message)
     return _render(
         request,
         "error.html.j2",
@@ -606,16 +647,16 @@ def routes(
         name = request.path_params["tenant"]
         status = collector.status
         moment = now()
-        matches = [
-            tenant_row(item, moment)
-            for item in status.tenants
-            if (item.environment or NONE_VALUE) == environment and item.tenant == name
-        ]
+        found = find_tenants(
+            status.tenants, request.scope, "/tenants/", f"{environment}/{name}"
+        )
+        matches = [tenant_row(item, moment) for item in found]
         if not matches:
             error = PageError(
                 404,
                 "Tenant not found",
-                f"tenant {name!r} of environment {environment!r} not found",
+                f"tenant {_QUOTE.repr(name)} of environment "
+                f"{_QUOTE.repr(environment)} not found",
             )
             return _error_page(request, error)
         sections = [

@@ -331,6 +331,15 @@ def server_rules(status_max_age: int) -> list[dict]:
             hold=REPOSITORY_DOWN_FOR,
         ),
         _rule(
+            "OdooDrRepositoryDamagedDocuments",
+            f"{m.REPOSITORY_DAMAGED_DOCUMENTS} > 0",
+            WARNING,
+            "Repository {{ $labels.repository }} has damaged documents",
+            "{{ $value }} snapshot manifests or drill records of the repository "
+            "cannot be read, so their snapshots and drills are left out of the "
+            "status. `/api/repositories` lists them with the error.",
+        ),
+        _rule(
             "OdooDrStatusStale",
             f"time() - {m.STATUS_REFRESH_TIMESTAMP_SECONDS} > {status_max_age}",
             CRITICAL,

@@ -33,6 +33,7 @@ from odoo_dr.review.inventory import (
     load_inventory,
 )
 from odoo_dr.status.model import (
+    DamagedDocument,
     DrillPoint,
     FleetStatus,
     PitrStatus,
@@ -54,8 +55,15 @@ _USERINFO = re.compile(r"(://)[^/@]*@")
 
 
 def public_location(location: str) -> str:
-    """Return `location` without a `user:password@` part."""
-    return _USERINFO.sub(r"\1", location)
+    """Return `location` without a `user:password@` part, and without query
+    parameters other than `as-of`, which could carry a presigned URL's credentials."""
+    if "://" not in location:
+        return location
+    path, separator, query = _USERINFO.sub(r"\1", location).partition("?")
+    kept = [item for item in query.split("&") if item.startswith("as-of=")]
+    if not separator or not kept:
+        return path
+    return f"{path}?{'&'.join(kept)}"
 
 
 @dataclass
@@ -183,6 +191,10 @@ class RepositoryCache:
             dedup_ratio=logical / self.stored_bytes if self.stored_bytes else None,
             growth=growth,
             error=self.error,
+            damaged=[
+                DamagedDocument(key=key, error=error)
+                for key, error in sorted(self.damaged.items())
+            ],
         )
 
 

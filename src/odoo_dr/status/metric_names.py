@@ -48,6 +48,8 @@ REPOSITORY_STORED_BYTES = "odoo_dr_repository_stored_bytes"
 REPOSITORY_LOGICAL_BYTES = "odoo_dr_repository_logical_bytes"
 REPOSITORY_DEDUP_RATIO = "odoo_dr_repository_dedup_ratio"
 REPOSITORY_SNAPSHOTS = "odoo_dr_repository_snapshots"
+# Snapshot manifests and drill records that could not be read.
+REPOSITORY_DAMAGED_DOCUMENTS = "odoo_dr_repository_damaged_documents"
 
 # pgBackRest stanzas.
 PITR_WINDOW_START_TIMESTAMP_SECONDS = "odoo_dr_pitr_window_start_timestamp_seconds"

@@ -186,17 +186,23 @@ def _repository_metrics(status: FleetStatus) -> Iterator[Metric]:
         "Snapshots in the repository.",
         REPOSITORY_LABELS,
     )
+    damaged = _gauge(
+        "odoo_dr_repository_damaged_documents",
+        "Snapshot manifests and drill records that could not be read.",
+        REPOSITORY_LABELS,
+    )
     for repository in status.repositories:
         labels = [repository.location]
         up.add_metric(labels, 0.0 if repository.error else 1.0)
         if repository.error:
             continue
+        damaged.add_metric(labels, float(len(repository.damaged)))
         stored.add_metric(labels, float(repository.stored_bytes))
         logical.add_metric(labels, float(repository.logical_bytes))
         if repository.dedup_ratio is not None:
             ratio.add_metric(labels, repository.dedup_ratio)
         snapshots.add_metric(labels, float(repository.snapshots))
-    yield from (up, stored, logical, ratio, snapshots)
+    yield from (up, stored, logical, ratio, snapshots, damaged)
 
 
 def _pitr_metrics(status: FleetStatus) -> Iterator[Metric]:

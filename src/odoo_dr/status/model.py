@@ -78,6 +78,11 @@ class TenantStatus(BaseModel):
     )
 
 
+class DamagedDocument(BaseModel):
+    key: str = Field(description="the key in the repository, such as snapshots/ID.json")
+    error: str = Field(description="why it could not be read")
+
+
 class RepositoryStatus(BaseModel):
     location: str = Field(description="without credentials")
     snapshots: int
@@ -91,6 +96,11 @@ class RepositoryStatus(BaseModel):
     )
     error: str | None = Field(
         default=None, description="why the repository could not be read"
+    )
+    damaged: list[DamagedDocument] = Field(
+        default_factory=list,
+        description="snapshot manifests and drill records that could not be read, "
+        "so their snapshots and drills are left out of the status",
     )
 
 
