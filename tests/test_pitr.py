@@ -303,6 +303,16 @@ def cluster() -> Iterator[Cluster]:
         made.remove()
 
 
+@pytest.fixture(scope="module")
+def bare_cluster() -> Iterator[Cluster]:
+    """A cluster that `pitr setup` never touched, for tests that change nothing."""
+    made = Cluster.create(free_port())
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
 def test_dry_run_then_wal_gap(cluster, tmp_path):
     dry = run_cli("pitr", "setup", *cluster.setup_options(), "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
@@ -380,15 +390,15 @@ def test_socket_leaves_long_folder(tmp_path):
     assert short.socket_folder == tmp_path / "socket"
 
 
-def test_status_unknown_stanza(cluster):
-    result = run_cli("pitr", "status", *cluster.pitr_options(), "--no-server")
+def test_status_unknown_stanza(bare_cluster):
+    result = run_cli("pitr", "status", *bare_cluster.pitr_options(), "--no-server")
     assert result.returncode == 2
     assert "pitr setup" in result.stderr
 
 
-def test_setup_without_pgbackrest(cluster):
+def test_setup_without_pgbackrest(bare_cluster):
     result = run_cli(
-        "pitr", "setup", *cluster.setup_options(), "--dry-run",
+        "pitr", "setup", *bare_cluster.setup_options(), "--dry-run",
         env={"ODOO_DR_PGBACKREST": "/nonexistent/pgbackrest"},
     )  # fmt: skip
     assert result.returncode == 2
