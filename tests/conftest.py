@@ -148,7 +148,7 @@ def small_template(
 
     It is marked as a template that takes no connections, like template0, so
     odoo-dr's database listings and other sessions leave it alone, and CREATE
-    DATABASE ... TEMPLATE never finds it in use.
+    DATABASE ... TEMPLATE does not find it in use.
     """
     name = f"odoo_dr_template_{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("template-filestore")

@@ -306,11 +306,11 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def bare_cluster() -> Iterator[Cluster]:
     """A cluster that `pitr setup` never touched, for tests that change nothing."""
-    made = Cluster.create(free_port())
+    created = Cluster.create(free_port())
     try:
-        yield made
+        yield created
     finally:
-        made.remove()
+        created.remove()
 
 
 def test_dry_run_then_wal_gap(cluster, tmp_path):
@@ -446,7 +446,8 @@ def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert os.environ["AWS_SECRET_ACCESS_KEY"] not in setup.stdout
         # pgBackRest records the first backup's end in whole seconds, and the
-        # window opens a second after it: commit in a later second than setup's end.
+        # window opens a second after that end. So the test waits for the second
+        # after the one in which setup ended before it commits.
         ended = int(time.time())
         while int(time.time()) == ended:
             time.sleep(0.05)

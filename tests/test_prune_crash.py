@@ -138,7 +138,7 @@ def assert_finished(
 def base_repository(settings, small_template, tmp_path_factory) -> tuple[Path, str]:
     """Return a repository of five snapshots and an unindexed pack, and that pack's id.
 
-    It is made once per module: the tests prune copies of it, never the repository.
+    It is made once per module, because the tests prune only copies of it.
     """
     folder = tmp_path_factory.mktemp("prune-crash")
     filestore_root = folder / "filestore"

@@ -72,7 +72,7 @@ def pristine_two_snapshots(
 ) -> tuple[Repository, str, str]:
     """A repository with two snapshots of one database, made once per module.
 
-    Tests never change it: they damage copies of it (see `two_snapshots`).
+    Tests damage only copies of it (see `two_snapshots`).
     """
     folder = tmp_path_factory.mktemp("pristine")
     filestore_root = folder / "filestore"

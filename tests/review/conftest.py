@@ -100,7 +100,7 @@ def pg_archiving() -> Iterator[PgCluster]:
         with (standby.data / "postgresql.conf").open("a") as conf:
             conf.write(f"unix_socket_directories = '{standby.root}'\n")
             # Report replay progress every second, not every 10 s, so the primary
-            # soon knows the standby's replay_lsn (see `streaming`).
+            # receives the standby's replay_lsn soon (see `streaming`).
             conf.write("wal_receiver_status_interval = 1\n")
         standby.start()
 
