@@ -280,8 +280,8 @@ class RedisServer:
     def stop(self) -> None:
         # Stop with SHUTDOWN NOSAVE because the data is thrown away. On SIGTERM a
         # server with save points writes its RDB first, and one whose save fails
-        # keeps running. The command goes over a plain socket because the redis-py
-        # client's shutdown() took about 4 s here, retrying on the closed connection.
+        # keeps running. The command goes over a plain socket because redis-py
+        # 8.2's shutdown() keeps retrying on the closed connection for seconds.
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
                 sock.sendall(b"SHUTDOWN NOSAVE\r\n")
