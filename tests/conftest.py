@@ -7,7 +7,9 @@ dropped when the test ends.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,10 +19,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from odoo_dr.demo import builder
 from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.pg.names import validate_database_name
+from odoo_dr.pg.server import drop_database
 from odoo_dr.repository.store import Repository
 
 os.environ.setdefault("PGHOST", "127.0.0.1")
@@ -135,17 +140,107 @@ def repository(tmp_path: Path) -> Repository:
     return Repository.init(str(tmp_path / "repo"))
 
 
+@pytest.fixture(scope="session")
+def small_template(
+    settings: PgSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[builder.DemoSummary]:
+    """Build the SMALL demo database once per worker, as a template to clone.
+
+    It is marked as a template that takes no connections, like template0, so
+    odoo-dr's database listings and other sessions leave it alone, and CREATE
+    DATABASE ... TEMPLATE does not find it in use.
+    """
+    name = f"odoo_dr_template_{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("template-filestore")
+    try:
+        summary = builder.build(settings, name, root, SMALL)
+        with admin_connection() as connection:
+            connection.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(
+                    sql.Identifier(name)
+                )
+            )
+            connection.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(name)
+                )
+            )
+        yield summary
+    finally:
+        with admin_connection() as connection:
+            connection.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(
+                    sql.Identifier(name)
+                )
+            )
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            )
+
+
+def clone_demo(
+    settings: PgSettings,
+    template: builder.DemoSummary,
+    name: str,
+    filestore_root: Path,
+) -> builder.DemoSummary:
+    """Create `name` as a copy of the demo `template`, with its own filestore folder.
+
+    The copy gets a new database.uuid and database.secret and the demo's comment,
+    as builder.build gives every database it creates.
+    """
+    validate_database_name(name)
+    folder = filestore_root / name
+    with admin_connection() as connection:
+        drop_database(connection, name)
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template.database)
+            )
+        )
+        connection.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(builder.DEMO_MARKER)
+            )
+        )
+    with settings.connect(name) as connection:
+        for key, value in (
+            ("database.uuid", str(uuid.uuid1())),
+            ("database.secret", str(uuid.uuid4())),
+        ):
+            connection.execute(
+                "UPDATE ir_config_parameter SET value = %s WHERE key = %s",
+                (value, key),
+            )
+        connection.commit()
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(template.filestore, folder)
+    return dataclasses.replace(template, database=name, filestore=folder)
+
+
 @pytest.fixture
 def odoo_database(
-    settings: PgSettings, filestore_root: Path, database_names: list[str], unique: str
+    settings: PgSettings,
+    filestore_root: Path,
+    database_names: list[str],
+    unique: str,
+    request: pytest.FixtureRequest,
 ) -> Callable[..., builder.DemoSummary]:
-    """Build an Odoo-shaped database; returns a factory taking the name and scale."""
+    """Build an Odoo-shaped database; returns a factory taking the name and scale.
+
+    The SMALL scale is cloned from a template built once per worker, other scales
+    are built from scratch.
+    """
 
     def build(
         name: str | None = None, scale: builder.DemoScale = SMALL
     ) -> builder.DemoSummary:
         name = name or f"odoo_dr_test_{unique}"
         database_names.append(name)
+        if scale == SMALL:
+            template = request.getfixturevalue("small_template")
+            return clone_demo(settings, template, name, filestore_root)
         return builder.build(settings, name, filestore_root, scale, replace=True)
 
     return build

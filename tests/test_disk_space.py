@@ -12,9 +12,8 @@ import uuid
 
 import pytest
 
-from conftest import SMALL, database_exists, drop_leftovers, query, run_cli
+from conftest import clone_demo, database_exists, drop_leftovers, query, run_cli
 from mounts import odoo_dr, run_in_namespace, tmpfs
-from odoo_dr.demo import builder
 from odoo_dr.engine.restore_plan import load_index
 from odoo_dr.repository.store import Repository
 
@@ -27,14 +26,14 @@ def on_disk(sizes: list[int]) -> int:
 
 
 @pytest.fixture(scope="module")
-def backed_up(settings, tmp_path_factory):
+def backed_up(settings, tmp_path_factory, small_template):
     """Back up one small database for the whole module; drop it at the end."""
     folder = tmp_path_factory.mktemp("backed-up")
     root = folder / "filestore"
     root.mkdir()
     name = f"odoo_dr_space_{uuid.uuid4().hex[:6]}"
     try:
-        builder.build(settings, name, root, SMALL, replace=True)
+        clone_demo(settings, small_template, name, root)
         repository = Repository.init(str(folder / "repo"))
         result = run_cli("backup", name, "--repo", repository.location,
                          "--filestore-root", str(root))  # fmt: skip

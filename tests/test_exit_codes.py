@@ -64,19 +64,6 @@ def test_exit_2_not_odoo(cli, repository, database_names, unique):
     assert "is not an Odoo database" in result.stderr
 
 
-def test_exit_3_backup_failed(cli, repository, odoo_database, filestore_root):
-    summary = odoo_database()
-    (store_fname,) = query(
-        summary.database,
-        "SELECT store_fname FROM ir_attachment WHERE store_fname IS NOT NULL LIMIT 1",
-    )[0]
-    (filestore_root / summary.database / store_fname).unlink()
-    result = cli("backup", summary.database, "--strict", "--repo", repository.location,
-                 "--filestore-root", str(filestore_root))  # fmt: skip
-    assert result.returncode == ExitCode.BACKUP_FAILED
-    assert repository.snapshot_ids() == []
-
-
 def test_exit_3_pg_dump_failed(
     cli, repository, odoo_database, filestore_root, tmp_path
 ):

@@ -25,8 +25,7 @@ from pathlib import Path
 import pytest
 
 import odoo9
-from conftest import SMALL, admin_connection, drop_leftovers, query, run_cli
-from odoo_dr.demo import builder
+from conftest import admin_connection, clone_demo, drop_leftovers, query, run_cli
 from odoo_dr.engine.importer import ImportOptions, run_import
 from odoo_dr.errors import RejectedError
 from odoo_dr.odoo.archives import PLAIN_HEADER, PLAIN_TRAILER
@@ -146,11 +145,11 @@ def write_odoo_zip(
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def source(tmp_path_factory, small_template):
     """The sample database, a backup zip of it as Odoo writes one, and its folder."""
     root = tmp_path_factory.mktemp("source")
     name = f"odoo_dr_impexp_{uuid.uuid4().hex[:6]}"
-    summary = builder.build(PgSettings.from_options(), name, root / "fs", SMALL)
+    summary = clone_demo(PgSettings.from_options(), small_template, name, root / "fs")
     dump_sql = root / "dump.sql"
     pg_dump(name, dump_sql)
     good_zip = root / "good.zip"

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import SMALL, database_exists, drop_leftovers, free_port, run_cli
 from odoo_dr.demo import builder
-from odoo_dr.engine.pitr import CONSISTENCY_MARGIN, read_status
+from odoo_dr.engine.pitr import read_status
 from odoo_dr.engine.pitr_drill import choose_backup
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
@@ -303,6 +303,16 @@ def cluster() -> Iterator[Cluster]:
         made.remove()
 
 
+@pytest.fixture(scope="module")
+def bare_cluster() -> Iterator[Cluster]:
+    """A cluster that `pitr setup` never touched, for tests that change nothing."""
+    created = Cluster.create(free_port())
+    try:
+        yield created
+    finally:
+        created.remove()
+
+
 def test_dry_run_then_wal_gap(cluster, tmp_path):
     dry = run_cli("pitr", "setup", *cluster.setup_options(), "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
@@ -380,15 +390,15 @@ def test_socket_leaves_long_folder(tmp_path):
     assert short.socket_folder == tmp_path / "socket"
 
 
-def test_status_unknown_stanza(cluster):
-    result = run_cli("pitr", "status", *cluster.pitr_options(), "--no-server")
+def test_status_unknown_stanza(bare_cluster):
+    result = run_cli("pitr", "status", *bare_cluster.pitr_options(), "--no-server")
     assert result.returncode == 2
     assert "pitr setup" in result.stderr
 
 
-def test_setup_without_pgbackrest(cluster):
+def test_setup_without_pgbackrest(bare_cluster):
     result = run_cli(
-        "pitr", "setup", *cluster.setup_options(), "--dry-run",
+        "pitr", "setup", *bare_cluster.setup_options(), "--dry-run",
         env={"ODOO_DR_PGBACKREST": "/nonexistent/pgbackrest"},
     )  # fmt: skip
     assert result.returncode == 2
@@ -435,9 +445,12 @@ def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
         setup = run_cli("pitr", "setup", *options, "--restart")
         assert setup.returncode == 0, setup.stdout + setup.stderr
         assert os.environ["AWS_SECRET_ACCESS_KEY"] not in setup.stdout
-        # pgBackRest records the backup's end to the second, and the window opens
-        # a margin after it: a commit in the same second would not be inside it.
-        time.sleep(CONSISTENCY_MARGIN.total_seconds() + 1.1)
+        # pgBackRest records the first backup's end in whole seconds, and the
+        # window opens a second after that end. So the test waits for the second
+        # after the one in which setup ended before it commits.
+        ended = int(time.time())
+        while int(time.time()) == ended:
+            time.sleep(0.05)
         cluster.execute("postgres", "CREATE TABLE moves (id int)")
         cluster.execute("postgres", "INSERT INTO moves VALUES (1)")
         cluster.archive_now()
@@ -446,7 +459,7 @@ def test_repository_on_s3(cluster, s3_endpoint, tmp_path):
         )
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
-        assert report["window"] is not None
+        assert report["window"] is not None, status.stdout
         assert all(chain["continuous"] for chain in report["chains"])
     secrets = cluster.config_path / "conf.d" / "odoo-dr-test.secrets.conf"
     assert "repo1-s3-key-secret=" in secrets.read_text()

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import SMALL, drop_leftovers, free_port, run_cli
-from odoo_dr.demo import builder
+from conftest import clone_demo, drop_leftovers, free_port, run_cli
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.store import Repository
 from pitr_cluster import Cluster
@@ -87,14 +86,14 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Iterator[Platform]:
+def platform(tmp_path_factory, small_template) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("platform")
     suffix = str(os.getpid())
     names = {tier: f"{name}_{suffix}" for tier, name in TENANTS.items()}
     settings = PgSettings()
     root = folder / "filestore"
     for name in names.values():
-        builder.build(settings, name, root, SMALL)
+        clone_demo(settings, small_template, name, root)
     sessions = redis.Redis(host="127.0.0.1", port=6379, db=SESSIONS_DB)
     sessions.flushdb()
     for number in range(50):
@@ -202,7 +201,7 @@ def test_restore_to_another_cluster(platform, backed_up, tmp_path):
         target.remove()
 
 
-def test_one_failing_tenant_does_not_stop_the_rest(platform, tmp_path):
+def test_one_failing_tenant_does_not_stop_the_rest(platform, small_template, tmp_path):
     missing = platform.names["standard"]
     drop_leftovers([missing])
     try:
@@ -218,16 +217,14 @@ def test_one_failing_tenant_does_not_stop_the_rest(platform, tmp_path):
         others = [name for name in platform.names.values() if name != missing]
         assert all(status[name]["status"] == "ok" for name in others)
     finally:
-        builder.build(
-            PgSettings(), missing, platform.filestore_root, SMALL, replace=True
-        )
+        clone_demo(PgSettings(), small_template, missing, platform.filestore_root)
 
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "regional-distributor"
 EXAMPLE_REDIS_DB = SESSIONS_DB + 2
 
 
-def test_regional_distributor_example(tmp_path):
+def test_regional_distributor_example(tmp_path, small_template):
     """Drill the example's production environment: every tenant, sessions, config."""
     folder = tmp_path / "example"
     shutil.copytree(EXAMPLE, folder)
@@ -241,7 +238,7 @@ def test_regional_distributor_example(tmp_path):
     databases = [f"{name}_{suffix}" for name in names]
     root = tmp_path / "filestore"
     for database in databases:
-        builder.build(PgSettings(), database, root, SMALL)
+        clone_demo(PgSettings(), small_template, database, root)
     sessions = redis.Redis(host="127.0.0.1", port=6379, db=EXAMPLE_REDIS_DB)
     sessions.flushdb()
     sessions.set("session:3am", "on-call", ex=3600)

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import SMALL, drop_leftovers, free_port, run_cli
+from conftest import clone_demo, drop_leftovers, free_port, run_cli
 from odoo_dr import tempfiles
-from odoo_dr.demo import builder
 from odoo_dr.engine import platform as engine
 from odoo_dr.engine.runbook import RunbookOptions, render_runbook
 from odoo_dr.engine.sql_guard import validate_select
@@ -114,11 +113,11 @@ def _write_inventory(folder: Path, tenant: str, port: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> Iterator[Setup]:
+def setup(tmp_path_factory, small_template) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("breaking")
     tenant = f"Acme-Prod {os.getpid()}"
     root = folder / "filestore"
-    builder.build(PgSettings(), tenant, root, SMALL)
+    clone_demo(PgSettings(), small_template, tenant, root)
     password = f"pw-{uuid.uuid4().hex}"
     process, port = _start_redis(folder / "redis", password)
     repo = folder / "repo"

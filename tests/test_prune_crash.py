@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from conftest import clone_demo, drop_leftovers
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
 from odoo_dr.repository import objects
@@ -132,21 +134,36 @@ def assert_finished(
     assert_all_verify(location)
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_prune_killed_anywhere(
-    settings, odoo_database, filestore_root, tmp_path, variant
-):
-    options = VARIANTS[variant]
-    summary = odoo_database()
-    base = tmp_path / "base"
-    small_pack_repository(base)
-    for number in range(1, 6):
-        take_backup(settings, base, summary.database, filestore_root, day(1, number))
+@pytest.fixture(scope="module")
+def base_repository(settings, small_template, tmp_path_factory) -> tuple[Path, str]:
+    """Return a repository of five snapshots and an unindexed pack, and that pack's id.
+
+    It is made once per module, because the tests prune only copies of it.
+    """
+    folder = tmp_path_factory.mktemp("prune-crash")
+    filestore_root = folder / "filestore"
+    name = f"odoo_dr_prune_crash_{uuid.uuid4().hex[:6]}"
+    base = folder / "base"
+    try:
+        summary = clone_demo(settings, small_template, name, filestore_root)
+        small_pack_repository(base)
+        for number in range(1, 6):
+            take_backup(
+                settings, base, summary.database, filestore_root, day(1, number)
+            )
+    finally:
+        drop_leftovers([name])
     # A backup killed after storing a pack leaves a pack that no index file lists.
     content = os.urandom(30_000)
     leftover = seal([(objects.object_id(content), objects.encode(content), 30_000)])
     Repository.open(str(base)).backend.write(pack_key(leftover.id), leftover.data)
+    return base, leftover.id
 
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_prune_killed_anywhere(base_repository, tmp_path, variant):
+    options = VARIANTS[variant]
+    base, leftover_id = base_repository
     driver = Driver()
     reference = tmp_path / "reference"
     shutil.copytree(base, reference)
@@ -157,7 +174,7 @@ def test_prune_killed_anywhere(
     packs = pack_files(reference)
     assert len(kept) == 2
     assert len(packs) < len(pack_files(base))
-    assert leftover.id not in packs
+    assert leftover_id not in packs
     if options:
         assert "repacked" in output
         assert "repacked 0 pack(s)" not in output

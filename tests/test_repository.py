@@ -349,8 +349,11 @@ def test_snapshot_references_explained(
               "--filestore-root", str(filestore_root)]  # fmt: skip
     older = cli(*backup).stdout.strip()
     # Ids order by their second first; two backups in the same second would be
-    # ordered by their random tails.
-    time.sleep(1.1)
+    # ordered by their random tails. The older backup ended in this second at the
+    # latest, so the newer one starts in a later second than the older's id.
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.05)
     newer = cli(*backup).stdout.strip()
     assert newer > older
     other = cli(*backup, "--tenant", "other tenant").stdout.strip()

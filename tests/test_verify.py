@@ -11,11 +11,12 @@ import hashlib
 import json
 import math
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import blob_path, damage_blob
+from conftest import blob_path, clone_demo, damage_blob, drop_leftovers, run_cli
 from odoo_dr.cli.verify import _as_json
 from odoo_dr.engine.subset import SPACE, parse_subset
 from odoo_dr.engine.verify import verify
@@ -65,13 +66,33 @@ def shared_table_chunk(repository: Repository, first: str) -> tuple[str, str]:
     return table.name, table.chunks[0]
 
 
+@pytest.fixture(scope="module")
+def pristine_two_snapshots(
+    settings, small_template, tmp_path_factory
+) -> tuple[Repository, str, str]:
+    """A repository with two snapshots of one database, made once per module.
+
+    Tests damage only copies of it (see `two_snapshots`).
+    """
+    folder = tmp_path_factory.mktemp("pristine")
+    filestore_root = folder / "filestore"
+    name = f"odoo_dr_verify_{uuid.uuid4().hex[:6]}"
+    try:
+        summary = clone_demo(settings, small_template, name, filestore_root)
+        pristine = small_pack_repository(folder / "repo")
+        first = backup(run_cli, pristine, summary.database, filestore_root)
+        second = backup(run_cli, pristine, summary.database, filestore_root)
+    finally:
+        drop_leftovers([name])
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    return pristine, first.stdout.strip(), second.stdout.strip()
+
+
 @pytest.fixture
-def two_snapshots(cli, tmp_path, odoo_database, filestore_root):
-    """A pristine repository with two snapshots; returns a factory of copies."""
-    summary = odoo_database()
-    pristine = small_pack_repository(tmp_path / "pristine")
-    first = backup(cli, pristine, summary.database, filestore_root).stdout.strip()
-    second = backup(cli, pristine, summary.database, filestore_root).stdout.strip()
+def two_snapshots(pristine_two_snapshots, tmp_path):
+    """The pristine repository's two snapshots; returns a factory of its copies."""
+    pristine, first, second = pristine_two_snapshots
     assert first and second
     copies = iter(range(100))
 

@@ -99,12 +99,18 @@ def pg_archiving() -> Iterator[PgCluster]:
         )
         with (standby.data / "postgresql.conf").open("a") as conf:
             conf.write(f"unix_socket_directories = '{standby.root}'\n")
+            # Report replay progress every second, not every 10 s, so the primary
+            # receives the standby's replay_lsn soon (see `streaming`).
+            conf.write("wal_receiver_status_interval = 1\n")
         standby.start()
 
         def streaming() -> bool:
+            # replay_lsn stays NULL until the standby reports its first replay,
+            # and the replica's lag in bytes is read from it.
             with primary.connect() as connection:
                 row = connection.execute(
-                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+                    "SELECT count(*) FROM pg_stat_replication"
+                    " WHERE state = 'streaming' AND replay_lsn IS NOT NULL"
                 ).fetchone()
             return row[0] == 1
 
