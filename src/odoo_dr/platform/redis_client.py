@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-import redis
-
 from odoo_dr.errors import OdooDrError, RejectedError
+from odoo_dr.imports import lazy_module
 from odoo_dr.platform.redis_server import no_retry
+
+redis = lazy_module("redis")
 
 _CONNECT_TIMEOUT = 10.0
 # redis-cli's variable for the password, so that it stays out of process arguments.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import redis
-
 from odoo_dr.errors import OdooDrError, RejectedError, RestoreFailed
+from odoo_dr.imports import lazy_module
 from odoo_dr.platform.redis_client import RedisAddress
 from odoo_dr.platform.redis_server import TemporaryRedis
+
+redis = lazy_module("redis")
 
 # Keys copied per round trip of a restore: one pipeline of PTTL and DUMP on the
 # temporary server, then one pipeline of RESTORE on the target.

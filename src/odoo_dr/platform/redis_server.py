@@ -17,12 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from odoo_dr.errors import OdooDrError, RestoreFailed
+from odoo_dr.imports import lazy_module
 from odoo_dr.processes import dying_with_parent
+
+redis = lazy_module("redis")
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,15 @@ def find_binary(name: str, variable: str, error: type[OdooDrError]) -> str:
     return found
 
 
-def no_retry() -> Retry:
+def no_retry() -> redis.retry.Retry:
     """Return the retry policy of odoo-dr's Redis clients: fail at once.
 
     redis-py 8 retries a failed command three times with backoff of up to 10 s by
     default, which turns a refused connection or a timeout into a long wait.
     """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return Retry(NoBackoff(), 0)
 
 
