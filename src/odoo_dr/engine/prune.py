@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,7 +58,7 @@ from odoo_dr.repository.index import pack_key, write_index_file
 from odoo_dr.repository.lock import PruneLock
 from odoo_dr.repository.manifest import FilestoreEntry, SnapshotManifest
 from odoo_dr.repository.packs import BlobLocation, PackWriter, SealedPack
-from odoo_dr.repository.store import Repository
+from odoo_dr.repository.store import MANIFEST_READERS, Repository
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,21 @@ def _future(moment: datetime | None, now: datetime) -> datetime | None:
     return moment if moment is not None and moment > now else None
 
 
+def _retained_until(
+    repository: Repository, snapshot_ids: list[str]
+) -> dict[str, datetime | None]:
+    """Read the Object Lock date of each manifest, several at a time, since each is
+    a request of its own to an object store."""
+
+    def retained(snapshot_id: str) -> datetime | None:
+        return repository.backend.retained_until(f"snapshots/{snapshot_id}.json")
+
+    with ThreadPoolExecutor(
+        max_workers=MANIFEST_READERS, thread_name_prefix="odoo-dr-retention"
+    ) as pool:
+        return dict(zip(snapshot_ids, pool.map(retained, snapshot_ids), strict=True))
+
+
 def plan_tenants(
     repository: Repository,
     manifests: list[SnapshotManifest],
@@ -134,6 +150,15 @@ def plan_tenants(
             hint="list snapshots with: odoo-dr snapshots",
         )
     drilled = _drilled_snapshots(repository)
+    locked = _retained_until(
+        repository,
+        [
+            item.id
+            for name, items in by_tenant.items()
+            if tenant in (None, name)
+            for item in items
+        ],
+    )
     restore_points = {
         point.snapshot_id: point.release
         for point in latest_restore_points(repository).values()
@@ -152,10 +177,7 @@ def plan_tenants(
                 labels=item.labels,
                 drill_passed=item.id in drilled,
                 restore_point_of=restore_points.get(item.id),
-                locked_until=_future(
-                    repository.backend.retained_until(f"snapshots/{item.id}.json"),
-                    now,
-                ),
+                locked_until=_future(locked[item.id], now),
             )
             for item in items
         ]

@@ -123,6 +123,8 @@ def make_client() -> Any:
         retries={"mode": "standard", "total_max_attempts": _max_attempts()},
         connect_timeout=10,
         read_timeout=60,
+        # Room for the manifest readers and the upload threads of one run.
+        max_pool_connections=32,
     )
     try:
         session = boto3.session.Session()

@@ -32,6 +32,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,9 @@ REPOSITORY_VARIABLE = "ODOO_DR_REPO"
 DEFAULT_LOCATION = "./odoo-dr-repo"
 FORMAT = "odoo-dr-repository"
 FORMAT_VERSION = 1
+# Manifests read at once when a listing needs them in full: each is one request
+# to an object store.
+MANIFEST_READERS = 16
 
 
 class ObjectLockSettings(BaseModel):
@@ -562,6 +566,27 @@ class Repository:
         raw = self._open_document(key, stored)
         return self._parse_manifest(snapshot_id, raw), raw, len(stored)
 
+    def _read_manifests(
+        self, snapshot_ids: list[str]
+    ) -> dict[str, tuple[SnapshotManifest, bytes, int] | RepositoryError]:
+        """Read the manifests of `snapshot_ids` several at a time, since each read
+        from an object store is a request of its own; map each id to its
+        manifest, plain JSON and stored size, or to the error that made it
+        unreadable."""
+
+        def read(snapshot_id: str):
+            try:
+                return self._read_manifest(snapshot_id)
+            except RepositoryError as exc:
+                return exc
+
+        if len(snapshot_ids) < 2:
+            return {snapshot_id: read(snapshot_id) for snapshot_id in snapshot_ids}
+        with ThreadPoolExecutor(
+            max_workers=MANIFEST_READERS, thread_name_prefix="odoo-dr-manifest"
+        ) as pool:
+            return dict(zip(snapshot_ids, pool.map(read, snapshot_ids), strict=True))
+
     def _parse_manifest(self, snapshot_id: str, raw: bytes) -> SnapshotManifest:
         try:
             manifest = SnapshotManifest.model_validate_json(raw)
@@ -784,16 +809,18 @@ class Repository:
         `tenant`; each chosen manifest is then read in full.
         """
         summaries, damaged, loaded = self._scan_catalog(tenant)
+        wanted = [summary.id for summary in summaries if summary.id not in loaded]
+        read = self._read_manifests(wanted)
         manifests = []
         corrected = []
         for summary in summaries:
             manifest = loaded.get(summary.id)
             if manifest is None:
-                try:
-                    manifest, document, stored_size = self._read_manifest(summary.id)
-                except RepositoryError as exc:
-                    damaged[summary.id] = exc.message
+                result = read[summary.id]
+                if isinstance(result, RepositoryError):
+                    damaged[summary.id] = result.message
                     continue
+                manifest, document, stored_size = result
                 if hashlib.sha256(document).hexdigest() != summary.manifest_sha256:
                     log.warning(
                         "the catalog entry of snapshot %s does not match its "
