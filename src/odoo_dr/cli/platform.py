@@ -139,7 +139,10 @@ def _prepare(
     quiet: bool,
 ) -> tuple[Inventory, Path, frozenset[str] | None]:
     """Set the log level, read the inventory and check the --tenant names."""
-    loaded, folder, only = _prepare(environment, inventory, tenant, verbose, quiet)
+    opt.apply_verbosity(verbose, quiet)
+    loaded, folder = read_inventory(inventory)
+    only = _only(tenant)
+    _check_only(loaded, environment, only)
     return loaded, folder, only
 
 
