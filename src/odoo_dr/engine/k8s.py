@@ -445,9 +445,11 @@ def _run_cronjobs(
         "run",
         "--inventory",
         f"{INVENTORY_MOUNT}/{inventory_key(environment.name)}",
-        environment.name,
         "--jobs",
         str(options.jobs),
+        # An environment named like an option ("--help") must stay an argument.
+        "--",
+        environment.name,
     ]
     minutes = options.run_every or run_interval_minutes(inventory, environment)
     pod = _pod_template(environment, labels, args, options)
@@ -484,8 +486,8 @@ def _fleet_args(task: str, key: str, environment: str, jobs: int) -> list[str]:
         "--all",
         "--inventory",
         f"{INVENTORY_MOUNT}/{key}",
-        "--environment",
-        environment,
+        # One token, so an environment named like an option stays its value.
+        f"--environment={environment}",
         "--jobs",
         str(jobs),
     ]
