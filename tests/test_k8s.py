@@ -631,6 +631,10 @@ def test_colliding_names_rejected(tmp_path):
         " tenants: [{name: x, tier: c}]}\n"
         "  - {name: a, evidence: {repository: s3://b/q},"
         " tenants: [{name: y, tier: b-c}]}\n",
+        "tier": "tiers:\n  Gold: {drill_every: 30d}\n  gold: {drill_every: 30d}\n"
+        "environments:\n"
+        "  - {name: a, evidence: {repository: s3://b/p},"
+        " tenants: [{name: x, tier: Gold}, {name: y, tier: gold}]}\n",
     }
     for case, text in cases.items():
         inventory = _inventory(tmp_path, text)
@@ -638,7 +642,7 @@ def test_colliding_names_rejected(tmp_path):
             k8s.render(
                 inventory, k8s.RenderOptions(mode="tasks", postgres=ODD_POLICY.postgres)
             )
-        assert "same Kubernetes name" in caught.value.message, case
+        assert "map to the same Kubernetes name" in caught.value.message, case
 
 
 def test_oversized_config_map_rejected(tmp_path):

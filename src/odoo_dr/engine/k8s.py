@@ -537,6 +537,13 @@ def _tasks_cronjobs(
             pod = _pod_template(
                 environment, labels, args, options, indexed=len(shards) > 1
             )
+            if f"cronjob-{name}.yaml" in files:
+                raise RejectedError(
+                    f"tiers of environment {environment.name!r} map to the same "
+                    f"Kubernetes name ({name}), so one would replace the other",
+                    hint="rename one of the tiers in the inventory so that their "
+                    "lowercased names differ in more than case and punctuation",
+                )
             files[f"cronjob-{name}.yaml"] = _cronjob(
                 name, interval, labels, pod, options, deadline, shards=len(shards)
             )
@@ -738,6 +745,42 @@ def _network_policy(
 
 # -- the whole base ---------------------------------------------------------------
 
+# The API server rejects a ConfigMap whose data is larger than this.
+MAX_CONFIG_MAP_BYTES = 1024 * 1024
+
+
+def _claim_names(owners: dict[str, str], names: list[str], environment: str) -> None:
+    """Record the file names and ConfigMap keys of `environment` in `owners`.
+
+    Names are lowercased and cut to DNS labels, so two environments (or an
+    environment and tier joined by a dash) can map to one object, and the later
+    one would silently replace the earlier.
+    """
+    for name in names:
+        other = owners.setdefault(name, environment)
+        if other != environment:
+            raise RejectedError(
+                f"environments {other!r} and {environment!r} map to the same "
+                f"Kubernetes name ({name}), so one would replace the other",
+                hint="rename one of the environments (or tiers) in the inventory "
+                "so that their lowercased names differ in more than case, "
+                "punctuation and dashes",
+            )
+
+
+def _check_config_map_size(inventories: dict[str, str]) -> None:
+    size = sum(
+        len(key) + len(text.encode("utf-8")) for key, text in inventories.items()
+    )
+    if size > MAX_CONFIG_MAP_BYTES:
+        raise RejectedError(
+            f"the inventory ConfigMap would hold {size} bytes, over the 1 MiB "
+            f"({MAX_CONFIG_MAP_BYTES} bytes) Kubernetes accepts",
+            hint="split the tenants over several inventories and render each "
+            "into its own base and namespace, or use --mode run, whose ConfigMap "
+            "holds each tenant once",
+        )
+
 
 def render(inventory: Inventory, options: RenderOptions) -> Rendered:
     """Render the Kustomize base for every environment of the inventory that has
@@ -761,16 +804,25 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
     warnings: list[str] = []
     resources: dict[str, dict] = {"serviceaccount.yaml": _service_account(options)}
     inventories: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for environment in environments:
-        inventories[inventory_key(environment.name)] = _dump(
+        own_resources: dict[str, dict] = {}
+        own_inventories: dict[str, str] = {}
+        own_inventories[inventory_key(environment.name)] = _dump(
             job_inventory(inventory, environment, environment.tenants)
         )
         policy = _network_policy(environment, options, warnings)
-        resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
+        own_resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
         if options.mode == "run":
-            resources |= _run_cronjobs(inventory, environment, options)
+            own_resources |= _run_cronjobs(inventory, environment, options)
         else:
-            resources |= _tasks_cronjobs(inventory, environment, options, inventories)
+            own_resources |= _tasks_cronjobs(
+                inventory, environment, options, own_inventories
+            )
+        _claim_names(owners, [*own_resources, *own_inventories], environment.name)
+        resources |= own_resources
+        inventories |= own_inventories
+    _check_config_map_size(inventories)
     resources["configmap-inventory.yaml"] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
