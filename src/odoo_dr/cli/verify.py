@@ -128,13 +128,7 @@ def _verify_all(
     tenant_jobs: int,
     as_json: bool,
 ) -> None:
-    # A manifest that cannot be read names no tenant, so it is reported once here
-    # rather than in a tenant's row.
-    unreadable = {}
-    for repository in selection.repositories.values():
-        _manifests, damaged = repository.scan_snapshots()
-        for snapshot_id, message in damaged.items():
-            unreadable[f"{repository.location}/snapshots/{snapshot_id}.json"] = message
+    unreadable = fleet_options.unreadable_manifests(selection)
 
     def verify_one(tenant: fleet.FleetTenant) -> fleet.WorkResult:
         repository = selection.repository(tenant)
@@ -174,8 +168,7 @@ def _verify_all(
         failure_code=ExitCode.VERIFICATION_FAILED,
     )
     fleet_options.print_summary(report, "verify", as_json)
-    for key, message in unreadable.items():
-        errors.print(f"snapshot manifest {key} is unreadable: {message}")
+    fleet_options.print_unreadable(unreadable)
     fleet_options.finish(
         report, ExitCode.VERIFICATION_FAILED if unreadable else ExitCode.OK
     )

@@ -1,0 +1,91 @@
+"""Faults a new user meets with `backup --all`, `drill --all` and `verify --all`.
+
+The tenants are copies of one small demo database with copies of its filestore,
+built once per module and xdist worker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL, admin_connection, drop_leftovers, run_cli
+from odoo_dr.demo import builder
+from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.store import Repository
+
+TENANTS = ("a", "b")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    prefix: str
+    filestore_root: Path
+
+    def name(self, letter: str) -> str:
+        return f"{self.prefix}_{letter}"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    prefix = f"odoo_dr_fleetbreak_{uuid.uuid4().hex[:6]}"
+    root = tmp_path_factory.mktemp("fleet-filestore")
+    template = f"{prefix}_template"
+    names = [template, *(f"{prefix}_{letter}" for letter in TENANTS)]
+    builder.build(PgSettings.from_options(), template, root, SMALL, replace=True)
+    try:
+        with admin_connection() as connection:
+            for letter in TENANTS:
+                name = f"{prefix}_{letter}"
+                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                shutil.copytree(root / template, root / name)
+        yield Fleet(prefix, root)
+    finally:
+        drop_leftovers(names)
+
+
+@pytest.fixture(scope="module")
+def backed_up(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with two snapshots of each tenant."""
+    repo = tmp_path_factory.mktemp("fleet-break") / "repo"
+    Repository.init(str(repo))
+    for _round in range(2):
+        for letter in TENANTS:
+            result = run_cli(
+                "backup",
+                fleet.name(letter),
+                "--repo",
+                str(repo),
+                "--filestore-root",
+                str(fleet.filestore_root),
+            )
+            assert result.returncode == 0, result.stderr
+    return repo
+
+
+def test_drill_all_damaged_newest_manifest(fleet, backed_up, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(backed_up, repo)
+    newest = Repository.open(str(repo)).list_snapshots(fleet.name("a"))[-1]
+    manifest = repo / "snapshots" / f"{newest.id}.json"
+    manifest.write_bytes(manifest.read_bytes()[:100])
+
+    result = run_cli(
+        "drill", "--all", "--json", "--repo", str(repo), "--exclude", "*_b"
+    )
+
+    # The older snapshot drills fine, but the newest backup cannot be restored:
+    # the run must say so in its exit code, not only in a log line.
+    rows = json.loads(result.stdout)
+    assert [row["tenant"] for row in rows] == [fleet.name("a")]
+    assert rows[0]["snapshot_id"] != newest.id
+    assert result.returncode == 5, result.stderr
+    assert f"snapshot manifest {repo}/snapshots/{newest.id}.json is unreadable" in (
+        result.stderr
+    )
