@@ -6,11 +6,13 @@ built once per module and xdist worker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from conftest import SMALL, admin_connection, drop_leftovers, run_cli
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
+from odoo_dr.repository.lock import TAKEOVER_PREFIX
 from odoo_dr.repository.store import Repository
 
 TENANTS = ("a", "b")
@@ -89,3 +92,29 @@ def test_drill_all_damaged_newest_manifest(fleet, backed_up, tmp_path):
     assert f"snapshot manifest {repo}/snapshots/{newest.id}.json is unreadable" in (
         result.stderr
     )
+
+
+def test_stale_takeover_markers_recovered(tmp_path):
+    """Runs killed while taking over a stale lock leave their markers: a later
+    run still takes the lock and removes them."""
+    repository = Repository.init(str(tmp_path / "repo"))
+    lock = repository.lock_tenant("t", "backup")
+    old = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    holder = {
+        "host": "a-host-that-died",
+        "pid": 1,
+        "created_at": old,
+        "refreshed_at": old,
+    }
+    repository.backend.write(lock.key, json.dumps({**holder, "token": "t1"}).encode())
+    lock_digest = hashlib.sha256(lock.key.encode()).hexdigest()[:32]
+    token_digest = hashlib.sha256(b"t1").hexdigest()[:16]
+    for number in range(5):
+        marker = f"{TAKEOVER_PREFIX}{lock_digest}-{token_digest}-{number}.json"
+        repository.backend.write(marker, json.dumps(holder).encode())
+
+    with repository.lock_tenant("t", "backup") as taken:
+        assert json.loads(repository.backend.read(lock.key))["token"] == taken.token
+
+    left = [key for key in repository.backend.list("locks/")]
+    assert left == []
