@@ -659,3 +659,20 @@ def test_oversized_config_map_rejected(tmp_path):
             inventory, k8s.RenderOptions(mode="tasks", postgres=ODD_POLICY.postgres)
         )
     assert "1 MiB" in caught.value.message
+
+
+def test_invalid_claim_rejected(tmp_path):
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: prod\n    evidence: {repository: s3://b/p}\n"
+        "    tenants: [{name: a}]\n",
+    )
+    for claim in ("Bad_Claim", "-claim", "claim-", "x" * 254, ""):
+        options = k8s.RenderOptions(filestore_claim=claim, postgres=ODD_POLICY.postgres)
+        with pytest.raises(RejectedError) as caught:
+            k8s.render(inventory, options)
+        assert "invalid --filestore-claim" in caught.value.message, claim
+    options = k8s.RenderOptions(
+        filestore_claim="odoo.files-1", postgres=ODD_POLICY.postgres
+    )
+    assert k8s.render(inventory, options).files

@@ -749,6 +749,31 @@ def _network_policy(
 MAX_CONFIG_MAP_BYTES = 1024 * 1024
 
 
+# A DNS-1123 subdomain: the form Kubernetes requires of most object names,
+# PersistentVolumeClaims' included.
+DNS_SUBDOMAIN = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+
+
+def _check_claims(options: RenderOptions) -> None:
+    claims = {
+        "--filestore-claim": options.filestore_claim,
+        "repository claim": options.repository_claim,
+        "offsite claim": options.offsite_claim,
+    }
+    for option, claim in claims.items():
+        if claim is None:
+            continue
+        if len(claim) > 253 or not DNS_SUBDOMAIN.fullmatch(claim):
+            raise RejectedError(
+                f"invalid {option} {claim!r}: Kubernetes rejects it as the name "
+                "of a PersistentVolumeClaim",
+                hint="use lower-case letters, digits, '-' and '.', starting and "
+                "ending with a letter or digit, at most 253 characters",
+            )
+
+
 def _claim_names(owners: dict[str, str], names: list[str], environment: str) -> None:
     """Record the file names and ConfigMap keys of `environment` in `owners`.
 
@@ -795,6 +820,7 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
             "environment, so a second shard would skip its pass",
             hint="use --jobs to work on more tenants at once, or --mode tasks",
         )
+    _check_claims(options)
     environments = [e for e in inventory.environments if e.tenants]
     if not environments:
         raise RejectedError(
