@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SMALL, admin_connection, drop_leftovers, run_cli
+from mounts import odoo_dr, read_only, run_in_namespace
 from odoo_dr.demo import builder
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.repository.lock import TAKEOVER_PREFIX
@@ -118,3 +119,26 @@ def test_stale_takeover_markers_recovered(tmp_path):
 
     left = [key for key in repository.backend.list("locks/")]
     assert left == []
+
+
+def test_verify_all_read_only_repository(fleet, backed_up, tmp_path):
+    """With an inventory, verify --all records each verify for `odoo-dr run`. In
+    a read-only repository the snapshots still verify: a warning, not a failure."""
+    repo = tmp_path / "repo"
+    shutil.copytree(backed_up, repo)
+    inventory = tmp_path / "inventory.yaml"
+    lines = ["environments:", "  - name: prod", "    evidence: {repository: repo}"]
+    lines.append("    tenants:")
+    lines += [f"      - {{name: {fleet.name(letter)}}}" for letter in TENANTS]
+    inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    command = odoo_dr("verify", "--all", "--json", "--inventory", str(inventory))
+
+    result = run_in_namespace(f"{read_only(repo)}\n{command}")
+
+    rows = {row["tenant"]: row for row in json.loads(result.stdout)}
+    assert sorted(rows) == [fleet.name(letter) for letter in TENANTS]
+    for row in rows.values():
+        assert row["result"] == "warnings", row
+        assert "not recorded for odoo-dr run" in row["error"]
+        assert row["snapshot_id"]
+    assert result.returncode == 1, result.stderr

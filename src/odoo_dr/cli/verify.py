@@ -15,7 +15,7 @@ from odoo_dr.engine import fleet
 from odoo_dr.engine.schedule import write_last_done
 from odoo_dr.engine.subset import parse_subset
 from odoo_dr.engine.verify import VerifyReport, verify
-from odoo_dr.errors import ExitCode, RejectedError
+from odoo_dr.errors import ExitCode, OdooDrError, RejectedError
 
 # Problems listed per snapshot in the human output; --json lists all.
 LISTED_PROBLEMS = 20
@@ -155,10 +155,20 @@ def _verify_all(
                 exit_code=ExitCode.VERIFICATION_FAILED,
             )
         if tenant.environment is not None:
-            # Tells `odoo-dr run` that this tenant's verify is done.
-            write_last_done(
-                repository, tenant.environment, tenant.name, "verify", started_at
-            )
+            # Tells `odoo-dr run` that this tenant's verify is done. The snapshots
+            # verified all the same, so a read-only repository (a read-only
+            # mount or credential, an `?as-of=` view) makes this a warning.
+            try:
+                write_last_done(
+                    repository, tenant.environment, tenant.name, "verify", started_at
+                )
+            except OdooDrError as exc:
+                return fleet.WorkResult(
+                    snapshot_id=newest,
+                    warnings=[
+                        "verified, but not recorded for odoo-dr run: " + exc.message
+                    ],
+                )
         return fleet.WorkResult(snapshot_id=newest)
 
     report = fleet.run_fleet(
