@@ -85,7 +85,7 @@ def test_drill_all_damaged_newest_manifest(fleet, backed_up, tmp_path):
     )
 
     # The older snapshot drills fine, but the newest backup cannot be restored:
-    # the run must say so in its exit code, not only in a log line.
+    # the exit code must show it, not only a log line.
     rows = json.loads(result.stdout)
     assert [row["tenant"] for row in rows] == [fleet.name("a")]
     assert rows[0]["snapshot_id"] != newest.id
