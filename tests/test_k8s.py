@@ -676,3 +676,25 @@ def test_invalid_claim_rejected(tmp_path):
         filestore_claim="odoo.files-1", postgres=ODD_POLICY.postgres
     )
     assert k8s.render(inventory, options).files
+
+
+def test_invalid_postgres_selector_rejected(tmp_path):
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: prod\n    evidence: {repository: s3://b/p}\n"
+        "    tenants: [{name: a}]\n",
+    )
+    targets = [
+        k8s.PostgresTarget(namespace="Bad_NS"),
+        k8s.PostgresTarget(namespace="db", pod_labels={"bad key": "v"}),
+        k8s.PostgresTarget(namespace="db", pod_labels={"app": "has space"}),
+        k8s.PostgresTarget(namespace="db", pod_labels={"Bad_Prefix/app": "v"}),
+    ]
+    for target in targets:
+        with pytest.raises(RejectedError) as caught:
+            k8s.render(inventory, k8s.RenderOptions(postgres=target))
+        assert "invalid" in caught.value.message, target
+    good = k8s.PostgresTarget(namespace="db", pod_labels={"cnpg.io/cluster": "odoo-pg"})
+    assert k8s.render(inventory, k8s.RenderOptions(postgres=good)).files
+    target = k8s.postgres_target_from_dsn("host=pg-rw.PROD.svc.cluster.local")
+    assert target == k8s.PostgresTarget(namespace="prod")

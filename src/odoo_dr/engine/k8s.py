@@ -635,14 +635,64 @@ def postgres_target_from_dsn(dsn: str | None) -> PostgresTarget | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         parts = host.split(".")
-        if len(parts) >= 3 and parts[2] == "svc":
-            return PostgresTarget(port=port, namespace=parts[1])
+        if len(parts) >= 3 and parts[2].lower() == "svc":
+            # DNS names ignore case, while namespace names are lower-case.
+            return PostgresTarget(port=port, namespace=parts[1].lower())
         return None
     suffix = 32 if address.version == 4 else 128
     return PostgresTarget(port=port, cidrs=(f"{address}/{suffix}",))
 
 
+# A DNS-1123 subdomain: the form Kubernetes requires of most object names,
+# PersistentVolumeClaims' included.
+DNS_SUBDOMAIN = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+
+
+# The name part of a label key, and a non-empty label value (Kubernetes'
+# "Labels and Selectors" syntax).
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+# A DNS-1123 label: the form of a namespace name.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _valid_label_key(key: str) -> bool:
+    prefix, _slash, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and LABEL_NAME.fullmatch(name) is not None
+
+
+def _valid_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and LABEL_NAME.fullmatch(value) is not None)
+
+
+def _check_postgres_target(target: PostgresTarget) -> None:
+    """Reject a namespace or pod label the API server would reject."""
+    namespace = target.namespace
+    if namespace is not None and (
+        len(namespace) > 63 or not DNS_LABEL.fullmatch(namespace)
+    ):
+        raise RejectedError(
+            f"invalid PostgreSQL namespace {namespace!r} (from --postgres-namespace "
+            "or evidence.postgres_dsn)",
+            hint="a namespace is lower-case letters, digits and '-', at most 63 "
+            "characters",
+        )
+    for key, value in target.pod_labels.items():
+        if not _valid_label_key(key) or not _valid_label_value(value):
+            raise RejectedError(
+                f"invalid --postgres-pod-selector {key}={value}: Kubernetes "
+                "rejects it as a label",
+                hint="a label name and value are at most 63 letters, digits, '-', "
+                "'_' and '.', starting and ending with a letter or digit; a key "
+                "may have a DNS prefix such as cnpg.io/",
+            )
+
+
 def _postgres_peers(target: PostgresTarget) -> list[dict]:
+    _check_postgres_target(target)
     peers: list[dict] = [{"ipBlock": {"cidr": cidr}} for cidr in target.cidrs]
     if target.namespace is not None:
         peer: dict = {
@@ -747,13 +797,6 @@ def _network_policy(
 
 # The API server rejects a ConfigMap whose data is larger than this.
 MAX_CONFIG_MAP_BYTES = 1024 * 1024
-
-
-# A DNS-1123 subdomain: the form Kubernetes requires of most object names,
-# PersistentVolumeClaims' included.
-DNS_SUBDOMAIN = re.compile(
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-)
 
 
 def _check_claims(options: RenderOptions) -> None:
