@@ -850,6 +850,29 @@ def _check_config_map_size(inventories: dict[str, str]) -> None:
         )
 
 
+def _environment_resources(
+    inventory: Inventory,
+    environment: Environment,
+    options: RenderOptions,
+    warnings: list[str],
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return the objects (by file name) and the ConfigMap inventories (by key)
+    of one environment."""
+    resources: dict[str, dict] = {}
+    inventories = {
+        inventory_key(environment.name): _dump(
+            job_inventory(inventory, environment, environment.tenants)
+        )
+    }
+    policy = _network_policy(environment, options, warnings)
+    resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
+    if options.mode == "run":
+        resources |= _run_cronjobs(inventory, environment, options)
+    else:
+        resources |= _tasks_cronjobs(inventory, environment, options, inventories)
+    return resources, inventories
+
+
 def render(inventory: Inventory, options: RenderOptions) -> Rendered:
     """Render the Kustomize base for every environment of the inventory that has
     tenants."""
@@ -864,34 +887,27 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
             hint="use --jobs to work on more tenants at once, or --mode tasks",
         )
     _check_claims(options)
+
     environments = [e for e in inventory.environments if e.tenants]
     if not environments:
         raise RejectedError(
             "the inventory has no environment with tenants",
             hint="add tenants to an environment of the inventory",
         )
+
     warnings: list[str] = []
     resources: dict[str, dict] = {"serviceaccount.yaml": _service_account(options)}
     inventories: dict[str, str] = {}
     owners: dict[str, str] = {}
     for environment in environments:
-        own_resources: dict[str, dict] = {}
-        own_inventories: dict[str, str] = {}
-        own_inventories[inventory_key(environment.name)] = _dump(
-            job_inventory(inventory, environment, environment.tenants)
+        own_resources, own_inventories = _environment_resources(
+            inventory, environment, options, warnings
         )
-        policy = _network_policy(environment, options, warnings)
-        own_resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
-        if options.mode == "run":
-            own_resources |= _run_cronjobs(inventory, environment, options)
-        else:
-            own_resources |= _tasks_cronjobs(
-                inventory, environment, options, own_inventories
-            )
         _claim_names(owners, [*own_resources, *own_inventories], environment.name)
         resources |= own_resources
         inventories |= own_inventories
     _check_config_map_size(inventories)
+
     resources["configmap-inventory.yaml"] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -899,6 +915,7 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
         "data": inventories,
     }
     files = {name: _dump(document) for name, document in sorted(resources.items())}
+
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
