@@ -585,7 +585,116 @@ def test_run_mode_interval(rendered):
         "run",
         "--inventory",
         "/etc/odoo-dr/production.yaml",
-        "production",
         "--jobs",
         "2",
+        "--",
+        "production",
     ]
+
+
+# -- odd inventories -------------------------------------------------------------------
+
+ODD_POLICY = k8s.RenderOptions(postgres=k8s.PostgresTarget(cidrs=("10.0.0.5/32",)))
+
+
+def test_environment_like_an_option_parses(tmp_path):
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: --help\n    evidence: {repository: s3://b/e}\n"
+        "    tenants: [{name: a}]\n",
+    )
+    for mode in ("run", "tasks"):
+        options = k8s.RenderOptions(mode=mode, postgres=ODD_POLICY.postgres)
+        rendered = k8s.render(inventory, options)
+        for name, text in rendered.files.items():
+            document = yaml.safe_load(text)
+            if document["kind"] != "CronJob" or name.endswith("-verify.yaml"):
+                continue
+            (container,) = _containers(document)
+            params = _parse(container["args"]).params
+            if params.get("environments") is not None:
+                assert params["environments"] == ["--help"], name
+            else:
+                assert params["environment"] == "--help", name
+
+
+def test_colliding_names_rejected(tmp_path):
+    # "Prod" and "prod" make the same label; "a-b" with tier "c" and "a" with
+    # tier "b-c" make the same CronJob name.
+    cases = {
+        "case": "environments:\n"
+        "  - {name: Prod, evidence: {repository: s3://b/p}, tenants: [{name: a}]}\n"
+        "  - {name: prod, evidence: {repository: s3://b/q}, tenants: [{name: b}]}\n",
+        "join": "tiers:\n  c: {drill_every: 30d}\n  b-c: {drill_every: 30d}\n"
+        "environments:\n"
+        "  - {name: a-b, evidence: {repository: s3://b/p},"
+        " tenants: [{name: x, tier: c}]}\n"
+        "  - {name: a, evidence: {repository: s3://b/q},"
+        " tenants: [{name: y, tier: b-c}]}\n",
+        "tier": "tiers:\n  Gold: {drill_every: 30d}\n  gold: {drill_every: 30d}\n"
+        "environments:\n"
+        "  - {name: a, evidence: {repository: s3://b/p},"
+        " tenants: [{name: x, tier: Gold}, {name: y, tier: gold}]}\n",
+    }
+    for case, text in cases.items():
+        inventory = _inventory(tmp_path, text)
+        with pytest.raises(RejectedError) as caught:
+            k8s.render(
+                inventory, k8s.RenderOptions(mode="tasks", postgres=ODD_POLICY.postgres)
+            )
+        assert "map to the same Kubernetes name" in caught.value.message, case
+
+
+def test_oversized_config_map_rejected(tmp_path):
+    tenants = "".join(
+        f"      - {{name: tenant_{number:05d}_{'x' * 60}}}\n" for number in range(9000)
+    )
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: prod\n    evidence: {repository: s3://b/p}\n"
+        "    tenants:\n" + tenants,
+    )
+    with pytest.raises(RejectedError) as caught:
+        k8s.render(
+            inventory, k8s.RenderOptions(mode="tasks", postgres=ODD_POLICY.postgres)
+        )
+    assert "1 MiB" in caught.value.message
+
+
+def test_invalid_claim_rejected(tmp_path):
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: prod\n    evidence: {repository: s3://b/p}\n"
+        "    tenants: [{name: a}]\n",
+    )
+    for claim in ("Bad_Claim", "-claim", "claim-", "x" * 254, ""):
+        options = k8s.RenderOptions(filestore_claim=claim, postgres=ODD_POLICY.postgres)
+        with pytest.raises(RejectedError) as caught:
+            k8s.render(inventory, options)
+        assert "invalid --filestore-claim" in caught.value.message, claim
+    options = k8s.RenderOptions(
+        filestore_claim="odoo.files-1", postgres=ODD_POLICY.postgres
+    )
+    assert k8s.render(inventory, options).files
+
+
+def test_invalid_postgres_selector_rejected(tmp_path):
+    inventory = _inventory(
+        tmp_path,
+        "environments:\n  - name: prod\n    evidence: {repository: s3://b/p}\n"
+        "    tenants: [{name: a}]\n",
+    )
+    targets = [
+        k8s.PostgresTarget(namespace="Bad_NS"),
+        k8s.PostgresTarget(namespace="db", pod_labels={"bad key": "v"}),
+        k8s.PostgresTarget(namespace="db", pod_labels={"app": "has space"}),
+        k8s.PostgresTarget(namespace="db", pod_labels={"Bad_Prefix/app": "v"}),
+    ]
+    for target in targets:
+        with pytest.raises(RejectedError) as caught:
+            k8s.render(inventory, k8s.RenderOptions(postgres=target))
+        assert "invalid" in caught.value.message, target
+    good = k8s.PostgresTarget(namespace="db", pod_labels={"cnpg.io/cluster": "odoo-pg"})
+    assert k8s.render(inventory, k8s.RenderOptions(postgres=good)).files
+    target = k8s.postgres_target_from_dsn("host=pg-rw.PROD.svc.cluster.local")
+    assert target == k8s.PostgresTarget(namespace="prod")

@@ -218,6 +218,25 @@ def _inventory_tenants(
     return selection
 
 
+def unreadable_manifests(selection: FleetSelection) -> dict[str, str]:
+    """Return the damaged snapshot manifests of the selection's repositories.
+
+    A manifest that cannot be read names no tenant, so a fleet run reports it
+    once after the summary rather than in a tenant's row.
+    """
+    unreadable = {}
+    for repository in selection.repositories.values():
+        _manifests, damaged = repository.scan_snapshots()
+        for snapshot_id, message in damaged.items():
+            unreadable[f"{repository.location}/snapshots/{snapshot_id}.json"] = message
+    return unreadable
+
+
+def print_unreadable(unreadable: dict[str, str]) -> None:
+    for key, message in unreadable.items():
+        errors.print(f"snapshot manifest {key} is unreadable: {message}")
+
+
 def print_summary(report: fleet.FleetReport, task: str, as_json: bool) -> None:
     """Print one row per tenant on stdout (a JSON list with --json), totals on
     stderr."""

@@ -15,7 +15,7 @@ from odoo_dr.engine import fleet
 from odoo_dr.engine.schedule import write_last_done
 from odoo_dr.engine.subset import parse_subset
 from odoo_dr.engine.verify import VerifyReport, verify
-from odoo_dr.errors import ExitCode, RejectedError
+from odoo_dr.errors import ExitCode, OdooDrError, RejectedError
 
 # Problems listed per snapshot in the human output; --json lists all.
 LISTED_PROBLEMS = 20
@@ -128,13 +128,7 @@ def _verify_all(
     tenant_jobs: int,
     as_json: bool,
 ) -> None:
-    # A manifest that cannot be read names no tenant, so it is reported once here
-    # rather than in a tenant's row.
-    unreadable = {}
-    for repository in selection.repositories.values():
-        _manifests, damaged = repository.scan_snapshots()
-        for snapshot_id, message in damaged.items():
-            unreadable[f"{repository.location}/snapshots/{snapshot_id}.json"] = message
+    unreadable = fleet_options.unreadable_manifests(selection)
 
     def verify_one(tenant: fleet.FleetTenant) -> fleet.WorkResult:
         repository = selection.repository(tenant)
@@ -161,10 +155,20 @@ def _verify_all(
                 exit_code=ExitCode.VERIFICATION_FAILED,
             )
         if tenant.environment is not None:
-            # Tells `odoo-dr run` that this tenant's verify is done.
-            write_last_done(
-                repository, tenant.environment, tenant.name, "verify", started_at
-            )
+            # Tells `odoo-dr run` that this tenant's verify is done. The snapshots
+            # verified all the same, so a read-only repository (a read-only
+            # mount or credential, an `?as-of=` view) makes this a warning.
+            try:
+                write_last_done(
+                    repository, tenant.environment, tenant.name, "verify", started_at
+                )
+            except OdooDrError as exc:
+                return fleet.WorkResult(
+                    snapshot_id=newest,
+                    warnings=[
+                        "verified, but not recorded for odoo-dr run: " + exc.message
+                    ],
+                )
         return fleet.WorkResult(snapshot_id=newest)
 
     report = fleet.run_fleet(
@@ -174,8 +178,7 @@ def _verify_all(
         failure_code=ExitCode.VERIFICATION_FAILED,
     )
     fleet_options.print_summary(report, "verify", as_json)
-    for key, message in unreadable.items():
-        errors.print(f"snapshot manifest {key} is unreadable: {message}")
+    fleet_options.print_unreadable(unreadable)
     fleet_options.finish(
         report, ExitCode.VERIFICATION_FAILED if unreadable else ExitCode.OK
     )

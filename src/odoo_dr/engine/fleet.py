@@ -326,12 +326,22 @@ def run_fleet(
         return _run_in_main_thread(run, ordered)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fleet")
     futures: list[Future[FleetOutcome]] = []
+    # Outcomes by position, stored by the pool's threads. An interruption inside
+    # `submit` (below) loses the future of a tenant that was queued and may run,
+    # so the outcomes are read from here, not from the futures.
+    outcomes_at: dict[int, FleetOutcome] = {}
+
+    def one_at(position: int, tenant: FleetTenant) -> FleetOutcome:
+        outcome = run.one(tenant)
+        outcomes_at[position] = outcome
+        return outcome
+
     interrupted = False
     try:
         # Submitting starts the pool's threads and waits for each to start, so an
         # interruption may arrive here too.
-        for tenant in ordered:
-            futures.append(pool.submit(run.one, tenant))
+        for position, tenant in enumerate(ordered):
+            futures.append(pool.submit(one_at, position, tenant))
         pending = set(futures)
         while pending:
             # The kernel may deliver SIGINT or SIGTERM to a pool thread, and then
@@ -347,12 +357,12 @@ def run_fleet(
         # in the pool finish their work (and clean up) before the run stops.
         pool.shutdown(wait=True, cancel_futures=True)
     pool.shutdown(wait=True)
-    outcomes = []
-    for position, tenant in enumerate(ordered):
-        if position >= len(futures) or futures[position].cancelled():
-            outcomes.append(run.not_started(tenant))
-        else:
-            outcomes.append(futures[position].result())
+    # shutdown() has cancelled every queued tenant and waited for the running
+    # ones, so a position without an outcome never started.
+    outcomes = [
+        outcomes_at.get(position) or run.not_started(tenant)
+        for position, tenant in enumerate(ordered)
+    ]
     return FleetReport(outcomes, interrupted)
 
 

@@ -445,9 +445,11 @@ def _run_cronjobs(
         "run",
         "--inventory",
         f"{INVENTORY_MOUNT}/{inventory_key(environment.name)}",
-        environment.name,
         "--jobs",
         str(options.jobs),
+        # An environment named like an option ("--help") must stay an argument.
+        "--",
+        environment.name,
     ]
     minutes = options.run_every or run_interval_minutes(inventory, environment)
     pod = _pod_template(environment, labels, args, options)
@@ -484,8 +486,8 @@ def _fleet_args(task: str, key: str, environment: str, jobs: int) -> list[str]:
         "--all",
         "--inventory",
         f"{INVENTORY_MOUNT}/{key}",
-        "--environment",
-        environment,
+        # One token, so an environment named like an option stays its value.
+        f"--environment={environment}",
         "--jobs",
         str(jobs),
     ]
@@ -535,6 +537,13 @@ def _tasks_cronjobs(
             pod = _pod_template(
                 environment, labels, args, options, indexed=len(shards) > 1
             )
+            if f"cronjob-{name}.yaml" in files:
+                raise RejectedError(
+                    f"tiers of environment {environment.name!r} map to the same "
+                    f"Kubernetes name ({name}), so one would replace the other",
+                    hint="rename one of the tiers in the inventory so that their "
+                    "lowercased names differ in more than case and punctuation",
+                )
             files[f"cronjob-{name}.yaml"] = _cronjob(
                 name, interval, labels, pod, options, deadline, shards=len(shards)
             )
@@ -626,14 +635,64 @@ def postgres_target_from_dsn(dsn: str | None) -> PostgresTarget | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         parts = host.split(".")
-        if len(parts) >= 3 and parts[2] == "svc":
-            return PostgresTarget(port=port, namespace=parts[1])
+        if len(parts) >= 3 and parts[2].lower() == "svc":
+            # DNS names ignore case, while namespace names are lower-case.
+            return PostgresTarget(port=port, namespace=parts[1].lower())
         return None
     suffix = 32 if address.version == 4 else 128
     return PostgresTarget(port=port, cidrs=(f"{address}/{suffix}",))
 
 
+# A DNS-1123 subdomain: the form Kubernetes requires of most object names,
+# PersistentVolumeClaims' included.
+DNS_SUBDOMAIN = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+
+
+# The name part of a label key, and a non-empty label value (Kubernetes'
+# "Labels and Selectors" syntax).
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+# A DNS-1123 label: the form of a namespace name.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _valid_label_key(key: str) -> bool:
+    prefix, _slash, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and LABEL_NAME.fullmatch(name) is not None
+
+
+def _valid_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and LABEL_NAME.fullmatch(value) is not None)
+
+
+def _check_postgres_target(target: PostgresTarget) -> None:
+    """Reject a namespace or pod label the API server would reject."""
+    namespace = target.namespace
+    if namespace is not None and (
+        len(namespace) > 63 or not DNS_LABEL.fullmatch(namespace)
+    ):
+        raise RejectedError(
+            f"invalid PostgreSQL namespace {namespace!r} (from --postgres-namespace "
+            "or evidence.postgres_dsn)",
+            hint="a namespace is lower-case letters, digits and '-', at most 63 "
+            "characters",
+        )
+    for key, value in target.pod_labels.items():
+        if not _valid_label_key(key) or not _valid_label_value(value):
+            raise RejectedError(
+                f"invalid --postgres-pod-selector {key}={value}: Kubernetes "
+                "rejects it as a label",
+                hint="a label name and value are at most 63 letters, digits, '-', "
+                "'_' and '.', starting and ending with a letter or digit; a key "
+                "may have a DNS prefix such as cnpg.io/",
+            )
+
+
 def _postgres_peers(target: PostgresTarget) -> list[dict]:
+    _check_postgres_target(target)
     peers: list[dict] = [{"ipBlock": {"cidr": cidr}} for cidr in target.cidrs]
     if target.namespace is not None:
         peer: dict = {
@@ -736,6 +795,83 @@ def _network_policy(
 
 # -- the whole base ---------------------------------------------------------------
 
+# The API server rejects a ConfigMap whose data is larger than this.
+MAX_CONFIG_MAP_BYTES = 1024 * 1024
+
+
+def _check_claims(options: RenderOptions) -> None:
+    claims = {
+        "--filestore-claim": options.filestore_claim,
+        "repository claim": options.repository_claim,
+        "offsite claim": options.offsite_claim,
+    }
+    for option, claim in claims.items():
+        if claim is None:
+            continue
+        if len(claim) > 253 or not DNS_SUBDOMAIN.fullmatch(claim):
+            raise RejectedError(
+                f"invalid {option} {claim!r}: Kubernetes rejects it as the name "
+                "of a PersistentVolumeClaim",
+                hint="use lower-case letters, digits, '-' and '.', starting and "
+                "ending with a letter or digit, at most 253 characters",
+            )
+
+
+def _claim_names(owners: dict[str, str], names: list[str], environment: str) -> None:
+    """Record the file names and ConfigMap keys of `environment` in `owners`.
+
+    Names are lowercased and cut to DNS labels, so two environments (or an
+    environment and tier joined by a dash) can map to one object, and the later
+    one would silently replace the earlier.
+    """
+    for name in names:
+        other = owners.setdefault(name, environment)
+        if other != environment:
+            raise RejectedError(
+                f"environments {other!r} and {environment!r} map to the same "
+                f"Kubernetes name ({name}), so one would replace the other",
+                hint="rename one of the environments (or tiers) in the inventory "
+                "so that their lowercased names differ in more than case, "
+                "punctuation and dashes",
+            )
+
+
+def _check_config_map_size(inventories: dict[str, str]) -> None:
+    size = sum(
+        len(key) + len(text.encode("utf-8")) for key, text in inventories.items()
+    )
+    if size > MAX_CONFIG_MAP_BYTES:
+        raise RejectedError(
+            f"the inventory ConfigMap would hold {size} bytes, over the 1 MiB "
+            f"({MAX_CONFIG_MAP_BYTES} bytes) Kubernetes accepts",
+            hint="split the tenants over several inventories and render each "
+            "into its own base and namespace, or use --mode run, whose ConfigMap "
+            "holds each tenant once",
+        )
+
+
+def _environment_resources(
+    inventory: Inventory,
+    environment: Environment,
+    options: RenderOptions,
+    warnings: list[str],
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return the objects (by file name) and the ConfigMap inventories (by key)
+    of one environment."""
+    resources: dict[str, dict] = {}
+    inventories = {
+        inventory_key(environment.name): _dump(
+            job_inventory(inventory, environment, environment.tenants)
+        )
+    }
+    policy = _network_policy(environment, options, warnings)
+    resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
+    if options.mode == "run":
+        resources |= _run_cronjobs(inventory, environment, options)
+    else:
+        resources |= _tasks_cronjobs(inventory, environment, options, inventories)
+    return resources, inventories
+
 
 def render(inventory: Inventory, options: RenderOptions) -> Rendered:
     """Render the Kustomize base for every environment of the inventory that has
@@ -750,25 +886,28 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
             "environment, so a second shard would skip its pass",
             hint="use --jobs to work on more tenants at once, or --mode tasks",
         )
+    _check_claims(options)
+
     environments = [e for e in inventory.environments if e.tenants]
     if not environments:
         raise RejectedError(
             "the inventory has no environment with tenants",
             hint="add tenants to an environment of the inventory",
         )
+
     warnings: list[str] = []
     resources: dict[str, dict] = {"serviceaccount.yaml": _service_account(options)}
     inventories: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for environment in environments:
-        inventories[inventory_key(environment.name)] = _dump(
-            job_inventory(inventory, environment, environment.tenants)
+        own_resources, own_inventories = _environment_resources(
+            inventory, environment, options, warnings
         )
-        policy = _network_policy(environment, options, warnings)
-        resources[f"networkpolicy-{policy['metadata']['name']}.yaml"] = policy
-        if options.mode == "run":
-            resources |= _run_cronjobs(inventory, environment, options)
-        else:
-            resources |= _tasks_cronjobs(inventory, environment, options, inventories)
+        _claim_names(owners, [*own_resources, *own_inventories], environment.name)
+        resources |= own_resources
+        inventories |= own_inventories
+    _check_config_map_size(inventories)
+
     resources["configmap-inventory.yaml"] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -776,6 +915,7 @@ def render(inventory: Inventory, options: RenderOptions) -> Rendered:
         "data": inventories,
     }
     files = {name: _dump(document) for name, document in sorted(resources.items())}
+
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

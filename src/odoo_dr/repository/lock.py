@@ -47,8 +47,9 @@ TENANT_LOCK_PREFIX = "locks/tenant-"
 RUN_LOCK_PREFIX = "locks/run-"
 TAKEOVER_PREFIX = "locks/takeover-"
 # Markers tried per stale lock: a marker whose run died turns stale in its turn,
-# and the next number is tried.
-TAKEOVER_ATTEMPTS = 3
+# and the next number is tried. The run that wins a takeover deletes the stale
+# markers it passed, so they do not pile up over crashes.
+TAKEOVER_ATTEMPTS = 64
 
 
 def read_lock(
@@ -195,6 +196,7 @@ class TenantLock:
         lock_digest = hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:32]
         token_digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
         prefix = f"{TAKEOVER_PREFIX}{lock_digest}-{token_digest}-"
+        passed: list[str] = []
         for number in range(TAKEOVER_ATTEMPTS):
             marker = f"{prefix}{number}.json"
             if self.backend.create_exclusive(marker, self._payload(marker)):
@@ -206,6 +208,7 @@ class TenantLock:
                         self.backend.delete(self.key)
                 finally:
                     self.backend.delete(marker)
+                self._delete_dead_markers(passed)
                 return True
             owner = read_lock(self.backend, marker, self.keys)
             if owner is None:
@@ -213,9 +216,28 @@ class TenantLock:
                 return True
             if not is_stale(owner):
                 return False
-            # NOTE: the marker of a run that died here stays in locks/ until the
-            # repository is cleaned by hand; it is a few hundred bytes.
+            # The run that created this marker died during its takeover: try
+            # the next number.
+            passed.append(marker)
         return False
+
+    def _delete_dead_markers(self, markers: list[str]) -> None:
+        """Delete takeover markers whose runs died.
+
+        Safe against a run that reads one meanwhile: a missing marker only
+        sends that run to create the lock if absent, and it deletes no lock
+        unless it holds a marker and the lock still has the stale token.
+        """
+        for marker in markers:
+            try:
+                self.backend.delete(marker)
+            except OdooDrError as exc:
+                log.warning(
+                    "cannot remove the takeover marker %s/%s: %s",
+                    self.backend.describe(),
+                    marker,
+                    exc.message,
+                )
 
     def _after_acquire(self) -> None:
         """Give up the new lock if a prune runs, which may delete any blob."""
