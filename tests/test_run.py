@@ -367,13 +367,12 @@ def read_terminal(master: int, process: subprocess.Popen) -> bytes:
     return b"".join(chunks)
 
 
-def test_progress_on_terminal(tmp_path: Path, demo: Demo):
-    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+def run_on_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run `command` with stderr on a pseudo-terminal; return its exit code, what
+    the terminal showed and its stdout."""
     master, slave = pty.openpty()
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120")
-    env.pop("ODOO_DR_PROGRESS", None)
     process = subprocess.Popen(
-        run_command(inventory, demo),
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=slave,
@@ -386,8 +385,16 @@ def test_progress_on_terminal(tmp_path: Path, demo: Demo):
         os.close(master)
     stdout = process.stdout.read().decode() if process.stdout else ""
     process.wait(timeout=60)
+    return process.returncode, terminal, stdout
 
-    assert process.returncode == 0, terminal
+
+def test_progress_on_terminal(tmp_path: Path, demo: Demo):
+    inventory = write_inventory(tmp_path, [demo.database], retention=False)
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120")
+    env.pop("ODOO_DR_PROGRESS", None)
+    returncode, terminal, stdout = run_on_terminal(run_command(inventory, demo), env)
+
+    assert returncode == 0, terminal
     for label in PROGRESS_LABELS:
         assert label in terminal
     assert "\x1b[" in terminal
@@ -418,23 +425,10 @@ def test_no_progress_without_terminal(tmp_path: Path, demo: Demo):
 
 def test_no_progress_when_turned_off(tmp_path: Path, demo: Demo):
     inventory = write_inventory(tmp_path, [demo.database], retention=False)
-    master, slave = pty.openpty()
     env = dict(os.environ, TERM="xterm-256color", ODOO_DR_PROGRESS="0")
-    process = subprocess.Popen(
-        run_command(inventory, demo),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    try:
-        terminal = read_terminal(master, process).decode("utf-8", "replace")
-    finally:
-        os.close(master)
-    process.wait(timeout=60)
+    returncode, terminal, _stdout = run_on_terminal(run_command(inventory, demo), env)
 
-    assert process.returncode == 0, terminal
+    assert returncode == 0, terminal
     assert "published snapshot" in terminal
     for label in PROGRESS_LABELS:
         assert label not in terminal

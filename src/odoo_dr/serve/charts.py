@@ -24,6 +24,7 @@ from odoo_dr.review.reports.charts import (
     _rect,
     _svg,
     _text,
+    log_time_axis,
 )
 
 # Colours of the series of one time chart, in order, repeating after the last.
@@ -119,14 +120,7 @@ def backup_age_chart(bars: list[AgeBar]) -> Markup | None:
     ]
     if not bars:
         return None
-    low = TICKS[0]
-    high = max([*values, TICKS[2]])
-    top = next((tick for tick in TICKS if tick >= high), high)
-    span = WIDTH - LABEL - 90
-
-    def position(seconds: float) -> float:
-        seconds = min(max(seconds, low), top)
-        return LABEL + span * math.log(seconds / low) / math.log(top / low)
+    top, position = log_time_axis(values)
 
     body = []
     y = 24.0

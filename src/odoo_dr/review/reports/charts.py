@@ -7,6 +7,7 @@ Each chart is one `<svg>` element with a `<title>` for screen readers, and a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from markupsafe import Markup, escape
 
@@ -157,6 +158,21 @@ def severity_chart(rows: list[dict]) -> Markup:
 TICKS = (60, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400)
 
 
+def log_time_axis(values: list[float]) -> tuple[float, Callable[[float], float]]:
+    """Return the top tick of a logarithmic time axis that shows `values`, and the
+    function giving the x position of a number of seconds on it."""
+    low = TICKS[0]
+    high = max([*values, TICKS[2]])
+    top = next((tick for tick in TICKS if tick >= high), high)
+    span = WIDTH - LABEL - 90
+
+    def position(seconds: float) -> float:
+        seconds = min(max(seconds, low), top)
+        return LABEL + span * math.log(seconds / low) / math.log(top / low)
+
+    return top, position
+
+
 def _objective_values(items: list[tuple[str, TenantObjectives]]) -> list[float]:
     values = []
     for _environment, item in items:
@@ -181,14 +197,7 @@ def objectives_chart(items: list[tuple[str, TenantObjectives]]) -> Markup | None
     values = _objective_values(items)
     if not items or not values:
         return None
-    low = TICKS[0]
-    high = max(max(values), TICKS[2])
-    top = next((tick for tick in TICKS if tick >= high), high)
-    span = WIDTH - LABEL - 90
-
-    def position(seconds: float) -> float:
-        seconds = min(max(seconds, low), top)
-        return LABEL + span * math.log(seconds / low) / math.log(top / low)
+    top, position = log_time_axis(values)
 
     body = []
     y = 24.0
