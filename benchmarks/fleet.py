@@ -49,6 +49,8 @@ unless --keep. The work folder is removed too.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -228,8 +230,6 @@ def add_files(
     connection, folder: Path, generator: random.Random, wanted_bytes: int
 ) -> tuple[int, int]:
     """Write random files of about `wanted_bytes` in all, with attachment rows."""
-    import hashlib
-
     rows = []
     written = 0
     index = 0
@@ -824,9 +824,9 @@ def linearity(
             source = "the --jobs 2 run of the fleet step"
         else:
             repo = arguments.work_dir / f"repo-linear-{count}"
-            run_ = backup_all(arguments, chosen, 2, repo, f"linear-{count}")
+            own = backup_all(arguments, chosen, 2, repo, f"linear-{count}")
             shutil.rmtree(repo)
-            usage = run_["usage"]
+            usage = own["usage"]
             source = "own run"
         runs.append(
             {
@@ -838,7 +838,7 @@ def linearity(
             }
         )
     fit = linear_fit(
-        [float(run_["tenants"]) for run_ in runs], [run_["seconds"] for run_ in runs]
+        [float(item["tenants"]) for item in runs], [item["seconds"] for item in runs]
     )
     return {"runs": runs, "fit": fit}
 
@@ -939,6 +939,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     arguments = parse_arguments()
+    # Checked before the run, which takes up to an hour before it plots.
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit(
+            "matplotlib not found; install the bench extra: "
+            ".venv/bin/pip install -e '.[bench]'"
+        )
     # SIGTERM ends the run like Ctrl-C, so the clean-up runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     return run_benchmark(

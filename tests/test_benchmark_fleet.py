@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = PROJECT_ROOT / "benchmarks" / "fleet.py"
@@ -15,6 +16,9 @@ PREFIX = "odoo_dr_fleetsmoke_"
 
 
 def test_benchmark_fleet_small(tmp_path):
+    pytest.importorskip(
+        "matplotlib", reason="the fleet benchmark plots need the bench extra"
+    )
     results_path = tmp_path / "results" / "fleet.json"
     completed = subprocess.run(
         [
