@@ -25,11 +25,14 @@ One run, on the machine's PostgreSQL (127.0.0.1:5432):
    days back, so it lists 5 snapshots per tenant (1,000 for 200 tenants), and
    times `odoo-dr snapshots`, `prune --dry-run --keep-daily 2 --keep-weekly 1`
    and `verify` (structure only).
-4. Times `backup --all --jobs 2` of 50 and 100 tenants (an evenly strided subset,
-   so the size distribution stays the same), with the 200 of step 2, and fits a
-   line with its R^2.
+4. Times `backup --all --jobs 2` of 50, 100 and 200 tenants (`--linear-counts`;
+   an evenly strided subset, so the size distribution stays the same), one run
+   after the other into fresh repositories, and fits a line with its R^2.
 5. Unless `--skip-large`, builds one tenant at each of `--sizes` GB (default 0.1,
    0.3, 1 and 3) with the demo builder, backs it up and times its drill.
+
+`--steps` runs only some of steps 2 to 5 after the build. Without step 2, step 3
+first runs `backup --all --jobs 2` into its repository.
 
 The JSON is rewritten after each step with `"complete": false`, so an interrupted
 run still leaves the figures it measured. Plots go next to the JSON as PNG files
@@ -95,6 +98,7 @@ MEAN_FILE_BYTES = 50_000
 SEED = 20261205
 ENVIRONMENT = "fleet"
 SAMPLE_SECONDS = 0.2
+STEPS = ("fleet", "catalogue", "linearity", "large")
 
 
 # -- memory and time of one command
@@ -724,6 +728,7 @@ def run(arguments: argparse.Namespace) -> dict:
             "linear_counts": arguments.linear_counts,
             "snapshots_per_tenant": arguments.snapshots_per_tenant,
             "sizes_gb": [] if arguments.skip_large else arguments.sizes,
+            "steps": arguments.steps,
             "rewrite_share": REWRITE_SHARE,
             "seed": SEED,
         },
@@ -748,6 +753,50 @@ def run(arguments: argparse.Namespace) -> dict:
     names = [item["tenant"] for item in data["tenants"]]
     sizes = {item["tenant"]: item["total_bytes"] for item in data["tenants"]}
 
+    if "fleet" in arguments.steps:
+        drill_repo = measure_fleet(arguments, names, sizes, results, save)
+    else:
+        drill_repo = work / "repo-catalogue"
+        if "catalogue" in arguments.steps:
+            backup_all(arguments, names, 2, drill_repo, "catalogue")
+
+    if "catalogue" in arguments.steps:
+        results["catalogue"] = catalogue(arguments, drill_repo)
+        save("catalogue")
+    shutil.rmtree(drill_repo, ignore_errors=True)
+
+    if "linearity" in arguments.steps:
+        results["linearity"] = linearity(arguments, names)
+        save("linearity")
+
+    if "large" in arguments.steps and not arguments.skip_large:
+        results["large_drills"] = large_drills(arguments, settings)
+        save("large")
+
+    results["plots"] = plot(results, arguments.results.parent, arguments.results.stem)
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["complete"] = True
+    results["load_average_after"] = [
+        float(x) for x in Path("/proc/loadavg").read_text().split()[:3]
+    ]
+    if source_fingerprint() != results["machine"]["odoo_dr_source_sha256"]:
+        log.warning("odoo-dr's sources changed during the run")
+        results["sources_changed_during_run"] = True
+    return results
+
+
+def measure_fleet(
+    arguments: argparse.Namespace,
+    names: list[str],
+    sizes: dict[str, int],
+    results: dict,
+    save,
+) -> Path:
+    """Time backup --all and drill --all at each --jobs value, and the baselines.
+
+    Return the repository of the first value's backup, which the drills used.
+    """
+    work = arguments.work_dir
     backups: dict[int, dict] = {}
     drill_repo = work / f"repo-jobs-{arguments.jobs[0]}"
     for jobs in arguments.jobs:
@@ -773,28 +822,7 @@ def run(arguments: argparse.Namespace) -> dict:
     }
     results["ratios"] = ratios(results)
     save("drill")
-
-    results["catalogue"] = catalogue(arguments, drill_repo)
-    shutil.rmtree(drill_repo)
-    save("catalogue")
-
-    results["linearity"] = linearity(arguments, names, backups)
-    save("linearity")
-
-    if not arguments.skip_large:
-        results["large_drills"] = large_drills(arguments, settings)
-        save("large")
-
-    results["plots"] = plot(results, arguments.results.parent, arguments.results.stem)
-    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    results["complete"] = True
-    results["load_average_after"] = [
-        float(x) for x in Path("/proc/loadavg").read_text().split()[:3]
-    ]
-    if source_fingerprint() != results["machine"]["odoo_dr_source_sha256"]:
-        log.warning("odoo-dr's sources changed during the run")
-        results["sources_changed_during_run"] = True
-    return results
+    return drill_repo
 
 
 def ratios(results: dict) -> dict:
@@ -813,28 +841,23 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def linearity(
-    arguments: argparse.Namespace, names: list[str], backups: dict[int, dict]
-) -> dict:
+def linearity(arguments: argparse.Namespace, names: list[str]) -> dict:
+    """Time backup --all --jobs 2 of each count of tenants, one after the other,
+    so that all counts run under similar load."""
     runs = []
     for count in sorted(set(arguments.linear_counts)):
         chosen = strided(names, count)
-        if len(chosen) == len(names) and 2 in backups:
-            usage = backups[2]["usage"]
-            source = "the --jobs 2 run of the fleet step"
-        else:
-            repo = arguments.work_dir / f"repo-linear-{count}"
-            own = backup_all(arguments, chosen, 2, repo, f"linear-{count}")
-            shutil.rmtree(repo)
-            usage = own["usage"]
-            source = "own run"
+        repo = arguments.work_dir / f"repo-linear-{count}"
+        measured = backup_all(arguments, chosen, 2, repo, f"linear-{count}")
+        shutil.rmtree(repo)
+        usage = measured["usage"]
         runs.append(
             {
                 "tenants": len(chosen),
                 "seconds": usage["seconds"],
                 "exit_code": usage["exit_code"],
+                "failed_tenants": measured["failed"],
                 "load_average_before": usage["load_average_before"],
-                "source": source,
             }
         )
     fit = linear_fit(
@@ -866,20 +889,23 @@ def print_report(results: dict) -> None:
         f"({human_bytes(data['smallest_bytes'])} to "
         f"{human_bytes(data['largest_bytes'])})"
     )
-    for kind in ("backup", "drill"):
-        for jobs, summary in results["fleet"][kind].items():
+    for kind, summaries in results.get("fleet", {}).items():
+        for jobs, summary in summaries.items():
             print(
                 f"{kind} --all --jobs {jobs}: {summary['seconds']:.1f} s, "
                 f"speed-up {summary['speed_up']}, peak "
                 f"{summary['peak_tree_rss_bytes'] / 1e6:.0f} MB, per-tenant overhead "
                 f"{summary['per_tenant']['overhead_seconds']} s"
             )
-    for kind, ratio in results["ratios"].items():
+    for kind, ratio in results.get("ratios", {}).items():
         print(f"{kind}: baseline {ratio['baseline_seconds']:.1f} s, ratios {ratio}")
-    for label, usage in results["catalogue"]["commands"].items():
-        print(f"{label} of {results['catalogue']['snapshots']}: {usage['seconds']} s")
-    linear = results["linearity"]
-    print(f"linearity: {linear['runs']}, fit {linear['fit']}")
+    if "catalogue" in results:
+        snapshots = results["catalogue"]["snapshots"]
+        for label, usage in results["catalogue"]["commands"].items():
+            print(f"{label} of {snapshots} snapshots: {usage['seconds']} s")
+    if "linearity" in results:
+        linear = results["linearity"]
+        print(f"linearity: {linear['runs']}, fit {linear['fit']}")
     for row in results.get("large_drills", []):
         print(
             f"drill of {human_bytes(row['total_bytes'])}: {row['drill']['seconds']} s"
@@ -922,6 +948,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--skip-large", action="store_true", help="leave out the single-tenant drills"
+    )
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        help="steps to run after building the fleet (default: all): fleet times "
+        "backup and drill --all with the baselines, catalogue the commands on "
+        "--snapshots-per-tenant snapshots of each tenant, linearity the backups "
+        "of --linear-counts tenants, large the single-tenant drills of --sizes",
     )
     parser.add_argument(
         "--prefix", default="odoo_dr_fleet_", help="prefix of every database created"

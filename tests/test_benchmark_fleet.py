@@ -59,6 +59,8 @@ def test_benchmark_fleet_small(tmp_path):
     for label, usage in results["catalogue"]["commands"].items():
         assert usage["exit_code"] == 0, label
     assert [run["tenants"] for run in results["linearity"]["runs"]] == [2, 4]
+    for run in results["linearity"]["runs"]:
+        assert run["exit_code"] == 0, run
     assert results["linearity"]["fit"]["r_squared"] is not None
     (large,) = results["large_drills"]
     assert large["drill"]["exit_code"] == 0
