@@ -6,6 +6,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from psycopg import sql
 
 from conftest import admin_connection, database_exists, query
@@ -60,6 +61,31 @@ def test_dead_restore_database_dropped(database_names, unique):
     name = f"odoo-dr-restore-{unique}"
     database_names.append(name)
     create_marked(name, mark("temporary"), template=True)
+    clean()
+    assert not database_exists(name)
+
+
+def test_database_changed_meanwhile_left(database_names, unique):
+    # Two runs cleaning up at once: the one that waits for the other's change
+    # leaves the database to it instead of failing the restore that called it.
+    name = f"odoo-dr-restore-{unique}"
+    database_names.append(name)
+    create_marked(name, mark("temporary"), template=True)
+    with psycopg.connect(dbname="postgres") as other:
+        other.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
+                sql.Identifier(name)
+            )
+        )
+        with admin_connection() as connection:
+            connection.execute("SET lock_timeout = '300ms'")
+            actions = temporary.clean_stale(connection)
+        other.rollback()
+    assert any(
+        action.startswith(f"left {name!r} for now") and "lock timeout" in action
+        for action in actions
+    ), actions
+    assert database_exists(name)
     clean()
     assert not database_exists(name)
 

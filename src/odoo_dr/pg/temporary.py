@@ -283,9 +283,20 @@ def clean_stale(connection: psycopg.Connection) -> list[str]:
                 "finishes it"
             )
             continue
-        drop(connection, name)
-        actions.append(f"dropped {name!r}")
+        actions.append(_drop_stale(connection, name, f"dropped {name!r}"))
     return actions
+
+
+def _drop_stale(connection: psycopg.Connection, name: str, done: str) -> str:
+    """Drop the stale database `name` and return `done`, or, when another session
+    changes it at the same moment (another run cleaning up too), leave it and say
+    so: the restore that called the clean-up must not fail for it."""
+    try:
+        drop(connection, name)
+    except psycopg.errors.DatabaseError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"left {name!r} for now, another session changed it: {first}"
+    return done
 
 
 def _drop_unmarked(connection: psycopg.Connection) -> list[str]:
@@ -317,8 +328,11 @@ def _drop_unmarked(connection: psycopg.Connection) -> list[str]:
                 (name,),
             ).fetchone()
             if comment is not None and comment[0] is None:
-                drop(connection, name)
-                actions.append(f"dropped {name!r}, created but never marked")
+                actions.append(
+                    _drop_stale(
+                        connection, name, f"dropped {name!r}, created but never marked"
+                    )
+                )
         finally:
             connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
     return actions
