@@ -288,9 +288,12 @@ def clean_stale(connection: psycopg.Connection) -> list[str]:
 
 
 def _drop_stale(connection: psycopg.Connection, name: str, done: str) -> str:
-    """Drop the stale database `name` and return `done`, or, when another session
-    changes it at the same moment (another run cleaning up too), leave it and say
-    so: the restore that called the clean-up must not fail for it."""
+    """Drop the stale database `name` and return `done`.
+
+    When another session changes it at the same moment (another run cleaning up
+    too), leave it and return a line that tells why, so the restore that called
+    the clean-up does not fail for it.
+    """
     try:
         drop(connection, name)
     except psycopg.errors.DatabaseError as exc:
