@@ -544,7 +544,8 @@ def test_large_fleet_in_pages(fleet: FleetStatus) -> None:
         )
         _status, _type, last = server.get(query(sort="tenant", page="3"))
         assert table_tenants(last) == [item.tenant for item in tenants[2 * PAGE_SIZE :]]
-        assert 'rel="prev"' in last and 'rel="next"' not in last
+        assert 'rel="prev"' in last
+        assert 'rel="next"' not in last
         _status, _type, past = server.get(query(page="9"))
         assert table_tenants(past) == []
         assert "the last page is 3" in past
@@ -665,7 +666,7 @@ def test_browser_logs_in_with_token(fleet: FleetStatus) -> None:
             executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
         )
         try:
-            # Headless Chromium answers the Basic challenge with the credentials
+            # Headless Chromium replies to the Basic challenge with the credentials
             # of its context; with none it gives up at once.
             anonymous = browser.new_page()
             with pytest.raises(PlaywrightError, match="INVALID_AUTH_CREDENTIALS"):

@@ -1,7 +1,7 @@
 """Synthetic but valid snapshot manifests and drill records, for benchmarks that
 need a repository of many tenants without backing up real databases.
 
-Every manifest refers to blobs the caller stored once, so the repository holds
+Every manifest refers to blobs the caller stored once, so the repository contains
 almost only the documents the benchmark reads.
 """
 

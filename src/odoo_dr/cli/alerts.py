@@ -34,7 +34,7 @@ OutOption = Annotated[
 
 def _write(text: str, out: Path | None) -> None:
     """Print `text`, or write it to `out` under a temporary name renamed into place,
-    so that Prometheus or Grafana reading the file never sees half of it."""
+    so that Prometheus or Grafana never reads half of the file."""
     if out is None:
         typer.echo(text, nl=False)
         return

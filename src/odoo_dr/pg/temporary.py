@@ -291,7 +291,7 @@ def _drop_stale(connection: psycopg.Connection, name: str, done: str) -> str:
     """Drop the stale database `name` and return `done`.
 
     When another session changes it at the same moment (another run cleaning up
-    too), leave it and return a line that tells why, so the restore that called
+    too), leave it and return a line that gives the reason, so the restore that called
     the clean-up does not fail for it.
     """
     try:

@@ -45,7 +45,7 @@ CATALOG_VERSION = 1
 
 # More segments than this are merged into one by the next listing that may
 # write and delete. Each segment costs one read per listing.
-# NOTE: the merged segment holds every snapshot (about 0.6 KB of JSON each), so
+# NOTE: the merged segment contains every snapshot (about 0.6 KB of JSON each), so
 # with tens of thousands of snapshots each merge rewrites several megabytes.
 MAX_SEGMENTS = 16
 
@@ -137,7 +137,7 @@ class CatalogSegment(BaseModel):
 
 @dataclass
 class CatalogContents:
-    """What a read of every catalog segment found."""
+    """The result of reading every catalog segment."""
 
     entries: dict[str, SnapshotSummary] = field(default_factory=dict)
     segments: list[str] = field(default_factory=list)

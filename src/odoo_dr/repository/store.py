@@ -569,10 +569,12 @@ class Repository:
     def _read_manifests(
         self, snapshot_ids: list[str]
     ) -> dict[str, tuple[SnapshotManifest, bytes, int] | RepositoryError]:
-        """Read the manifests of `snapshot_ids` several at a time, since each read
-        from an object store is a request of its own; map each id to its
-        manifest, plain JSON and stored size, or to the error that made it
-        unreadable."""
+        """Map each of `snapshot_ids` to its manifest, plain JSON and stored size,
+        or to the error that made it unreadable.
+
+        Manifests are read several at a time, because each read from an object
+        store is a request of its own.
+        """
 
         def read(snapshot_id: str):
             try:

@@ -4,7 +4,7 @@ the dashboard pages (`odoo_dr.serve.dashboard`).
 Every route is read-only: a method other than GET or HEAD gets 405. With a token,
 every request must carry it, else it gets 401: as `Authorization: Bearer <token>`
 (Prometheus, curl), or as the password of HTTP Basic authentication with any user
-name, which a browser asks for by itself. The
+name, which a browser prompts for by itself. The
 OpenAPI description is at /openapi.json; the interactive docs pages are off
 because they load their scripts from a CDN.
 """

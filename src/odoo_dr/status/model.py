@@ -1,5 +1,5 @@
-"""What `odoo-dr serve` shows: per tenant, repository and environment, the state of
-backups, drills and objectives at one moment.
+"""The status `odoo-dr serve` shows: per tenant, repository and environment, the
+state of backups, drills and objectives at one moment.
 
 Times are UTC; durations and ages are seconds; sizes are bytes. An age is measured
 at `FleetStatus.generated_at`; the metrics recompute ages at scrape time from the
