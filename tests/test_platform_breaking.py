@@ -30,6 +30,7 @@ from odoo_dr.engine.sql_guard import validate_select
 from odoo_dr.errors import RejectedError
 from odoo_dr.pg.connection import PgSettings
 from odoo_dr.platform.configuration import capture_configuration
+from odoo_dr.platform.redaction import find_unknown_secret
 from odoo_dr.processes import HOST
 from odoo_dr.review.inventory import load_inventory
 
@@ -431,3 +432,21 @@ def test_configuration_keeps_no_unknown_secret(tmp_path):
     assert "compose/redis.conf" not in captured
     assert any("compose/redis.conf" in problem for problem in state.problems)
     assert any("db.db_password" in problem for problem in state.problems)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "user backup on >AclSecret5 ~* +@all",
+        "user backup >AclSecret5",
+        "USER backup on #" + "ab" * 32 + " ~* +@all",
+        "user default on nopass sanitize-payload >AclSecret5 ~*",
+    ],
+)
+def test_redis_acl_password_found(rule):
+    assert find_unknown_secret(f"bind 0.0.0.0\n{rule}\n") == "user"
+
+
+def test_redis_acl_without_password_kept():
+    text = "user default on nopass ~* &* +@all\nuser reader off resetpass ~cache:*\n"
+    assert find_unknown_secret(text) is None

@@ -41,6 +41,9 @@ UNKNOWN_SECRET_KEY = re.compile(
     r"(pass(word|wd)?$|passw|secret|token|credential|auth$|api_?key|private_?key)",
     re.IGNORECASE,
 )
+# A rule of a Redis ACL (`user NAME on >PASSWORD` in redis.conf or an ACL file) that
+# sets a password in clear or its SHA-256 (`#HEX`).
+ACL_PASSWORD_RULE = re.compile(r"^\s*user\s+\S+.*\s[>#]\S", re.IGNORECASE)
 # A `KEY VALUE` or `KEY = VALUE` line of a configuration file that is no odoo.conf.
 KEY_LINE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(?:=|:|\s)\s*(\S.*)$")
 
@@ -56,6 +59,8 @@ def find_unknown_secret(text: str) -> str | None:
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";")):
             continue
+        if ACL_PASSWORD_RULE.match(line):
+            return "user"
         match = KEY_LINE.match(line)
         if match is None or not UNKNOWN_SECRET_KEY.search(match.group(1)):
             continue
