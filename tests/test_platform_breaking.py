@@ -450,3 +450,27 @@ def test_redis_acl_password_found(rule):
 def test_redis_acl_without_password_kept():
     text = "user default on nopass ~* &* +@all\nuser reader off resetpass ~cache:*\n"
     assert find_unknown_secret(text) is None
+
+
+def test_config_out_with_files_rejected(tmp_path):
+    (tmp_path / "inventory.yaml").write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  - name: production\n"
+        "    tenants: [{name: acme, tier: low}]\n"
+    )
+    config_out = tmp_path / "config"
+    config_out.mkdir()
+    (config_out / "odoo.conf").write_text("[options]\n")
+    result = run_cli(
+        "platform", "restore", "production",
+        "--inventory", str(tmp_path / "inventory.yaml"),
+        "--repo", str(tmp_path / "repo"),
+        "--to", "host=127.0.0.1 dbname=postgres",
+        "--target-filestore-root", str(tmp_path / "fs"),
+        "--config-out", str(config_out),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "is not an empty folder" in result.stderr
+    assert "--force" in result.stderr
+    assert (config_out / "odoo.conf").read_text() == "[options]\n"

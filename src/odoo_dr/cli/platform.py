@@ -222,8 +222,8 @@ def restore(
         bool,
         typer.Option(
             "--force",
-            help="Replace existing databases and folders, and Redis keys of the "
-            "same name.",
+            help="Replace existing databases and folders, Redis keys and "
+            "--config-out files of the same name.",
         ),
     ] = False,
     redis_url: RedisUrlOption = None,
@@ -231,8 +231,8 @@ def restore(
         Path | None,
         typer.Option(
             "--config-out",
-            help="Folder to write the backed-up configuration into (manifests, "
-            "odoo.conf with secret references, routes).",
+            help="New or empty folder to write the backed-up configuration into "
+            "(manifests, odoo.conf with secret references, routes).",
             show_default=False,
         ),
     ] = None,

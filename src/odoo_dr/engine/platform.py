@@ -515,6 +515,8 @@ def platform_restore(
 ) -> PlatformRecord:
     """Restore a platform backup into a target, tier by tier."""
     environment = find_populated_environment(inventory, environment_name)
+    if target.config_out is not None and not target.force:
+        _check_config_out(target.config_out)
     repository = Repository.open(options.location)
     backup = find_backup(
         repository, environment.name, source, _chosen(environment, options.only)
@@ -583,6 +585,17 @@ def platform_restore(
         redis,
         warnings,
     )
+
+
+def _check_config_out(folder: Path) -> None:
+    """Reject a `--config-out` folder that has files, before any tenant is restored."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise RejectedError(
+            f"--config-out {folder} is not an empty folder, so the configuration "
+            "would overwrite files in it",
+            hint="name a new or empty folder, or pass --force to overwrite files "
+            "of the same name",
+        )
 
 
 def _save_replay(
