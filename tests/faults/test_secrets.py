@@ -1,0 +1,327 @@
+"""Secrets and access: logs, process arguments, stored files, file modes, the
+dashboard's token and quoted SQL identifiers.
+
+Every secret a test hands to odoo-dr here is registered with `secret()`, so the
+session's scan of the logs of odoo-dr runs (tests/secret_scan.py) looks for it too.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import string
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+import secret_scan
+from conftest import BUCKET_REGION, PLAIN_BUCKET, clone_demo, secret
+from faults.conftest import FaultRecord, trials
+from odoo_dr.pg.binaries import find_newest_tools
+
+SECRET_ALPHABET = string.ascii_letters + string.digits + " !#%+,-.:=@^_~'\""
+
+
+def random_secret(fault_random, prefix: str, length: int = 24) -> str:
+    body = "".join(fault_random.choice(SECRET_ALPHABET) for _ in range(length))
+    return f"{prefix}-{body}"
+
+
+# 1. The scan of the suite's logs ----------------------------------------------
+
+
+def test_scan_finds_planted_secret(tmp_path, fault_record: FaultRecord):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    value = "planted-Zq81-secret"
+    (folder / "gw0.log").write_text("--- stderr of pid 1\nclean output\n")
+    (folder / "gw1.log").write_text(f"--- stderr of pid 2\nconnecting with {value}\n")
+    (folder / "gw1.secrets").write_text(f'{{"label": "x", "value": "{value}"}}\n')
+    escaped = 'quote"d-secret-value'
+    (folder / "gw2.log").write_text(f"--- log odoo_dr\n{escaped!r}\n")
+
+    secrets = {"planted": value, "quoted": escaped, "absent": "never-logged-value"}
+    found = secret_scan.scan(folder, secrets)
+    fault_record.trials += 1
+    fault_record.faults += 2
+    fault_record.inputs += len(secrets)
+
+    assert ("gw1.log", "planted") in found
+    assert ("gw2.log", "quoted") in found
+    assert len(found) == 2
+    assert all(value not in f"{name}: {label}" for name, label in found)
+
+
+def test_scan_registry_and_literals(tmp_path, monkeypatch):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    source = tmp_path / "test_example.py"
+    source.write_text(
+        'env = {"ODOO_DR_PASSPHRASE": "literal Passphrase 7"}\n'
+        'TOKEN = "short"\n'
+        "conf = 'admin_passwd = Admin-Pw-55\\n'\n"
+        'moto = {"AWS_SECRET_ACCESS_KEY": "testing"}\n'
+    )
+    monkeypatch.setenv(secret_scan.LOG_FOLDER_VARIABLE, str(folder))
+    secret("registered-Value-9", "the registered one")
+
+    literals = secret_scan.literal_secrets([source])
+    registered = secret_scan.registered_secrets(folder)
+
+    assert sorted(literals.values()) == ["Admin-Pw-55", "literal Passphrase 7"]
+    assert registered == {"the registered one": "registered-Value-9"}
+
+
+# 2. Process arguments and stored files ----------------------------------------
+
+WRAPPED_PG_TOOLS = ("pg_dump", "pg_restore", "psql")
+
+
+def _wrap_pg_tools(folder: Path, record: Path) -> Path:
+    """Write pg_dump, pg_restore and psql wrappers that record their arguments.
+
+    Each appends its arguments, one a line, to `record` and runs the real tool.
+    """
+    real = find_newest_tools("the secrets test").bindir
+    bindir = folder / "pg-bin"
+    bindir.mkdir()
+    for name in WRAPPED_PG_TOOLS:
+        script = bindir / name
+        script.write_text(
+            "#!/bin/sh\n"
+            f'for argument in "$0" "$@"; do printf "%s\\n" "$argument"; done'
+            f" >> {shlex.quote(str(record))}\n"
+            f'exec {shlex.quote(str(real / name))} "$@"\n'
+        )
+        script.chmod(0o755)
+    return bindir
+
+
+class ArgumentSampler(threading.Thread):
+    """Read /proc/<pid>/cmdline of a process and its descendants while it runs."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.stop = threading.Event()
+        self.samples: set[bytes] = set()
+        self.pids: set[int] = set()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for pid in self._family():
+                try:
+                    line = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if line:
+                    self.samples.add(line)
+                    self.pids.add(pid)
+            self.stop.wait(0.01)
+
+    def _family(self) -> set[int]:
+        """Return the root and its descendants, from /proc/<pid>/task/*/children."""
+        family = set()
+        pending = [self.root]
+        while pending:
+            pid = pending.pop()
+            family.add(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    pending.extend(int(child) for child in children.read_text().split())
+                except OSError:
+                    continue
+        return family
+
+
+def run_sampled(
+    args: list[str], env: dict[str, str], sampled: list[bytes]
+) -> subprocess.CompletedProcess:
+    """Run odoo-dr with `args`, adding the argument lists seen meanwhile to `sampled`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odoo_dr", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    sampler = ArgumentSampler(process.pid)
+    sampler.start()
+    try:
+        out, err = process.communicate(timeout=300)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    sampled.extend(sampler.samples)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+@dataclass
+class Secrets:
+    pg_password: str
+    db_password: str
+    admin_passwd: str
+    passphrase: str
+    target_passphrase: str
+    access_key: str
+    secret_key: str
+
+    def labelled(self) -> dict[str, str]:
+        return {
+            "PGPASSWORD": self.pg_password,
+            "odoo.conf db_password": self.db_password,
+            "odoo.conf admin_passwd": self.admin_passwd,
+            "ODOO_DR_PASSPHRASE": self.passphrase,
+            "ODOO_DR_TARGET_PASSPHRASE": self.target_passphrase,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+
+def _new_secrets(fault_random) -> Secrets:
+    alphanumeric = string.ascii_uppercase + string.digits
+    made = Secrets(
+        pg_password=random_secret(fault_random, "pgpw"),
+        db_password=random_secret(fault_random, "dbpw"),
+        admin_passwd=random_secret(fault_random, "admin"),
+        passphrase=random_secret(fault_random, "phrase", 32),
+        target_passphrase=random_secret(fault_random, "target", 32),
+        access_key="AKIA" + "".join(fault_random.choices(alphanumeric, k=16)),
+        secret_key="".join(fault_random.choices(string.ascii_letters, k=40)),
+    )
+    for label, value in made.labelled().items():
+        secret(value, f"secrets test {label}")
+    return made
+
+
+def _odoo_conf(path: Path, data_dir: Path, secrets: Secrets) -> Path:
+    # admin_passwd is written as Odoo reads it: one line, no quoting.
+    path.write_text(
+        "[options]\n"
+        f"db_host = {os.environ['PGHOST']}\n"
+        f"db_port = {os.environ['PGPORT']}\n"
+        f"db_user = {os.environ['PGUSER']}\n"
+        f"db_password = {secrets.db_password.replace('%', '%%')}\n"
+        f"admin_passwd = {secrets.admin_passwd.replace('%', '%%')}\n"
+        f"data_dir = {data_dir}\n"
+    )
+    return path
+
+
+def _found_in(data: bytes, secrets: dict[str, str]) -> list[str]:
+    return [label for label, value in secrets.items() if value.encode() in data]
+
+
+def _s3_objects(endpoint: str, prefix: str) -> dict[str, bytes]:
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=BUCKET_REGION)
+    objects = {}
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=PLAIN_BUCKET, Prefix=prefix
+    ):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=PLAIN_BUCKET, Key=item["Key"])["Body"]
+            objects[item["Key"]] = body.read()
+    return objects
+
+
+def test_no_secret_in_arguments_or_files(
+    tmp_path,
+    settings,
+    small_template,
+    database_names,
+    unique,
+    s3_endpoint,
+    fault_random,
+    fault_seed,
+    fault_record: FaultRecord,
+):
+    for trial in range(trials(1, 5)):
+        work = tmp_path / f"trial-{trial}"
+        work.mkdir()
+        secrets = _new_secrets(fault_random)
+        labelled = secrets.labelled()
+        data_dir = work / "data"
+        filestore_root = data_dir / "filestore"
+        filestore_root.mkdir(parents=True)
+        database = f"odoo_dr_secrets_{unique}_{trial}"
+        database_names.extend([database, f"{database}_copy"])
+        clone_demo(settings, small_template, database, filestore_root)
+        conf = _odoo_conf(work / "odoo.conf", data_dir, secrets)
+        record = work / "tool-arguments"
+        env = {
+            **os.environ,
+            "PGPASSWORD": secrets.pg_password,
+            "ODOO_DR_PASSPHRASE": secrets.passphrase,
+            "ODOO_DR_TARGET_PASSPHRASE": secrets.target_passphrase,
+            "AWS_ACCESS_KEY_ID": secrets.access_key,
+            "AWS_SECRET_ACCESS_KEY": secrets.secret_key,
+            "AWS_ENDPOINT_URL": s3_endpoint,
+            "ODOO_DR_PG_BINDIR": str(_wrap_pg_tools(work, record)),
+        }
+        encrypted = str(work / "encrypted-repo")
+        plain = str(work / "plain-repo")
+        offsite = f"s3://{PLAIN_BUCKET}/secrets-{unique}-{trial}"
+        export = work / "export.dump"
+        commands = [
+            ["init", "--repo", encrypted, "--encrypt"],
+            ["init", "--repo", plain],
+            ["init", "--repo", offsite, "--encrypt"],
+            ["backup", database, "--odoo-config", str(conf), "--repo", encrypted],
+            ["backup", database, "--odoo-config", str(conf), "--repo", plain],
+            ["restore", database, "--target", f"{database}_copy", "--copy",
+             "--neutralize", "--odoo-config", str(conf), "--repo", encrypted],
+            ["drill", database, "--odoo-config", str(conf), "--repo", encrypted],
+            ["copy", "--to", offsite, "--repo", encrypted],
+            ["verify", "--read-data", "--repo", offsite],
+            ["export", database, "--format", "dump", "--output", str(export),
+             "--repo", encrypted],
+            ["snapshots", "--json", "--repo", plain],
+        ]  # fmt: skip
+        sampled: list[bytes] = []
+        for command in commands:
+            # The target passphrase is the offsite repository's own.
+            command_env = env
+            if offsite in command and command[0] != "copy":
+                command_env = {**env, "ODOO_DR_PASSPHRASE": secrets.target_passphrase}
+            result = run_sampled(command, command_env, sampled)
+            assert result.returncode == 0, (command[0], result.stderr, fault_seed)
+            for label in _found_in((result.stdout + result.stderr).encode(), labelled):
+                fault_record.lost += 1
+                pytest.fail(f"{command[0]} printed {label} (seed {fault_seed})")
+
+        tool_arguments = record.read_bytes()
+        stored = {
+            str(path): path.read_bytes()
+            for root in (Path(encrypted), Path(plain))
+            for path in root.rglob("*")
+            if path.is_file()
+        }
+        stored.update(_s3_objects(s3_endpoint, offsite.split("/", 3)[3]))
+        stored[str(export)] = export.read_bytes()
+        fault_record.trials += 1
+        fault_record.inputs += len(labelled) * (len(sampled) + len(stored) + 1)
+
+        # Each wrapped tool ran, so its recorded arguments cover it.
+        for tool in ("pg_dump", "pg_restore"):
+            assert f"/{tool}\n".encode() in tool_arguments, (tool, fault_seed)
+        assert sampled, f"no argument list was sampled (seed {fault_seed})"
+        leaks = [
+            f"{label} in the arguments of {line[:60]!r}"
+            for line in [*sampled, tool_arguments]
+            for label in _found_in(line.replace(b"\0", b"\n"), labelled)
+        ]
+        leaks += [
+            f"{label} in {name}"
+            for name, data in stored.items()
+            for label in _found_in(data, labelled)
+        ]
+        fault_record.lost += len(leaks)
+        assert leaks == [], f"seed {fault_seed}"
+    fault_record.notes.append(
+        "commands: init, backup, restore, drill, copy, verify, export, snapshots"
+    )
