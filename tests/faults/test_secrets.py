@@ -21,7 +21,7 @@ import pytest
 
 import secret_scan
 from conftest import BUCKET_REGION, PLAIN_BUCKET, clone_demo, secret
-from faults.conftest import FaultRecord, trials
+from faults.conftest import FaultRecord, full_scale, trials
 from odoo_dr.pg.binaries import find_newest_tools
 
 SECRET_ALPHABET = string.ascii_letters + string.digits + " !#%+,-.:=@^_~'\""
@@ -77,7 +77,27 @@ def test_scan_registry_and_literals(tmp_path, monkeypatch):
     assert registered == {"the registered one": "registered-Value-9"}
 
 
-# 2. Process arguments and stored files ----------------------------------------
+# 2. Process arguments and stored files, 3. file modes ---------------------------
+
+# Files are created 0600 and folders 0700 (docs/security.md).
+PRIVATE_MASK = 0o077
+
+
+def walk(path: Path):
+    yield path
+    if path.is_dir() and not path.is_symlink():
+        yield from path.rglob("*")
+
+
+def loose_modes(paths: list[Path]) -> list[str]:
+    """Return "path mode" for each file or folder below `paths` that others may use."""
+    return [
+        f"{item} {oct(item.lstat().st_mode & 0o777)}"
+        for path in paths
+        for item in walk(path)
+        if item.lstat().st_mode & PRIVATE_MASK
+    ]
+
 
 WRAPPED_PG_TOOLS = ("pg_dump", "pg_restore", "psql")
 
@@ -142,13 +162,16 @@ class ArgumentSampler(threading.Thread):
 def run_sampled(
     args: list[str], env: dict[str, str], sampled: list[bytes]
 ) -> subprocess.CompletedProcess:
-    """Run odoo-dr with `args`, adding the argument lists seen meanwhile to `sampled`."""
+    """Run odoo-dr with `args` under umask 000, adding the argument lists seen
+    meanwhile to `sampled`."""
     process = subprocess.Popen(
         [sys.executable, "-m", "odoo_dr", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # What odoo-dr creates must be private even when the umask allows all.
+        umask=0,
     )
     sampler = ArgumentSampler(process.pid)
     sampler.start()
@@ -263,25 +286,26 @@ def test_no_secret_in_arguments_or_files(
             "AWS_ENDPOINT_URL": s3_endpoint,
             "ODOO_DR_PG_BINDIR": str(_wrap_pg_tools(work, record)),
         }
-        encrypted = str(work / "encrypted-repo")
-        plain = str(work / "plain-repo")
+        # Parents that init creates, which must be private too.
+        encrypted = str(work / "parents" / "of" / "encrypted-repo")
         offsite = f"s3://{PLAIN_BUCKET}/secrets-{unique}-{trial}"
         export = work / "export.dump"
         commands = [
             ["init", "--repo", encrypted, "--encrypt"],
-            ["init", "--repo", plain],
             ["init", "--repo", offsite, "--encrypt"],
             ["backup", database, "--odoo-config", str(conf), "--repo", encrypted],
-            ["backup", database, "--odoo-config", str(conf), "--repo", plain],
             ["restore", database, "--target", f"{database}_copy", "--copy",
              "--neutralize", "--odoo-config", str(conf), "--repo", encrypted],
             ["drill", database, "--odoo-config", str(conf), "--repo", encrypted],
             ["copy", "--to", offsite, "--repo", encrypted],
-            ["verify", "--read-data", "--repo", offsite],
             ["export", database, "--format", "dump", "--output", str(export),
              "--repo", encrypted],
-            ["snapshots", "--json", "--repo", plain],
         ]  # fmt: skip
+        if full_scale():
+            commands += [
+                ["verify", "--read-data", "--repo", offsite],
+                ["snapshots", "--json", "--repo", encrypted],
+            ]
         sampled: list[bytes] = []
         for command in commands:
             # The target passphrase is the offsite repository's own.
@@ -297,7 +321,7 @@ def test_no_secret_in_arguments_or_files(
         tool_arguments = record.read_bytes()
         stored = {
             str(path): path.read_bytes()
-            for root in (Path(encrypted), Path(plain))
+            for root in (Path(encrypted),)
             for path in root.rglob("*")
             if path.is_file()
         }
@@ -322,6 +346,99 @@ def test_no_secret_in_arguments_or_files(
         ]
         fault_record.lost += len(leaks)
         assert leaks == [], f"seed {fault_seed}"
+
+        created = [work / "parents", export]
+        loose = loose_modes(created)
+        fault_record.inputs += sum(1 for path in created for _ in walk(path))
+        fault_record.lost += len(loose)
+        assert loose == [], f"seed {fault_seed}"
     fault_record.notes.append(
-        "commands: init, backup, restore, drill, copy, verify, export, snapshots"
+        "commands: init, backup, restore, drill, copy, export; full form: verify, "
+        "snapshots"
     )
+
+
+def test_plain_repository_private_and_clean(
+    tmp_path,
+    settings,
+    small_template,
+    database_names,
+    unique,
+    fault_random,
+    fault_seed,
+    fault_record: FaultRecord,
+):
+    """Back up with odoo.conf secrets into a plain repository, export it, all under
+    umask 000: no secret in any file, every file and folder private."""
+    secrets = _new_secrets(fault_random)
+    labelled = secrets.labelled()
+    data_dir = tmp_path / "data"
+    (data_dir / "filestore").mkdir(parents=True)
+    database = f"odoo_dr_plain_{unique}"
+    database_names.append(database)
+    clone_demo(settings, small_template, database, data_dir / "filestore")
+    conf = _odoo_conf(tmp_path / "odoo.conf", data_dir, secrets)
+    env = {**os.environ, "PGPASSWORD": secrets.pg_password}
+    repo = tmp_path / "made" / "by" / "init" / "repo"
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    commands = [
+        ["init", "--repo", str(repo)],
+        ["backup", database, "--odoo-config", str(conf), "--repo", str(repo)],
+        ["export", database, "--format", "zip",
+         "--output", str(exports / "archive.zip"), "--repo", str(repo)],
+        ["export", database, "--format", "folder",
+         "--output", str(exports / "folder"), "--repo", str(repo)],
+    ]  # fmt: skip
+    sampled: list[bytes] = []
+    for command in commands:
+        result = run_sampled(command, env, sampled)
+        assert result.returncode == 0, (command[0], result.stderr, fault_seed)
+
+    created = [tmp_path / "made", exports / "archive.zip", exports / "folder"]
+    stored = {
+        str(item): item.read_bytes()
+        for path in created
+        for item in walk(path)
+        if item.is_file()
+    }
+    leaks = [
+        f"{label} in {name}"
+        for name, data in stored.items()
+        for label in _found_in(data, labelled)
+    ]
+    leaks += [
+        f"{label} in the arguments of {line[:60]!r}"
+        for line in sampled
+        for label in _found_in(line.replace(b"\0", b"\n"), labelled)
+    ]
+    loose = loose_modes(created)
+    fault_record.trials += 1
+    fault_record.inputs += sum(1 for path in created for _ in walk(path))
+    fault_record.inputs += len(labelled) * (len(stored) + len(sampled))
+    fault_record.lost += len(loose) + len(leaks)
+    assert leaks == [], f"seed {fault_seed}"
+    assert loose == [], f"seed {fault_seed}"
+
+
+def test_config_out_private_under_umask_zero(tmp_path, fault_record: FaultRecord):
+    from odoo_dr.platform.configuration import (
+        capture_configuration,
+        write_configuration,
+    )
+    from test_platform_configuration import _copy, _environment
+
+    folder = _copy("regional-distributor", tmp_path)
+    state = capture_configuration(folder, _environment(folder, "production"))
+    target = tmp_path / "config" / "out"
+    previous = os.umask(0)
+    try:
+        write_configuration(state, target)
+    finally:
+        os.umask(previous)
+
+    loose = loose_modes([tmp_path / "config"])
+    fault_record.trials += 1
+    fault_record.inputs += sum(1 for _ in walk(tmp_path / "config"))
+    fault_record.lost += len(loose)
+    assert loose == []
