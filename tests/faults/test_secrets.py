@@ -7,12 +7,16 @@ session's scan of the logs of odoo-dr runs (tests/secret_scan.py) looks for it t
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import string
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +24,10 @@ import boto3
 import pytest
 
 import secret_scan
-from conftest import BUCKET_REGION, PLAIN_BUCKET, clone_demo, secret
+from conftest import BUCKET_REGION, PLAIN_BUCKET, clone_demo, free_port, secret
 from faults.conftest import FaultRecord, full_scale, trials
 from odoo_dr.pg.binaries import find_newest_tools
+from odoo_dr.repository.store import Repository
 
 SECRET_ALPHABET = string.ascii_letters + string.digits + " !#%+,-.:=@^_~'\""
 
@@ -442,3 +447,96 @@ def test_config_out_private_under_umask_zero(tmp_path, fault_record: FaultRecord
     fault_record.inputs += sum(1 for _ in walk(tmp_path / "config"))
     fault_record.lost += len(loose)
     assert loose == []
+
+
+# 4. The dashboard's token off loopback -----------------------------------------
+
+SERVE_TOKEN = "serve-token-5f3a9c1e7b2d4068a1c3e5f7092b4d6f"
+SERVE_PATHS = (
+    "/",
+    "/metrics",
+    "/api/status",
+    "/api/tenants",
+    "/api/tenants/-/odoo",
+    "/api/repositories",
+    "/api/scorecard",
+    "/healthz",
+    "/openapi.json",
+    "/static/dashboard.css",
+    "/tenants/-/odoo",
+    "/no-such-page",
+)
+
+
+def _http(url: str, method: str = "GET", headers: dict | None = None) -> int:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
+
+
+def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecord):
+    token = secret(SERVE_TOKEN, "serve token")
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    repository = tmp_path / "repo"
+    Repository.init(str(repository))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odoo_dr", "serve", "--bind", f"0.0.0.0:{port}",
+         "--token-file", str(token_file), "--repository", str(repository)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    right = {"Authorization": f"Bearer {token}"}
+    wrong_credentials = {
+        "none": {},
+        "wrong bearer": {"Authorization": "Bearer " + "x" * len(token)},
+        "bearer prefix": {"Authorization": f"Bearer {token[:-1]}"},
+        "bearer suffix": {"Authorization": f"Bearer {token}x"},
+        "wrong basic password": _basic("viewer", "x" * len(token)),
+        "token as basic user": _basic(token, "password"),
+        "other scheme": {"Authorization": f"Token {token}"},
+        "token header": {"X-Token": token},
+        "token cookie": {"Cookie": f"token={token}"},
+    }
+    try:
+        # Bounded so that a server that never listens fails instead of hanging.
+        for _ in range(600):
+            try:
+                _http(f"{base}/healthz", headers=right)
+                break
+            except urllib.error.URLError:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.1)
+        else:
+            pytest.fail("odoo-dr serve did not start listening")
+        rejected = []
+        for path in SERVE_PATHS:
+            # With the token every route answers as it would without one.
+            assert _http(base + path, headers=right) != 401, path
+            tries = [(f"{label} {method}", base + path, method, headers)
+                     for label, headers in wrong_credentials.items()
+                     for method in ("GET", "HEAD")]  # fmt: skip
+            tries += [
+                (f"query {name}", f"{base}{path}?{name}={token}", "GET", {})
+                for name in ("token", "access_token", "api_key")
+            ]
+            for label, url, method, headers in tries:
+                fault_record.inputs += 1
+                if _http(url, method, headers) != 401:
+                    rejected.append(f"{path} {label}")
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    fault_record.trials += 1
+    fault_record.lost += len(rejected)
+    assert rejected == []
+    assert token not in err
