@@ -7,6 +7,7 @@ session's scan of the logs of odoo-dr runs (tests/secret_scan.py) looks for it t
 
 from __future__ import annotations
 
+import ast
 import base64
 import os
 import shlex
@@ -540,3 +541,198 @@ def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecor
     fault_record.lost += len(rejected)
     assert rejected == []
     assert token not in err
+
+
+# 5. SQL identifiers always quoted ----------------------------------------------
+
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "odoo_dr"
+SQL_CALLS = {"execute", "executemany", "copy"}
+SQL_PARAMETER_TYPES = ("Composable", "Composed", "sql.SQL", "LiteralString")
+
+# SQL arguments that the checker cannot resolve but that are safe, with the reason.
+# Keyed by file and the argument's source text; an entry no longer found fails.
+ALLOWED_SQL = {
+    ("demo/builder.py", "schema"): "the demo's packaged schema.sql",
+    ("demo/builder.py", "statements"): "the demo's packaged data.sql",
+    ("engine/business_checks.py", "check.sql"): "the user's own check queries",
+    ("engine/post_deploy.py", "query"): "the user's own --check-sql queries",
+    ("odoo/neutralize.py", "step.statement"): "the constant statements of _STEPS",
+    ("engine/checks.py", "condition"): "the constant conditions of _LIVE_ROWS",
+    ("engine/backup.py", "folder"): "not SQL: _Backup.execute(folder)",
+    ("engine/copy.py", "source_id"): "not SQL: blob copy",
+    ("engine/copy.py", "blob_id"): "not SQL: blob copy",
+}
+
+
+class SqlCallChecker(ast.NodeVisitor):
+    """Classify the SQL argument of each execute/copy call and each sql.SQL()."""
+
+    def __init__(self, module: ast.Module, name: str) -> None:
+        self.name = name
+        self.module_values = self._assignments(module.body)
+        self.functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        self.problems: list[str] = []
+        self.allowed: set[tuple[str, str]] = set()
+        self.sites = 0
+
+    @staticmethod
+    def _assignments(body: list[ast.stmt]) -> dict[str, list[ast.expr]]:
+        values: dict[str, list[ast.expr]] = {}
+        for node in body:
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        values.setdefault(target.id, []).append(node.value)
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                if isinstance(node.target, ast.Name):
+                    values.setdefault(node.target.id, []).append(node.value)
+        return values
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.functions.append(node)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in SQL_CALLS and node.args:
+            self._check(node.args[0], f"{func.attr}()", node.lineno, self._safe)
+        if self._is_sql(func, "SQL") and node.args:
+            self._check(node.args[0], "sql.SQL()", node.lineno, self._text)
+        self.generic_visit(node)
+
+    def _check(self, argument: ast.expr, kind: str, line: int, rule) -> None:
+        self.sites += 1
+        verdict = rule(argument, depth=0)
+        if verdict == "safe":
+            return
+        key = (self.name, ast.unparse(argument))
+        if key in ALLOWED_SQL and verdict == "unresolved":
+            self.allowed.add(key)
+            return
+        self.problems.append(f"{self.name}:{line} {kind}: {verdict}: {key[1][:70]}")
+
+    @staticmethod
+    def _is_sql(func: ast.expr, name: str) -> bool:
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == name
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "sql"
+        )
+
+    def _bound(self, name: str) -> list[ast.expr] | None:
+        """Return the values `name` is assigned in the function, else the module."""
+        if self.functions:
+            function = self.functions[-1]
+            values = [
+                node.value
+                for node in ast.walk(function)
+                if isinstance(node, ast.Assign)
+                and any(
+                    isinstance(target, ast.Name) and target.id == name
+                    for target in node.targets
+                )
+            ]
+            if values:
+                return values
+            for argument in [*function.args.args, *function.args.kwonlyargs]:
+                if argument.arg == name:
+                    annotation = ast.unparse(argument.annotation or ast.Name("?"))
+                    if any(kind in annotation for kind in SQL_PARAMETER_TYPES):
+                        return []
+                    return None
+        return self.module_values.get(name)
+
+    def _text(self, node: ast.expr, depth: int) -> str:
+        """Return "safe" when `node` is constant text, built only from literals."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return "safe"
+        if isinstance(node, ast.JoinedStr):
+            return "f-string"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            return "% formatting"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            sides = [self._text(node.left, depth), self._text(node.right, depth)]
+            if sides == ["safe", "safe"]:
+                return "safe"
+            return "+ concatenation with a variable"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            receiver = node.func.value
+            if node.func.attr == "format" and self._text(receiver, depth) == "safe":
+                return "str.format()"
+        if isinstance(node, ast.Name) and depth < 5:
+            values = self._bound(node.id)
+            if values:
+                verdicts = {self._text(value, depth + 1) for value in values}
+                return "safe" if verdicts == {"safe"} else verdicts.pop()
+        return "unresolved"
+
+    def _safe(self, node: ast.expr, depth: int) -> str:
+        """Return "safe" for constant text or a psycopg.sql composition."""
+        text = self._text(node, depth)
+        if text != "unresolved":
+            return text
+        if isinstance(node, ast.Call):
+            func = node.func
+            if any(self._is_sql(func, kind) for kind in ("SQL", "Composed")):
+                return "safe"
+            if isinstance(func, ast.Attribute) and func.attr in {"format", "join"}:
+                return self._safe(func.value, depth)
+        if isinstance(node, ast.Name) and depth < 5:
+            values = self._bound(node.id)
+            if values == []:
+                return "safe"
+            if values:
+                verdicts = {self._safe(value, depth + 1) for value in values}
+                return "safe" if verdicts == {"safe"} else verdicts.pop()
+        return "unresolved"
+
+
+def check_sql_calls(root: Path) -> tuple[list[str], set[tuple[str, str]], int]:
+    """Return the problems, the allowed entries used and the SQL sites checked."""
+    problems: list[str] = []
+    allowed: set[tuple[str, str]] = set()
+    sites = 0
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        checker = SqlCallChecker(ast.parse(path.read_text()), name)
+        checker.visit(ast.parse(path.read_text()))
+        problems += checker.problems
+        allowed |= checker.allowed
+        sites += checker.sites
+    return problems, allowed, sites
+
+
+def test_sql_built_from_literals(fault_record: FaultRecord):
+    problems, allowed, sites = check_sql_calls(SOURCE)
+    fault_record.trials += 1
+    fault_record.inputs += sites
+    fault_record.lost += len(problems)
+
+    assert problems == []
+    assert sorted(set(ALLOWED_SQL) - allowed) == []
+
+
+def test_sql_checker_flags_variables(tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "from psycopg import sql\n"
+        "def f(cursor, name, table: str):\n"
+        "    cursor.execute(f'DROP DATABASE {name}')\n"
+        "    cursor.execute('SELECT * FROM %s' % table)\n"
+        "    cursor.execute('SELECT * FROM ' + table)\n"
+        "    cursor.execute('SELECT {}'.format(name))\n"
+        "    cursor.execute(sql.SQL('ALTER ROLE ' + name))\n"
+        "    query = 'SELECT 1 FROM ' + name\n"
+        "    cursor.execute(query)\n"
+        "    cursor.execute(sql.SQL('SELECT {}').format(sql.Identifier(name)))\n"
+        "    cursor.execute('SELECT 1 WHERE x = %s', (name,))\n"
+    )
+    problems, _allowed, sites = check_sql_calls(tmp_path)
+
+    assert len(problems) == 6, problems
+    assert sites == 10
+    assert all(":10 " not in problem for problem in problems)
+    assert all(":11 " not in problem for problem in problems)
