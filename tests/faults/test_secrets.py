@@ -22,11 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import psycopg
 import pytest
+from psycopg import sql
 
 import secret_scan
-from conftest import BUCKET_REGION, PLAIN_BUCKET, clone_demo, free_port, secret
+from conftest import (
+    BUCKET_REGION,
+    PLAIN_BUCKET,
+    admin_connection,
+    clone_demo,
+    database_exists,
+    drop_leftovers,
+    free_port,
+    query,
+    run_cli,
+    secret,
+)
 from faults.conftest import FaultRecord, full_scale, trials
+from odoo_dr.errors import RejectedError
+from odoo_dr.pg import roles as pg_roles
 from odoo_dr.pg.binaries import find_newest_tools
 from odoo_dr.repository.store import Repository
 
@@ -736,3 +751,133 @@ def test_sql_checker_flags_variables(tmp_path):
     assert sites == 10
     assert all(":10 " not in problem for problem in problems)
     assert all(":11 " not in problem for problem in problems)
+
+
+# Hostile names: quotes, semicolons, statements, psql and format() syntax, non-ASCII
+# letters. Some name the canary database that a successful injection would drop.
+# Backslashes and control characters are rejected names (odoo_dr.pg.names).
+HOSTILE_NAMES = (
+    'x"; DROP DATABASE {canary}; --',
+    "Robert'); DROP DATABASE {canary};--",
+    'O\'Brien "B" ; $$ :x `id` %s %I',
+    "Ünï cödé ñ 数据库 Ω",
+)
+
+
+def _run_psql(script: Path) -> subprocess.CompletedProcess:
+    psql = str(find_newest_tools("the hostile names test").bindir / "psql")
+    return subprocess.run(
+        [psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _drop_roles(names: list[str]) -> None:
+    with admin_connection() as connection:
+        for name in names:
+            if connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)
+            ).fetchone():
+                connection.execute(
+                    sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(
+                        sql.Identifier(name)
+                    )
+                )
+                connection.execute(
+                    sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name))
+                )
+                connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_hostile_names_round_trip(
+    tmp_path,
+    settings,
+    small_template,
+    repository,
+    database_names,
+    unique,
+    fault_random,
+    fault_seed,
+    fault_record: FaultRecord,
+):
+    canary = f"odoo_dr_canary_{unique}"
+    database_names.append(canary)
+    with admin_connection() as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(canary)))
+    count = trials(1, len(HOSTILE_NAMES))
+    chosen = fault_random.sample(HOSTILE_NAMES, count)
+    schema = f's"; DROP DATABASE {canary}; --'
+    roles = [f'b"; DROP DATABASE {canary}; --', f"r'); DROP DATABASE {canary}; -- $$"]
+    repo = str(Path(repository.location))
+    try:
+        for number, pattern in enumerate(chosen):
+            name = f"{pattern.format(canary=canary)} {unique}"
+            target = f"{name[:40]} copy {number}"
+            database_names.extend([name, target])
+            root = tmp_path / f"filestore-{number}"
+            root.mkdir()
+            clone_demo(settings, small_template, name, root)
+            table = sql.Identifier(schema, "t 'q'")
+            query(name, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            query(name, sql.SQL("CREATE TABLE {} AS SELECT 1 AS id").format(table))
+
+            snapshot = run_cli(
+                "backup", name, "--filestore-root", str(root), "--repo", repo
+            )
+            assert snapshot.returncode == 0, (name, snapshot.stderr, fault_seed)
+            restored = run_cli(
+                "restore", name, "--target", target, "--copy", "--neutralize",
+                "--filestore-root", str(tmp_path / f"restored-{number}"),
+                "--repo", repo,
+            )  # fmt: skip
+            assert restored.returncode == 0, (name, restored.stderr, fault_seed)
+            assert query(target, sql.SQL("SELECT id FROM {}").format(table)) == [(1,)]
+            drilled = run_cli("drill", name, "--repo", repo)
+            assert drilled.returncode == 0, (name, drilled.stderr, fault_seed)
+
+            script = tmp_path / f"roles-{number}.sql"
+            made = run_cli(
+                "roles", "--backup-role", roles[0], "--restore-role", roles[1],
+                "--database", name,
+            )  # fmt: skip
+            assert made.returncode == 0, (name, made.stderr, fault_seed)
+            script.write_text(made.stdout)
+            applied = _run_psql(script)
+            assert applied.returncode == 0, (name, applied.stderr, fault_seed)
+            # The script for servers before 14 names each schema and \connects.
+            facts = pg_roles.ServerFacts(
+                "13.16",
+                13,
+                (pg_roles.ProductionDatabase(name, "postgres", (schema, "public")),),
+            )
+            script.write_text(pg_roles.roles_script(facts, *roles))
+            applied = _run_psql(script)
+            assert applied.returncode == 0, (name, applied.stderr, fault_seed)
+            with psycopg.connect(dbname=name, user=roles[0]) as connection:
+                read = connection.execute(sql.SQL("SELECT id FROM {}").format(table))
+                assert read.fetchall() == [(1,)]
+
+            fault_record.trials += 1
+            fault_record.inputs += 1
+            assert database_exists(canary), (name, fault_seed)
+            assert database_exists(name), (name, fault_seed)
+    finally:
+        drop_leftovers(list(database_names))
+        database_names.clear()
+        _drop_roles(roles)
+    fault_record.notes.append(f"names: {len(chosen)} of {len(HOSTILE_NAMES)}")
+
+
+def test_roles_rejects_line_break_names(fault_record: FaultRecord):
+    facts = pg_roles.ServerFacts(
+        "13.16",
+        13,
+        (pg_roles.ProductionDatabase("evil\n\\! touch pwned\nx", "odoo"),),
+    )
+    fault_record.trials += 1
+    fault_record.inputs += 1
+    with pytest.raises(RejectedError) as raised:
+        pg_roles.roles_script(facts, "backup", "restore")
+    assert "control character" in raised.value.message
