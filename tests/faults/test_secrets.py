@@ -502,6 +502,7 @@ def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecor
     token = secret(SERVE_TOKEN, "serve token")
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
+    token_file.chmod(0o644)
     repository = tmp_path / "repo"
     Repository.init(str(repository))
     port = free_port()
@@ -556,6 +557,20 @@ def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecor
     fault_record.lost += len(rejected)
     assert rejected == []
     assert token not in err
+    assert "may be read by other users (mode 0o644)" in err
+
+
+def test_serve_private_token_file_quiet(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("short\n")
+    token_file.chmod(0o600)
+    result = run_cli(
+        "serve", "--bind", f"127.0.0.1:{free_port()}", "--token-file",
+        str(token_file), "--repository", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid token" in result.stderr
+    assert "other users" not in result.stderr
 
 
 # 5. SQL identifiers always quoted ----------------------------------------------
