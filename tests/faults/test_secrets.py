@@ -229,7 +229,7 @@ class Secrets:
 
 def _new_secrets(fault_random) -> Secrets:
     alphanumeric = string.ascii_uppercase + string.digits
-    made = Secrets(
+    generated = Secrets(
         pg_password=random_secret(fault_random, "pgpw"),
         db_password=random_secret(fault_random, "dbpw"),
         admin_passwd=random_secret(fault_random, "admin"),
@@ -238,9 +238,9 @@ def _new_secrets(fault_random) -> Secrets:
         access_key="AKIA" + "".join(fault_random.choices(alphanumeric, k=16)),
         secret_key="".join(fault_random.choices(string.ascii_letters, k=40)),
     )
-    for label, value in made.labelled().items():
+    for label, value in generated.labelled().items():
         secret(value, f"secrets test {label}")
-    return made
+    return generated
 
 
 def _odoo_conf(path: Path, data_dir: Path, secrets: Secrets) -> Path:
@@ -524,6 +524,7 @@ def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecor
         "token header": {"X-Token": token},
         "token cookie": {"Cookie": f"token={token}"},
     }
+
     try:
         # Bounded so that a server that never listens fails instead of hanging.
         for _ in range(600):
@@ -535,9 +536,10 @@ def test_serve_rejects_requests_without_token(tmp_path, fault_record: FaultRecor
                 time.sleep(0.1)
         else:
             pytest.fail("odoo-dr serve did not start listening")
+
         rejected = []
         for path in SERVE_PATHS:
-            # With the token every route answers as it would without one.
+            # With the token, each route responds as it does without a token set.
             assert _http(base + path, headers=right) != 401, path
             tries = [(f"{label} {method}", base + path, method, headers)
                      for label, headers in wrong_credentials.items()

@@ -71,7 +71,7 @@ def _warn_if_others_read(token_file: Path) -> None:
     """Log a warning when users other than the owner may read the token file.
 
     A warning, not an error: a Kubernetes Secret volume is 0644 unless its
-    defaultMode says otherwise, and only the pod reads it.
+    defaultMode sets another, and only the pod reads it.
     """
     mode = token_file.stat().st_mode & 0o777
     if mode & 0o077:
