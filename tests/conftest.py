@@ -8,11 +8,13 @@ dropped when the test ends.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import secret_scan
 from odoo_dr.demo import builder
 from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import PgSettings
@@ -275,19 +278,51 @@ def pytest_collection_modifyitems(
             item.add_marker(skip)
 
 
+secret = secret_scan.secret
+
+# Whether this controller made the log folder, and so removes it after a clean scan.
+_OWN_LOG_FOLDER: list[Path] = []
+_LOG_HANDLER = secret_scan.LogFileHandler()
+_LOG_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Log every odoo-dr run of this process into the session's log folder.
+
+    The controller makes the folder before pytest-xdist starts the workers, which
+    inherit its name through the environment.
+    """
+    if secret_scan.log_folder() is None and _is_controller(config):
+        folder = Path(tempfile.mkdtemp(prefix="odoo-dr-test-logs-"))
+        os.environ[secret_scan.LOG_FOLDER_VARIABLE] = str(folder)
+        _OWN_LOG_FOLDER.append(folder)
+    subprocess.Popen = secret_scan.LoggedPopen  # type: ignore[misc]
+    logging.getLogger("odoo_dr").setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def _log_odoo_dr_records() -> None:
+    """Attach the log handler again, which an in-process CLI call replaces."""
+    logger = logging.getLogger("odoo_dr")
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_controller(session.config):
         _PREEXISTING_SCRATCH.update(_scratch_comments())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any test left a temporary restore or drill database behind.
+    """Fail the run if any test left a temporary restore or drill database behind,
+    or if any secret appears in the log of odoo-dr runs.
 
     This runs once all workers have finished, because a per-test check would see the
     temporary databases of tests running at the same time in other workers.
     """
     if not _is_controller(session.config):
         return
+    _scan_logs(session)
     scratch = _scratch_comments()
     leftovers = sorted(set(scratch) - _PREEXISTING_SCRATCH)
     if leftovers:
@@ -297,6 +332,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         described = [f"{name} ({scratch[name]})" for name in leftovers]
         print(f"\ntemporary databases left behind by the tests: {described}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _scan_logs(session: pytest.Session) -> None:
+    """Fail the session if a log of odoo-dr runs contains a secret of the suite."""
+    folder = secret_scan.log_folder()
+    if folder is None or not folder.is_dir():
+        return
+    sources = sorted(Path(__file__).parent.rglob("*.py"))
+    product = Path(secret_scan.__file__).parent.parent / "src" / "odoo_dr"
+    product_text = "\n".join(
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in sorted(product.rglob("*"))
+        if path.is_file() and path.suffix in {".py", ".sql", ".html", ".j2", ".md"}
+    )
+    secrets = secret_scan.literal_secrets(sources, product_text)
+    secrets.update(secret_scan.registered_secrets(folder))
+    leaks = secret_scan.scan(folder, secrets)
+    if leaks:
+        described = [f"{name}: {label}" for name, label in leaks]
+        print(f"\nsecrets found in the logs of odoo-dr runs in {folder}: {described}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif folder in _OWN_LOG_FOLDER:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def database_exists(name: str) -> bool:

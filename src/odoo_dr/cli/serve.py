@@ -67,6 +67,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _warn_if_others_read(token_file: Path) -> None:
+    """Log a warning when users other than the owner may read the token file.
+
+    A warning, not an error: a Kubernetes Secret volume is 0644 unless its
+    defaultMode sets another, and only the pod reads it.
+    """
+    mode = token_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "--token-file %s may be read by other users (mode %s): run chmod 600 on it",
+            token_file,
+            oct(mode),
+        )
+
+
 def read_token(token_file: Path | None) -> str | None:
     """Return the token from --token-file, else $ODOO_DR_SERVE_TOKEN, or None."""
     if token_file is not None:
@@ -79,6 +94,7 @@ def read_token(token_file: Path | None) -> str | None:
                 hint="give a readable file that contains the token on one line",
             ) from None
         source = f"--token-file {token_file}"
+        _warn_if_others_read(token_file)
     else:
         token = os.environ.get(TOKEN_VARIABLE, "").strip()
         source = f"${TOKEN_VARIABLE}"

@@ -53,6 +53,9 @@ SUFFIXES = {"zip": ".zip", "folder": "", "dump": ".dump"}
 STDERR_LINES = 40
 # The errors of a file system that has no hard links.
 NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP}
+# Modes of the published archive and of everything in a folder archive.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def run_export(
     work = tempfiles.make_folder(output.parent, "exportwork")
     try:
         _write(repository, settings, manifest, options, tools, work, partial)
+        _restrict_modes(partial)
         _publish(partial, output)
     except FileExistsError:
         raise RejectedError(
@@ -182,7 +186,7 @@ def _publish(partial: Path, output: Path) -> None:
     here first, since rename would replace someone else's empty folder.
     """
     if partial.is_dir():
-        output.mkdir()
+        output.mkdir(mode=FOLDER_MODE)
         os.rename(partial, output)
         return
     try:
@@ -197,6 +201,20 @@ def _publish(partial: Path, output: Path) -> None:
         os.rename(partial, output)
 
 
+def _restrict_modes(partial: Path) -> None:
+    """Give the archive, and each file and folder in it, modes only its owner may
+    read, whatever the umask: an export contains the whole database."""
+    if not partial.is_dir():
+        os.chmod(partial, FILE_MODE)
+        return
+    os.chmod(partial, FOLDER_MODE)
+    for folder, folders, files in os.walk(partial):
+        for name in folders:
+            os.chmod(os.path.join(folder, name), FOLDER_MODE)
+        for name in files:
+            os.chmod(os.path.join(folder, name), FILE_MODE)
+
+
 def _write(
     repository: Repository,
     settings: PgSettings,
@@ -206,6 +224,9 @@ def _write(
     work: Path,
     partial: Path,
 ) -> None:
+    if options.format != "folder":
+        # Created empty first, so that the writers keep its mode while they fill it.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     dump_folder = work / "dump"
     _write_dump(repository, manifest, dump_folder, options.jobs)
     manifest_json = json.dumps(odoo_manifest(manifest), indent=4).encode()
@@ -215,7 +236,7 @@ def _write(
     filestore = work / "filestore"
     restore_files(repository, load_index(repository, manifest), filestore, options.jobs)
     if options.format == "folder":
-        partial.mkdir(mode=0o700)
+        partial.mkdir(mode=FOLDER_MODE)
         _custom_dump(
             settings,
             manifest,

@@ -56,7 +56,9 @@ def _lock_against_garbage_collector(
     # SAVEPOINT, SET and LOCK take none.
     connection.execute("SAVEPOINT odoo_dr_gc_lock")
     try:
-        connection.execute(f"SET LOCAL lock_timeout = '{GC_LOCK_TIMEOUT}'")
+        connection.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(GC_LOCK_TIMEOUT))
+        )
         connection.execute("LOCK TABLE ir_attachment IN SHARE UPDATE EXCLUSIVE MODE")
     except psycopg.Error as exc:
         connection.execute("ROLLBACK TO SAVEPOINT odoo_dr_gc_lock")

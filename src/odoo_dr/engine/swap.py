@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from odoo_dr.pg import temporary
 from odoo_dr.pg.connection import MAINTENANCE_DATABASE, PgSettings
@@ -185,7 +186,7 @@ def _undo(connection: psycopg.Connection, journal: SwapJournal) -> None:
         temporary.finish(connection, journal.target)
         log.warning("put the replaced database %r back", journal.target)
     elif temporary.exists(connection, journal.target):
-        temporary.alter(connection, journal.target, "ALLOW_CONNECTIONS true")
+        temporary.alter(connection, journal.target, sql.SQL("ALLOW_CONNECTIONS true"))
     journal.path.unlink(missing_ok=True)
 
 

@@ -333,6 +333,16 @@ def roles_script(facts: ServerFacts, backup_role: str, restore_role: str) -> str
         raise RejectedError(
             f"invalid --restore-role {restore_role!r}: it contains '$check$'"
         )
+    for database in facts.databases:
+        # psql ends a meta-command such as \connect at a line break even inside
+        # quotes, so the rest of such a name would run as a command of its own.
+        if any(ord(char) < 32 or ord(char) == 127 for char in database.name):
+            raise RejectedError(
+                f"database {database.name!r} cannot be named in a psql script: it "
+                "contains a control character",
+                hint="rename it with ALTER DATABASE ... RENAME TO, or list the other "
+                "databases with --database",
+            )
     names = ", ".join(repr(database.name) for database in facts.databases) or "none"
     lines = [
         f"-- odoo-dr roles for PostgreSQL {facts.version}.",

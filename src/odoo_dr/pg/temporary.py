@@ -77,9 +77,9 @@ def set_comment(connection: psycopg.Connection, dbname: str, text: str | None) -
     )
 
 
-def alter(connection: psycopg.Connection, dbname: str, clause: str) -> None:
+def alter(connection: psycopg.Connection, dbname: str, clause: sql.Composable) -> None:
     connection.execute(
-        sql.SQL("ALTER DATABASE {} " + clause).format(sql.Identifier(dbname))
+        sql.SQL("ALTER DATABASE {} {}").format(sql.Identifier(dbname), clause)
     )
 
 
@@ -149,8 +149,8 @@ def drop(connection: psycopg.Connection, dbname: str) -> None:
     if row[0]:
         # Odoo lists databases that allow connections and are not templates; the
         # first change keeps this one out of its list until it is gone.
-        alter(connection, dbname, "ALLOW_CONNECTIONS false")
-        alter(connection, dbname, "IS_TEMPLATE false")
+        alter(connection, dbname, sql.SQL("ALLOW_CONNECTIONS false"))
+        alter(connection, dbname, sql.SQL("IS_TEMPLATE false"))
     drop_database(connection, dbname)
 
 
@@ -165,14 +165,14 @@ def finish(
     """
     if kind is not None:
         set_comment(connection, dbname, mark_text(kind))
-    alter(connection, dbname, "IS_TEMPLATE false")
-    alter(connection, dbname, "ALLOW_CONNECTIONS true")
+    alter(connection, dbname, sql.SQL("IS_TEMPLATE false"))
+    alter(connection, dbname, sql.SQL("ALLOW_CONNECTIONS true"))
     if kind is None:
         clear_mark(connection, dbname)
 
 
 def end_other_sessions(connection: psycopg.Connection, dbname: str) -> None:
-    alter(connection, dbname, "ALLOW_CONNECTIONS false")
+    alter(connection, dbname, sql.SQL("ALLOW_CONNECTIONS false"))
     connection.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = %s AND pid <> pg_backend_pid()",

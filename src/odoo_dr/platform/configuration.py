@@ -26,6 +26,7 @@ from odoo_dr.platform.redaction import (
     redact_odoo_conf,
     redact_yaml_documents,
 )
+from odoo_dr.repository.local import FILE_MODE, make_private_folder
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.evidence.manifests import YAML_SUFFIXES, load_manifests
 from odoo_dr.review.evidence.routes import Route, load_routes
@@ -454,10 +455,15 @@ def write_configuration(state: ConfigurationState, folder: Path) -> list[Path]:
     files += [(root / "routes.txt", routes), (root / "COMMIT", _commit_text(state))]
 
     written = []
-    root.mkdir(parents=True, exist_ok=True)
+    make_private_folder(root)
     for target, content in files:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content.encode("utf-8"))
+        make_private_folder(target.parent)
+        # Owner-only whatever the umask: odoo.conf and manifests describe the
+        # platform's access even with their secrets replaced by references.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8"))
+        os.chmod(target, FILE_MODE)
         written.append(target)
     log.info(
         "wrote configuration environment=%s folder=%s files=%d",

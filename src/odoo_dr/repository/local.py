@@ -28,6 +28,22 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+def make_private_folder(path: Path) -> None:
+    """Create `path` and its missing parents with DIR_MODE, whatever the umask.
+
+    `Path.mkdir(mode, parents=True)` gives the parents the default mode, which a
+    umask of 000 leaves open to every user.
+    """
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+
+
 class LocalBackend:
     """Files below one root folder."""
 
@@ -97,7 +113,8 @@ class LocalBackend:
         """Create a folder in `tmp/`, removed by the next run if this process dies."""
         folder = self.root / "tmp" / tempfiles.temporary_name(purpose)
         try:
-            folder.mkdir(mode=DIR_MODE, parents=True)
+            make_private_folder(folder.parent)
+            folder.mkdir(mode=DIR_MODE)
         except OSError as exc:
             raise self._write_error(exc, folder) from exc
         return folder
@@ -125,7 +142,7 @@ class LocalBackend:
             try:
                 fd = os.open(temporary, flags, FILE_MODE)
             except FileNotFoundError:
-                temporary.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                make_private_folder(temporary.parent)
                 fd = os.open(temporary, flags, FILE_MODE)
         except OSError as exc:
             raise self._write_error(exc, temporary) from exc
@@ -159,7 +176,7 @@ class LocalBackend:
             try:
                 os.replace(temporary, final)
             except FileNotFoundError:
-                final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                make_private_folder(final.parent)
                 os.replace(temporary, final)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
@@ -185,7 +202,7 @@ class LocalBackend:
         final = self._path(key)
         temporary = self._write_temporary(data, sync=True)
         try:
-            final.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            make_private_folder(final.parent)
             # link() fails when the name exists, so the complete file appears at once
             # or not at all.
             os.link(temporary, final)

@@ -51,7 +51,7 @@ from odoo_dr.repository.backend import Backend, DeleteDenied, ObjectNotFound
 from odoo_dr.repository.blobs import DEFAULT_PACK_SIZE, BlobStore
 from odoo_dr.repository.catalog import SnapshotSummary
 from odoo_dr.repository.index import pack_key
-from odoo_dr.repository.local import DIR_MODE, LocalBackend
+from odoo_dr.repository.local import DIR_MODE, LocalBackend, make_private_folder
 from odoo_dr.repository.lock import TenantLock
 from odoo_dr.repository.manifest import (
     MANIFEST_VERSION,
@@ -269,7 +269,7 @@ class Repository:
                     f"folder {root} is not empty",
                     hint="give an empty or new folder for the repository",
                 )
-            root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            make_private_folder(root)
             for folder in ("packs", "index", "snapshots", "drills", "locks", "tmp"):
                 (root / folder).mkdir(mode=DIR_MODE, exist_ok=True)
         config = RepositoryConfig(

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 
@@ -242,7 +242,9 @@ def collect_postgres(dsn: str) -> PostgresFacts:
     return facts
 
 
-def _rows(connection: psycopg.Connection, query: str, *args: Any) -> list[dict]:
+def _rows(
+    connection: psycopg.Connection, query: LiteralString, *args: Any
+) -> list[dict]:
     cursor = connection.execute(query, args or None)
     columns = [column.name for column in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor]
