@@ -161,7 +161,7 @@ def encode_segment(summaries: list[SnapshotSummary]) -> bytes:
 def decode_segment(data: bytes) -> CatalogSegment:
     """Parse a segment, raising ValueError when it is damaged or of a newer version."""
     try:
-        segment = CatalogSegment.model_validate_json(data)
+        segment = CatalogSegment.model_validate_json(data, strict=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])

@@ -263,7 +263,7 @@ class JournalReader:
         key = self.folder + name
         raw = self.repository.read_document(key)
         try:
-            segment = JournalSegment.model_validate_json(raw)
+            segment = JournalSegment.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
@@ -341,7 +341,8 @@ def journal_tenants(repository: Repository) -> tuple[dict[str, str], dict[str, s
         for name in sorted(segments, reverse=True):
             try:
                 raw = repository.read_document(folder + name)
-                tenant = JournalSegment.model_validate_json(raw).tenant
+                segment = JournalSegment.model_validate_json(raw, strict=True)
+                tenant = segment.tenant
             except ObjectNotFound:
                 continue
             except (SnapshotDamaged, ValidationError) as exc:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from odoo_dr.odoo.filestore import safe_relative
 
@@ -17,7 +17,15 @@ MANIFEST_VERSION = 1
 _DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
-class StoredBlob(BaseModel):
+class Document(BaseModel):
+    """Base of the stored models. Readers parse them with `strict=True`, because
+    odoo-dr writes every value with its field's type, so `true` for a size or
+    `"1"` for a flag is damage; NaN and infinities are damage too."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class StoredBlob(Document):
     """A byte stream stored as a list of content-addressed objects, in order."""
 
     size: int
@@ -52,7 +60,7 @@ class FilestoreEntry(StoredBlob):
         return value
 
 
-class FileProblem(BaseModel):
+class FileProblem(Document):
     """An attachment whose file was missing or damaged when the backup read it."""
 
     store_fname: str
@@ -72,7 +80,7 @@ class FileProblem(BaseModel):
     )
 
 
-class FilestoreSummary(BaseModel):
+class FilestoreSummary(Document):
     index: StoredBlob
     referenced_files: int = 0
     referenced_bytes: int = 0
@@ -83,7 +91,7 @@ class FilestoreSummary(BaseModel):
     problems: list[FileProblem] = Field(default_factory=list)
 
 
-class DatabaseInfo(BaseModel):
+class DatabaseInfo(Document):
     name: str
     encoding: str
     collate: str
@@ -91,20 +99,20 @@ class DatabaseInfo(BaseModel):
     size_bytes: int
 
 
-class PostgresInfo(BaseModel):
+class PostgresInfo(Document):
     server_version: str
     server_major: int
     pg_dump_version: str
     pg_dump_major: int
 
 
-class OdooInfo(BaseModel):
+class OdooInfo(Document):
     version: str | None
     uuid: str | None
     modules: dict[str, str | None]
 
 
-class BackupStats(BaseModel):
+class BackupStats(Document):
     seconds: float
     dump_bytes: int
     files_read: int
@@ -114,7 +122,7 @@ class BackupStats(BaseModel):
     new_bytes: int = Field(description="compressed bytes this backup added")
 
 
-class LocationStock(BaseModel):
+class LocationStock(Document):
     """The quants of one internal stock location."""
 
     id: int
@@ -123,7 +131,7 @@ class LocationStock(BaseModel):
     quantity: float = Field(description="sum of stock_quant.quantity")
 
 
-class StockTotals(BaseModel):
+class StockTotals(Document):
     """Stock on hand in internal locations (stock_location.usage 'internal')."""
 
     quants: int
@@ -131,7 +139,7 @@ class StockTotals(BaseModel):
     locations: list[LocationStock] = Field(default_factory=list)
 
 
-class SnapshotManifest(BaseModel):
+class SnapshotManifest(Document):
     format: Literal["odoo-dr-snapshot"] = "odoo-dr-snapshot"
     version: int = MANIFEST_VERSION
     id: str
@@ -177,7 +185,7 @@ class SnapshotManifest(BaseModel):
         return None
 
 
-class CheckResult(BaseModel):
+class CheckResult(Document):
     name: str
     passed: bool
     summary: str
@@ -185,7 +193,7 @@ class CheckResult(BaseModel):
     seconds: float = 0.0
 
 
-class DrillRecord(BaseModel):
+class DrillRecord(Document):
     format: Literal["odoo-dr-drill"] = "odoo-dr-drill"
     version: int = MANIFEST_VERSION
     id: str
