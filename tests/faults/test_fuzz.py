@@ -758,3 +758,96 @@ def test_random_bytes_rejected(fault_record: FaultRecord, fault_seed: int, tmp_p
 
     explore(inputs, check, fault_seed)
     tally.record(fault_record)
+
+
+# -- inventories
+
+INVENTORY = Path(__file__).parents[2] / "examples" / "3pl-provider" / "inventory.yaml"
+LAUGHS = b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + b"".join(
+    b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n"
+    % ((ord("a") + level + 1,) * 2 + (ord("a") + level,) * 9)
+    for level in range(8)
+)
+
+
+@st.composite
+def mutated_yaml(draw, text: bytes) -> tuple[str, bytes]:
+    """Return (kind, YAML bytes): lines dropped, repeated, re-indented or replaced."""
+    kind = draw(st.sampled_from(["bytes", "drop", "repeat", "indent", "value"]))
+    if kind == "bytes":
+        kind, data, _path = draw(mutated_bytes(text))
+        return kind, data
+    lines = text.split(b"\n")
+    index = draw(st.integers(0, len(lines) - 1))
+    if kind == "drop":
+        del lines[index]
+    elif kind == "repeat":
+        lines.insert(index, lines[index])
+    elif kind == "indent":
+        lines[index] = b" " * draw(st.integers(1, 3)) + lines[index]
+    else:
+        head = lines[index].split(b":", 1)[0]
+        value = draw(
+            st.sampled_from(
+                [
+                    b"",
+                    b"[]",
+                    b"{}",
+                    b"null",
+                    b"-1",
+                    b"1e999",
+                    b"*nothing",
+                    b"&x 1",
+                    b"!!python/object:os.system",
+                    b"'",
+                    b"|",
+                    b"9" * 5000,
+                ]
+            )
+            | st.binary(max_size=20)
+        )
+        lines[index] = head + b": " + value
+    return kind, b"\n".join(lines)
+
+
+def test_inventory_mutations(fault_record: FaultRecord, fault_seed: int, tmp_path):
+    from odoo_dr.review.inventory import InventoryError, load_inventory
+
+    text = INVENTORY.read_bytes()
+    path = tmp_path / "inventory.yaml"
+    tally = Tally()
+
+    def check(case: tuple[str, bytes]) -> None:
+        kind, data = case
+        tally.count(kind, hostile=kind != "valid")
+        path.write_bytes(data)
+        try:
+            load_inventory(path)
+        except InventoryError as exc:
+            for problem in exc.problems:
+                assert str(path) in problem, f"seed {fault_seed}: {problem}"
+            return
+        except Exception as exc:  # noqa: BLE001 - any other exception is the fault
+            _fail(tally, fault_seed, kind, f"raised {type(exc).__name__}: {exc}")
+
+    explore(
+        st.just(("valid", text)) | mutated_yaml(text),
+        check,
+        fault_seed,
+        examples=(
+            (
+                "billion laughs",
+                b"environments: []\nbomb:\n  " + LAUGHS.replace(b"\n", b"\n  "),
+            ),
+            ("billion laughs", LAUGHS),
+            ("deep nesting", b"environments: " + b"[" * 100_000 + b"]" * 100_000),
+            (
+                "deep nesting",
+                b"environments:\n"
+                + b"".join(b" " * level + b"- \n" for level in range(0, 20_000, 1)),
+            ),
+            ("huge file", b"environments: []\n" + b"# padding\n" * 2_000_000),
+            ("huge file", b"environments: ['" + b"x" * 20_000_000 + b"']\n"),
+        ),
+    )
+    tally.record(fault_record)
