@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import given, seed
+from hypothesis import example, given, seed, settings
 from hypothesis import strategies as st
 
-from faults.conftest import FaultRecord
+from faults.conftest import FaultRecord, full_scale
 
 
 @dataclass
@@ -54,12 +54,17 @@ def explore(
     strategy: st.SearchStrategy,
     check: Callable[[Any], None],
     fault_seed: int,
+    tally: Tally,
+    record: FaultRecord,
     examples: tuple = (),
+    short_examples: int | None = None,
 ) -> None:
-    """Run `check` on the examples `strategy` generates, seeded with `fault_seed`.
+    """Run `check` on the examples `strategy` generates, seeded with `fault_seed`,
+    and add `tally` to `record` even when a check fails.
 
     `examples` are values checked first on every run: the inputs of faults found
-    before.
+    before. `short_examples` lowers the number of generated examples in the
+    short form, for checks that start a program each.
     """
 
     def run(value: Any) -> None:
@@ -67,10 +72,14 @@ def explore(
 
     runner = given(strategy)(run)
     for value in examples:
-        from hypothesis import example
-
         runner = example(value)(runner)
-    seed(fault_seed)(runner)()
+    if short_examples is not None and not full_scale():
+        limit = min(short_examples, settings.default.max_examples)
+        runner = settings(max_examples=limit)(runner)
+    try:
+        seed(fault_seed)(runner)()
+    finally:
+        tally.record(record)
 
 
 # -- mutations of JSON documents

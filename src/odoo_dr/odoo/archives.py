@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import os
 import shutil
 import stat
@@ -63,6 +64,17 @@ MANIFEST_HINT = (
     "archive with the manifest.json Odoo wrote, or without one"
 )
 COPY_BYTES = 1024 * 1024
+# What zipfile and its decompressors raise on damaged archive bytes (bzip2 raises
+# OSError too). zipfile raises NotImplementedError for a zip version or feature it
+# lacks, and ValueError (UnicodeDecodeError) for a name flagged UTF-8 that is not.
+ZIP_DAMAGE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+)
 # Deflate expands at most about 1032 times, so a member declaring a higher ratio
 # comes from bzip2 or LZMA, whose ratios are unbounded. Real dumps and filestore
 # files stay far below it; a zip bomb's members are far above.
@@ -299,7 +311,7 @@ def _is_extracted(name: str) -> bool:
 def _open_zip(source: ArchiveSource) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(source.path)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except ZIP_DAMAGE as exc:
         raise RejectedError(
             f"{source.label} is a truncated or damaged zip archive: its member list "
             f"(the central directory at its end) cannot be read ({exc})",
@@ -310,6 +322,8 @@ def _open_zip(source: ArchiveSource) -> zipfile.ZipFile:
         raise RejectedError(f"cannot read {source.path}: {exc.strerror}") from None
 
 
+# NOTE: zipfile reads the whole member list into memory when it opens an archive,
+# some hundreds of bytes per member, so memory grows with the number of members.
 def _check_members(archive: zipfile.ZipFile, source: ArchiveSource) -> list:
     members = archive.infolist()
     seen: set[str] = set()
@@ -391,9 +405,10 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
                 )
             try:
                 _extract_member(archive, info, target)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            except _DamagedMember as exc:
                 raise RejectedError(
-                    f"member {info.filename!r} of {source.label} is damaged: {exc}",
+                    f"member {info.filename!r} of {source.label} is damaged: "
+                    f"{exc.__cause__}",
                     hint="copy the archive again from where it was made",
                 ) from None
             except OSError as exc:
@@ -419,6 +434,10 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
     return checked
 
 
+class _DamagedMember(Exception):
+    """A member's bytes failed to decompress or to match their CRC-32."""
+
+
 def _extract_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path
 ) -> None:
@@ -426,10 +445,24 @@ def _extract_member(
 
     zipfile stops reading at the member's declared size and checks its CRC-32 at
     the end, so a member cannot write more than the free-space check allowed.
+    Errors reading the archive raise `_DamagedMember`, apart from the OSError of
+    writing the target.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as reader, open(target, "xb") as writer:
-        shutil.copyfileobj(reader, writer, COPY_BYTES)
+    with open(target, "xb") as writer:
+        try:
+            reader = archive.open(info)
+        except (*ZIP_DAMAGE, OSError) as exc:
+            raise _DamagedMember() from exc
+        with reader:
+            while True:
+                try:
+                    piece = reader.read(COPY_BYTES)
+                except (*ZIP_DAMAGE, OSError) as exc:
+                    raise _DamagedMember() from exc
+                if not piece:
+                    break
+                writer.write(piece)
 
 
 def _pieces(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from odoo_dr.odoo.filestore import safe_relative
 
@@ -15,6 +15,22 @@ MANIFEST_VERSION = 1
 # pg_dump's directory format names its files toc.dat, <id>.dat, blobs.toc and
 # blob_<oid>.dat; a manifest naming anything else is damaged or hostile.
 _DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+
+def _iso_time(value: object) -> object:
+    """Parse ISO 8601 text into a datetime, and reject any other text.
+
+    Pydantic alone would also read text such as "12" as a Unix time.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"invalid time {value[:40]!r}: not ISO 8601") from None
+
+
+# A time as odoo-dr writes it: ISO 8601 text, never a number of seconds.
+Timestamp = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 class Document(BaseModel):
@@ -144,9 +160,9 @@ class SnapshotManifest(Document):
     version: int = MANIFEST_VERSION
     id: str
     tenant: str
-    started_at: datetime
-    snapshot_time: datetime = Field(description="time of the database snapshot")
-    finished_at: datetime
+    started_at: Timestamp
+    snapshot_time: Timestamp = Field(description="time of the database snapshot")
+    finished_at: Timestamp
     lsn: str | None
     database: DatabaseInfo
     postgres: PostgresInfo
@@ -199,8 +215,8 @@ class DrillRecord(Document):
     id: str
     snapshot_id: str
     tenant: str
-    started_at: datetime
-    finished_at: datetime
+    started_at: Timestamp
+    finished_at: Timestamp
     scratch_database: str
     scratch_filestore: str
     kept: bool
@@ -221,10 +237,10 @@ class DrillRecord(Document):
         default="snapshot",
         description="a snapshot restored, or a cluster recovered to a point in time",
     )
-    target_time: datetime | None = Field(
+    target_time: Timestamp | None = Field(
         default=None, description="the time a point-in-time drill recovered to"
     )
-    recovered_to: datetime | None = Field(
+    recovered_to: Timestamp | None = Field(
         default=None,
         description="commit time of the last transaction the recovery replayed",
     )
