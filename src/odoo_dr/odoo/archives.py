@@ -283,8 +283,9 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         and info.file_size > MAX_RATIO * info.compress_size
     ):
         return (
-            f"it declares {info.file_size:,} bytes from {info.compress_size:,} "
-            f"compressed, a ratio above {MAX_RATIO} that only a zip bomb has"
+            f"it declares {info.file_size:,} bytes uncompressed from "
+            f"{info.compress_size:,} compressed, a ratio above {MAX_RATIO} that "
+            "only a zip bomb reaches"
         )
     return None
 
