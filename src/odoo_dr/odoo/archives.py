@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import os
 import shutil
 import stat
@@ -63,6 +64,24 @@ MANIFEST_HINT = (
     "archive with the manifest.json Odoo wrote, or without one"
 )
 COPY_BYTES = 1024 * 1024
+# What zipfile and its decompressors raise on damaged archive bytes (bzip2 raises
+# OSError too). zipfile raises NotImplementedError for a zip version or feature it
+# lacks, and ValueError (UnicodeDecodeError) for a name flagged UTF-8 that is not.
+ZIP_DAMAGE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+)
+# Deflate expands at most about 1032 times, so a member declaring a higher ratio
+# comes from bzip2 or LZMA, whose ratios are unbounded. Real dumps and filestore
+# files stay far below it; a zip bomb's members are far above.
+MAX_RATIO = 1100
+RATIO_MIN_SIZE = 1024 * 1024
+# The fixed part of a zip member's local header, before its name and extra field.
+LOCAL_HEADER_SIZE = 30
 SUPPORTED_COMPRESSION = {
     zipfile.ZIP_STORED,
     zipfile.ZIP_DEFLATED,
@@ -222,6 +241,11 @@ def _file_time(path: Path) -> datetime:
 def _read_manifest(data: bytes, source: ArchiveSource) -> dict:
     try:
         manifest = json.loads(data)
+    except RecursionError:
+        raise RejectedError(
+            f"{MANIFEST} of {source.label} nests its JSON too deeply",
+            hint=MANIFEST_HINT,
+        ) from None
     except ValueError as exc:
         raise RejectedError(
             f"{MANIFEST} of {source.label} is not valid JSON: {exc}",
@@ -245,12 +269,39 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         return "its path is absolute"
     if ".." in path.parts:
         return "its path leads out of the archive's folder ('..')"
-    if stat.S_ISLNK(info.external_attr >> 16):
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
         return "it is a symbolic link"
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return "it is not a regular file (a device, named pipe or socket)"
     if info.flag_bits & 0x1:
         return "it is encrypted"
     if info.compress_type not in SUPPORTED_COMPRESSION:
         return f"it uses compression method {info.compress_type}, which is unsupported"
+    if (
+        info.file_size > RATIO_MIN_SIZE
+        and info.file_size > MAX_RATIO * info.compress_size
+    ):
+        return (
+            f"it declares {info.file_size:,} bytes uncompressed from "
+            f"{info.compress_size:,} compressed, a ratio above {MAX_RATIO} that "
+            "only a zip bomb reaches"
+        )
+    return None
+
+
+def _overlapping(members: list[zipfile.ZipInfo]) -> zipfile.ZipInfo | None:
+    """Return a member whose data starts inside another member's, or None.
+
+    Overlapping members let a small zip expand to many copies of the same
+    compressed data. Each member takes at least its local header and its
+    compressed size from its offset on.
+    """
+    ordered = sorted(members, key=lambda info: info.header_offset)
+    for current, following in zip(ordered, ordered[1:], strict=False):
+        end = current.header_offset + LOCAL_HEADER_SIZE + current.compress_size
+        if end > following.header_offset:
+            return following
     return None
 
 
@@ -261,7 +312,7 @@ def _is_extracted(name: str) -> bool:
 def _open_zip(source: ArchiveSource) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(source.path)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except ZIP_DAMAGE as exc:
         raise RejectedError(
             f"{source.label} is a truncated or damaged zip archive: its member list "
             f"(the central directory at its end) cannot be read ({exc})",
@@ -272,6 +323,8 @@ def _open_zip(source: ArchiveSource) -> zipfile.ZipFile:
         raise RejectedError(f"cannot read {source.path}: {exc.strerror}") from None
 
 
+# NOTE: zipfile reads the whole member list into memory when it opens an archive,
+# some hundreds of bytes per member, so memory grows with the number of members.
 def _check_members(archive: zipfile.ZipFile, source: ArchiveSource) -> list:
     members = archive.infolist()
     seen: set[str] = set()
@@ -283,12 +336,21 @@ def _check_members(archive: zipfile.ZipFile, source: ArchiveSource) -> list:
                 hint="odoo-dr extracts only plain files and folders inside the "
                 "archive; repack it without such members",
             )
-        if info.filename in seen:
+        # `a//b` and `a/./b` are extracted to the same file as `a/b`.
+        normalized = str(PurePosixPath(info.filename))
+        if normalized in seen:
             raise RejectedError(
                 f"member {info.filename!r} appears twice in {source.label}",
                 hint="repack the archive with each file once",
             )
-        seen.add(info.filename)
+        seen.add(normalized)
+    overlapping = _overlapping(members)
+    if overlapping is not None:
+        raise RejectedError(
+            f"member {overlapping.filename!r} of {source.label} overlaps another "
+            "member's data, as only zip bombs do",
+            hint="repack the archive with a standard zip tool",
+        )
     names = {info.filename for info in members}
     if PLAIN_DUMP not in names:
         present = (
@@ -344,9 +406,10 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
                 )
             try:
                 _extract_member(archive, info, target)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            except _DamagedMember as exc:
                 raise RejectedError(
-                    f"member {info.filename!r} of {source.label} is damaged: {exc}",
+                    f"member {info.filename!r} of {source.label} is damaged: "
+                    f"{exc.__cause__}",
                     hint="copy the archive again from where it was made",
                 ) from None
             except OSError as exc:
@@ -372,6 +435,10 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
     return checked
 
 
+class _DamagedMember(Exception):
+    """A member's bytes failed to decompress or to match their CRC-32."""
+
+
 def _extract_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path
 ) -> None:
@@ -379,10 +446,24 @@ def _extract_member(
 
     zipfile stops reading at the member's declared size and checks its CRC-32 at
     the end, so a member cannot write more than the free-space check allowed.
+    Errors reading the archive raise `_DamagedMember`, apart from the OSError of
+    writing the target.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as reader, open(target, "xb") as writer:
-        shutil.copyfileobj(reader, writer, COPY_BYTES)
+    with open(target, "xb") as writer:
+        try:
+            reader = archive.open(info)
+        except (*ZIP_DAMAGE, OSError) as exc:
+            raise _DamagedMember() from exc
+        with reader:
+            while True:
+                try:
+                    piece = reader.read(COPY_BYTES)
+                except (*ZIP_DAMAGE, OSError) as exc:
+                    raise _DamagedMember() from exc
+                if not piece:
+                    break
+                writer.write(piece)
 
 
 def _pieces(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:

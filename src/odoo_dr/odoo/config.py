@@ -50,6 +50,12 @@ def read_odoo_config(path: Path) -> OdooConfig:
             f"Odoo configuration file not found: {path}",
             hint="pass the path of the odoo.conf that the Odoo server runs with",
         ) from None
+    except OSError as exc:
+        raise RejectedError(
+            f"cannot read Odoo configuration file {path}: {exc.strerror or exc}",
+            hint="pass the path of the odoo.conf file that the Odoo server runs "
+            "with, readable by the user running odoo-dr",
+        ) from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         first_line = str(exc).splitlines()[0]
         raise RejectedError(
@@ -68,10 +74,12 @@ def read_odoo_config(path: Path) -> OdooConfig:
         try:
             port = int(port_text)
         except ValueError:
+            port = None
+        if port is None or not 0 < port < 65536:
             raise RejectedError(
                 f"invalid db_port {port_text!r} in {path}",
-                hint="db_port must be a port number such as 5432",
-            ) from None
+                hint="db_port must be a port number from 1 to 65535, such as 5432",
+            )
 
     data_dir = _option(parser, "data_dir")
     return OdooConfig(

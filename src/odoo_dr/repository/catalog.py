@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from odoo_dr.errors import OdooDrError, RepositoryError
 from odoo_dr.repository.backend import ObjectNotFound
-from odoo_dr.repository.manifest import SnapshotManifest
+from odoo_dr.repository.manifest import SnapshotManifest, Timestamp
 
 if TYPE_CHECKING:
     from odoo_dr.repository.store import Repository
@@ -56,9 +56,9 @@ class SnapshotSummary(BaseModel):
     id: str
     tenant: str
     database: str
-    started_at: datetime
-    snapshot_time: datetime
-    finished_at: datetime
+    started_at: Timestamp
+    snapshot_time: Timestamp
+    finished_at: Timestamp
     dump_bytes: int
     new_bytes: int
     referenced_files: int
@@ -131,7 +131,7 @@ class SnapshotSummary(BaseModel):
 class CatalogSegment(BaseModel):
     format: Literal["odoo-dr-catalog"] = "odoo-dr-catalog"
     version: int = CATALOG_VERSION
-    written_at: datetime
+    written_at: Timestamp
     snapshots: list[SnapshotSummary]
 
 
@@ -161,7 +161,7 @@ def encode_segment(summaries: list[SnapshotSummary]) -> bytes:
 def decode_segment(data: bytes) -> CatalogSegment:
     """Parse a segment, raising ValueError when it is damaged or of a newer version."""
     try:
-        segment = CatalogSegment.model_validate_json(data)
+        segment = CatalogSegment.model_validate_json(data, strict=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])

@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 
 from odoo_dr.repository import crypto
 from odoo_dr.repository.backend import Backend
-from odoo_dr.repository.packs import BlobLocation, decode_header, header_length
+from odoo_dr.repository.packs import (
+    BlobLocation,
+    decode_header,
+    header_length,
+    load_json_object,
+    parse_entries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +76,29 @@ class BlobIndex:
             raw = self.backend.read(key)
             if self.keys is not None:
                 raw = self.keys.open(raw, crypto.INDEX)
-            payload = json.loads(raw)
+            payload = load_json_object(raw)
             if payload.get("format") != FORMAT:
-                raise ValueError(f"unknown format {payload.get('format')!r}")
-            for pack in payload["packs"]:
-                self._packs.add(pack["id"])
-                self._pack_files[pack["id"]] = key
-                for blob_id, offset, length, size in pack["blobs"]:
-                    where = BlobLocation(pack["id"], offset, length, size)
-                    self._blobs[blob_id] = where
-        except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"unknown format {str(payload.get('format'))[:80]!r}")
+            listed = payload.get("packs")
+            if not isinstance(listed, list):
+                raise ValueError("its pack list is missing or not a list")
+            # Every entry is checked before any is used, so a damaged file adds
+            # nothing and its packs are read again from their own headers.
+            found = {}
+            for pack in listed:
+                if not isinstance(pack, dict) or not isinstance(pack.get("id"), str):
+                    raise ValueError(f"malformed pack entry {str(pack)[:80]}")
+                found[pack["id"]] = parse_entries(pack.get("blobs"))
+        except ValueError as exc:
             # The packs it listed are found again by `add_unindexed_packs`.
-            # NOTE: valid JSON with a malformed entry keeps the entries before it,
-            # so the pack of that entry counts as indexed with only some blobs.
             log.warning("skipping damaged index file %s: %s", key, exc)
             self.damaged_files[key] = str(exc) or type(exc).__name__
+            return
+        for pack_id, entries in found.items():
+            self._packs.add(pack_id)
+            self._pack_files[pack_id] = key
+            for blob_id, offset, length, size in entries:
+                self._blobs[blob_id] = BlobLocation(pack_id, offset, length, size)
 
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}

@@ -33,7 +33,7 @@ from odoo_dr.errors import SnapshotDamaged
 from odoo_dr.odoo.filestore import safe_relative
 from odoo_dr.repository.backend import ObjectNotFound
 from odoo_dr.repository.crypto import RepositoryKeys
-from odoo_dr.repository.manifest import StoredBlob
+from odoo_dr.repository.manifest import StoredBlob, Timestamp
 from odoo_dr.repository.store import Repository
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,9 @@ class JournalEntry(StoredBlob):
 
     store_fname: str = Field(description="path below the tenant's folder, 'ab/ab12...'")
     sha1: str
-    first_seen: datetime = Field(description="time of the sync that found it, UTC")
-    mtime: datetime = Field(description="the file's modification time, UTC")
-    gone_seen: datetime | None = Field(
+    first_seen: Timestamp = Field(description="time of the sync that found it, UTC")
+    mtime: Timestamp = Field(description="the file's modification time, UTC")
+    gone_seen: Timestamp | None = Field(
         default=None, description="time of the first sync that missed it, UTC"
     )
 
@@ -78,7 +78,7 @@ class JournalEntry(StoredBlob):
 
 class GoneEntry(BaseModel):
     store_fname: str
-    gone_seen: datetime
+    gone_seen: Timestamp
 
 
 class JournalProblem(BaseModel):
@@ -89,7 +89,7 @@ class JournalProblem(BaseModel):
     size: int
     mtime_ns: int
     found_sha1: str | None = None
-    seen: datetime
+    seen: Timestamp
 
     def describe(self) -> str:
         if self.reason == "checksum mismatch":
@@ -107,7 +107,7 @@ class JournalSegment(BaseModel):
     version: int = JOURNAL_VERSION
     tenant: str
     sequence: int
-    written_at: datetime
+    written_at: Timestamp
     replaces: list[str] = Field(
         default_factory=list, description="names of the segments this one merges"
     )
@@ -263,7 +263,7 @@ class JournalReader:
         key = self.folder + name
         raw = self.repository.read_document(key)
         try:
-            segment = JournalSegment.model_validate_json(raw)
+            segment = JournalSegment.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
@@ -341,7 +341,8 @@ def journal_tenants(repository: Repository) -> tuple[dict[str, str], dict[str, s
         for name in sorted(segments, reverse=True):
             try:
                 raw = repository.read_document(folder + name)
-                tenant = JournalSegment.model_validate_json(raw).tenant
+                segment = JournalSegment.model_validate_json(raw, strict=True)
+                tenant = segment.tenant
             except ObjectNotFound:
                 continue
             except (SnapshotDamaged, ValidationError) as exc:

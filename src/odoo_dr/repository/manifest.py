@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from odoo_dr.odoo.filestore import safe_relative
 
@@ -16,8 +16,32 @@ MANIFEST_VERSION = 1
 # blob_<oid>.dat; a manifest naming anything else is damaged or hostile.
 _DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
+def _iso_time(value: object) -> object:
+    """Parse ISO 8601 text into a datetime, and reject any other text.
 
-class StoredBlob(BaseModel):
+    Pydantic alone would also read text such as "12" as a Unix time.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"invalid time {value[:40]!r}: not ISO 8601") from None
+
+
+# A time as odoo-dr writes it: ISO 8601 text, never a number of seconds.
+Timestamp = Annotated[datetime, BeforeValidator(_iso_time)]
+
+
+class Document(BaseModel):
+    """Base of the stored models. Readers parse them with `strict=True`, because
+    odoo-dr writes every value with its field's type, so `true` for a size or
+    `"1"` for a flag is damage; NaN and infinities are damage too."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class StoredBlob(Document):
     """A byte stream stored as a list of content-addressed objects, in order."""
 
     size: int
@@ -52,7 +76,7 @@ class FilestoreEntry(StoredBlob):
         return value
 
 
-class FileProblem(BaseModel):
+class FileProblem(Document):
     """An attachment whose file was missing or damaged when the backup read it."""
 
     store_fname: str
@@ -72,7 +96,7 @@ class FileProblem(BaseModel):
     )
 
 
-class FilestoreSummary(BaseModel):
+class FilestoreSummary(Document):
     index: StoredBlob
     referenced_files: int = 0
     referenced_bytes: int = 0
@@ -83,7 +107,7 @@ class FilestoreSummary(BaseModel):
     problems: list[FileProblem] = Field(default_factory=list)
 
 
-class DatabaseInfo(BaseModel):
+class DatabaseInfo(Document):
     name: str
     encoding: str
     collate: str
@@ -91,20 +115,20 @@ class DatabaseInfo(BaseModel):
     size_bytes: int
 
 
-class PostgresInfo(BaseModel):
+class PostgresInfo(Document):
     server_version: str
     server_major: int
     pg_dump_version: str
     pg_dump_major: int
 
 
-class OdooInfo(BaseModel):
+class OdooInfo(Document):
     version: str | None
     uuid: str | None
     modules: dict[str, str | None]
 
 
-class BackupStats(BaseModel):
+class BackupStats(Document):
     seconds: float
     dump_bytes: int
     files_read: int
@@ -114,7 +138,7 @@ class BackupStats(BaseModel):
     new_bytes: int = Field(description="compressed bytes this backup added")
 
 
-class LocationStock(BaseModel):
+class LocationStock(Document):
     """The quants of one internal stock location."""
 
     id: int
@@ -123,7 +147,7 @@ class LocationStock(BaseModel):
     quantity: float = Field(description="sum of stock_quant.quantity")
 
 
-class StockTotals(BaseModel):
+class StockTotals(Document):
     """Stock on hand in internal locations (stock_location.usage 'internal')."""
 
     quants: int
@@ -131,14 +155,14 @@ class StockTotals(BaseModel):
     locations: list[LocationStock] = Field(default_factory=list)
 
 
-class SnapshotManifest(BaseModel):
+class SnapshotManifest(Document):
     format: Literal["odoo-dr-snapshot"] = "odoo-dr-snapshot"
     version: int = MANIFEST_VERSION
     id: str
     tenant: str
-    started_at: datetime
-    snapshot_time: datetime = Field(description="time of the database snapshot")
-    finished_at: datetime
+    started_at: Timestamp
+    snapshot_time: Timestamp = Field(description="time of the database snapshot")
+    finished_at: Timestamp
     lsn: str | None
     database: DatabaseInfo
     postgres: PostgresInfo
@@ -177,7 +201,7 @@ class SnapshotManifest(BaseModel):
         return None
 
 
-class CheckResult(BaseModel):
+class CheckResult(Document):
     name: str
     passed: bool
     summary: str
@@ -185,14 +209,14 @@ class CheckResult(BaseModel):
     seconds: float = 0.0
 
 
-class DrillRecord(BaseModel):
+class DrillRecord(Document):
     format: Literal["odoo-dr-drill"] = "odoo-dr-drill"
     version: int = MANIFEST_VERSION
     id: str
     snapshot_id: str
     tenant: str
-    started_at: datetime
-    finished_at: datetime
+    started_at: Timestamp
+    finished_at: Timestamp
     scratch_database: str
     scratch_filestore: str
     kept: bool
@@ -213,10 +237,10 @@ class DrillRecord(BaseModel):
         default="snapshot",
         description="a snapshot restored, or a cluster recovered to a point in time",
     )
-    target_time: datetime | None = Field(
+    target_time: Timestamp | None = Field(
         default=None, description="the time a point-in-time drill recovered to"
     )
-    recovered_to: datetime | None = Field(
+    recovered_to: Timestamp | None = Field(
         default=None,
         description="commit time of the last transaction the recovery replayed",
     )

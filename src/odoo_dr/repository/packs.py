@@ -71,6 +71,8 @@ def encode_header(
 
 def header_length(prefix: bytes) -> int:
     """Return the length of the header frame that `prefix` (8 bytes or more) starts."""
+    if len(prefix) < _FRAME_HEADER.size:
+        raise ValueError("not an odoo-dr pack: shorter than a header frame")
     magic, length = _FRAME_HEADER.unpack_from(prefix)
     if magic != SKIPPABLE_MAGIC:
         raise ValueError("not an odoo-dr pack: no header frame at its start")
@@ -88,10 +90,44 @@ def decode_header(
     raw = header[_FRAME_HEADER.size : length]
     if keys is not None:
         raw = keys.open(raw, crypto.PACK_HEADER)
-    payload = json.loads(raw)
+    payload = load_json_object(raw)
     if payload.get("format") != FORMAT:
         raise ValueError("not an odoo-dr pack: unknown header format")
-    return [(str(a), int(b), int(c), int(d)) for a, b, c, d in payload["blobs"]]
+    return parse_entries(payload.get("blobs"))
+
+
+def load_json_object(raw: bytes) -> dict:
+    """Parse a header or index file's JSON object; raise ValueError if it is not one."""
+    try:
+        payload = json.loads(raw)
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise ValueError("its JSON is not an object")
+    return payload
+
+
+def parse_entries(entries: object) -> list[tuple[str, int, int, int]]:
+    """Return the (id, offset, length, size) entries of a header or index file.
+
+    Raises ValueError, before returning any entry, when one is not a blob id and
+    three integers of at least 0.
+    """
+    if not isinstance(entries, list):
+        raise ValueError("its blob list is missing or not a list")
+    parsed = []
+    for entry in entries:
+        valid = (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and isinstance(entry[0], str)
+            and all(type(number) is int and number >= 0 for number in entry[1:])
+        )
+        if not valid:
+            raise ValueError(f"malformed blob entry {str(entry)[:80]}")
+        blob_id, offset, length, size = entry
+        parsed.append((blob_id, offset, length, size))
+    return parsed
 
 
 @dataclass

@@ -591,7 +591,7 @@ class Repository:
 
     def _parse_manifest(self, snapshot_id: str, raw: bytes) -> SnapshotManifest:
         try:
-            manifest = SnapshotManifest.model_validate_json(raw)
+            manifest = SnapshotManifest.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
@@ -986,7 +986,9 @@ class Repository:
             if not key.endswith(".json"):
                 continue
             try:
-                record = DrillRecord.model_validate_json(self.read_document(key))
+                record = DrillRecord.model_validate_json(
+                    self.read_document(key), strict=True
+                )
             except ValidationError as exc:
                 log.warning(
                     "skipping damaged drill record %s: %s", key, exc.errors()[0]["msg"]

@@ -23,6 +23,8 @@ import yaml.constructor
 # expanded, because aliases let a few lines stand for billions of values (the
 # "billion laughs"). Real manifests and inventories are far smaller.
 MAX_VALUES = 1_000_000
+# The longest integer a document may write, in characters.
+MAX_INT_DIGITS = 4000
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,20 @@ def _construct_text(loader: _Loader, node: yaml.ScalarNode) -> str:
     return LiteralText(value) if node.style == "|" else value
 
 
-def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int | str:
     value = loader.construct_scalar(node)
-    return int(value, 0) if value[:2] in ("0o", "0x") else int(value, 10)
+    # Python prints at most 4300 decimal digits (sys.get_int_max_str_digits), and
+    # messages print the values they reject.
+    if len(value) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(value):,} digits", node.start_mark
+        )
+    try:
+        return int(value, 0) if value[:2] in ("0o", "0x") else int(value, 10)
+    except ValueError:
+        # YAML 1.1's other integers (`0b101`, sexagesimal `1:30`) stay text, for
+        # the field to reject.
+        return value
 
 
 def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:

@@ -158,7 +158,9 @@ class RepositoryCache:
             self.snapshots[key] = summarize_snapshot(manifest)
         for key in sorted(drill_keys - self.drills.keys() - self.damaged.keys()):
             try:
-                record = DrillRecord.model_validate_json(repository.read_document(key))
+                record = DrillRecord.model_validate_json(
+                    repository.read_document(key), strict=True
+                )
             except ValidationError as exc:
                 message = exc.errors()[0]["msg"]
                 log.warning("skipping damaged drill record %s: %s", key, message)
