@@ -870,12 +870,12 @@ def test_hostile_names_round_trip(
                 assert drilled.returncode == 0, (name, drilled.stderr, fault_seed)
 
             script = tmp_path / f"roles-{number}.sql"
-            made = run_cli(
+            rendered = run_cli(
                 "roles", "--backup-role", roles[0], "--restore-role", roles[1],
                 "--database", name,
             )  # fmt: skip
-            assert made.returncode == 0, (name, made.stderr, fault_seed)
-            script.write_text(made.stdout)
+            assert rendered.returncode == 0, (name, rendered.stderr, fault_seed)
+            script.write_text(rendered.stdout)
             applied = _run_psql(script)
             assert applied.returncode == 0, (name, applied.stderr, fault_seed)
             # The script for servers before 14 names each schema and \connects.
