@@ -4,9 +4,9 @@ The controller names a session folder in `ODOO_DR_TEST_LOGS` before the workers
 start. In every worker, each odoo-dr child process that a test starts through
 `subprocess` has its command line, stdout and stderr appended to
 `<worker>.log`, and the records of the `odoo_dr` logger of in-process calls go
-there too. Tests register the secrets they hand to odoo-dr with `secret()`
-(into `<worker>.secrets`, which the scan skips); the scan also collects the
-literal secrets written in the tests' source. When the session ends, the
+there too. Tests register the secrets they hand to odoo-dr with `secret()`, which
+appends them to `<worker>.secrets`, a file the scan skips. The scan also collects
+the literal secrets written in the tests' source. When the session ends, the
 controller fails it if any log contains any secret, naming the log file and the
 secret's label, never the secret.
 
@@ -150,8 +150,10 @@ class LoggedPopen(subprocess.Popen):
         self._odoo_dr_log = is_odoo_dr_command(args)
         if not self._odoo_dr_log:
             return
-        shown = args if isinstance(args, str) else shlex.join(map(os.fsdecode, args))
-        log_text(f"command of pid {self.pid}", shown)
+        command_line = (
+            args if isinstance(args, str) else shlex.join(map(os.fsdecode, args))
+        )
+        log_text(f"command of pid {self.pid}", command_line)
         # communicate() reads the pipes by their descriptors, so the wrappers only
         # see what a test reads from process.stdout and process.stderr itself.
         if self.stdout is not None:

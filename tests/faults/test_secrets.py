@@ -152,8 +152,15 @@ class ArgumentSampler(threading.Thread):
         self.stop = threading.Event()
         self.samples: set[bytes] = set()
         self.pids: set[int] = set()
+        self.error: BaseException | None = None
 
     def run(self) -> None:
+        try:
+            self._sample()
+        except BaseException as exc:  # noqa: BLE001 - reported by run_sampled
+            self.error = exc
+
+    def _sample(self) -> None:
         while not self.stop.is_set():
             for pid in self._family():
                 try:
@@ -172,11 +179,12 @@ class ArgumentSampler(threading.Thread):
         while pending:
             pid = pending.pop()
             family.add(pid)
-            for children in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
+            # A process that ends meanwhile takes its /proc folder with it.
+            try:
+                for children in Path(f"/proc/{pid}/task").glob("*/children"):
                     pending.extend(int(child) for child in children.read_text().split())
-                except OSError:
-                    continue
+            except OSError:
+                continue
         return family
 
 
@@ -201,6 +209,7 @@ def run_sampled(
     finally:
         sampler.stop.set()
         sampler.join()
+    assert sampler.error is None, f"sampling /proc failed: {sampler.error!r}"
     sampled.extend(sampler.samples)
     return subprocess.CompletedProcess(args, process.returncode, out, err)
 
@@ -315,11 +324,11 @@ def test_no_secret_in_arguments_or_files(
             ["init", "--repo", encrypted, "--encrypt"],
             ["init", "--repo", offsite, "--encrypt"],
             ["backup", database, "--odoo-config", str(conf), "--repo", encrypted],
-            ["drill", database, "--odoo-config", str(conf), "--repo", encrypted],
             ["copy", "--to", offsite, "--repo", encrypted],
         ]
         if full_scale():
             commands += [
+                ["drill", database, "--odoo-config", str(conf), "--repo", encrypted],
                 ["restore", database, "--target", f"{database}_copy", "--copy",
                  "--neutralize", "--odoo-config", str(conf), "--repo", encrypted],
                 ["export", database, "--format", "dump", "--output", str(export),
@@ -353,7 +362,7 @@ def test_no_secret_in_arguments_or_files(
         fault_record.inputs += len(labelled) * (len(sampled) + len(stored) + 1)
 
         # Each wrapped tool ran, so its recorded arguments cover it.
-        for tool in ("pg_dump", "pg_restore"):
+        for tool in ("pg_dump", "pg_restore") if full_scale() else ("pg_dump",):
             assert f"/{tool}\n".encode() in tool_arguments, (tool, fault_seed)
         assert sampled, f"no argument list was sampled (seed {fault_seed})"
         leaks = [
@@ -377,7 +386,7 @@ def test_no_secret_in_arguments_or_files(
         fault_record.lost += len(loose)
         assert loose == [], f"seed {fault_seed}"
     fault_record.notes.append(
-        "commands: init, backup, drill, copy; full form also restore, export, "
+        "commands: init, backup, copy; full form also drill, restore, export, "
         "verify, snapshots"
     )
 
@@ -861,12 +870,12 @@ def test_hostile_names_round_trip(
                 assert drilled.returncode == 0, (name, drilled.stderr, fault_seed)
 
             script = tmp_path / f"roles-{number}.sql"
-            made = run_cli(
+            rendered = run_cli(
                 "roles", "--backup-role", roles[0], "--restore-role", roles[1],
                 "--database", name,
             )  # fmt: skip
-            assert made.returncode == 0, (name, made.stderr, fault_seed)
-            script.write_text(made.stdout)
+            assert rendered.returncode == 0, (name, rendered.stderr, fault_seed)
+            script.write_text(rendered.stdout)
             applied = _run_psql(script)
             assert applied.returncode == 0, (name, applied.stderr, fault_seed)
             # The script for servers before 14 names each schema and \connects.
