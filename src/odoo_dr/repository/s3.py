@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +45,14 @@ STALE_UPLOAD_AGE = timedelta(days=1)
 DEFAULT_MAX_ATTEMPTS = 6
 
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+# Failures while a GET's body streams in, after botocore's retries of the request
+# have ended: the body is read again with a new request.
+_BODY_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
@@ -117,12 +126,28 @@ def _max_attempts() -> int:
         ) from None
 
 
+def _timeout(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise RejectedError(
+            f"invalid {name} {value!r}",
+            hint="set it to a number of seconds greater than zero, such as 60",
+        )
+    return seconds
+
+
 def make_client() -> Any:
     """Return an S3 client from the usual AWS settings, retrying in standard mode."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": _max_attempts()},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=_timeout("ODOO_DR_S3_CONNECT_TIMEOUT", 10),
+        read_timeout=_timeout("ODOO_DR_S3_READ_TIMEOUT", 60),
         # Room for the manifest readers and the upload threads of one run.
         max_pool_connections=32,
     )
@@ -317,20 +342,28 @@ class S3Backend:
             if version_id is None:
                 raise self._not_found(key)
             extra["VersionId"] = version_id
-        try:
-            answer = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(key), **extra
-            )
-            return answer["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            code = _error_code(exc)
-            if code in _MISSING_KEY_CODES:
-                raise self._not_found(key) from None
-            if code == "InvalidRange":
-                return b""
-            raise self._error(exc, "read", key) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._error(exc, "read", key) from None
+        attempts = _max_attempts()
+        for attempt in range(1, attempts + 1):
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(key), **extra
+                )
+                return answer["Body"].read()
+            except botocore.exceptions.ClientError as exc:
+                code = _error_code(exc)
+                if code in _MISSING_KEY_CODES:
+                    raise self._not_found(key) from None
+                if code == "InvalidRange":
+                    return b""
+                raise self._error(exc, "read", key) from None
+            except _BODY_ERRORS as exc:
+                if attempt == attempts:
+                    raise self._error(exc, "read", key) from None
+                log.debug("reading %s again after %s", key, type(exc).__name__)
+                time.sleep(min(0.1 * 2**attempt, 5))
+            except botocore.exceptions.BotoCoreError as exc:
+                raise self._error(exc, "read", key) from None
+        raise AssertionError("unreachable")
 
     def read(self, key: str) -> bytes:
         return self._get(key)
@@ -509,11 +542,28 @@ class S3Backend:
                 "412",
                 "409",
             }:
-                return False
+                return self._created_by_retry(key, data, exc)
             raise self._error(exc, "write", key) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._error(exc, "write", key) from None
         return True
+
+    def _created_by_retry(
+        self, key: str, data: bytes, exc: botocore.exceptions.ClientError
+    ) -> bool:
+        """Return whether `key` holds `data` after a retried conditional create.
+
+        When the answer to a create that S3 applied is lost, botocore sends it
+        again, and S3 answers that the key exists. The content tells: `data`
+        (a lock with its token, a configuration with its id) is this run's own.
+        """
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if not retries:
+            return False
+        try:
+            return self._get(key) == data
+        except ObjectNotFound:
+            return False
 
     def extend_retention(self, key: str, retain_until: datetime) -> bool:
         """Move the lock of `key`'s current version to `retain_until` if it ends sooner.
