@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -30,6 +31,7 @@ from conftest import (
 from faults.conftest import trials
 from mounts import odoo_dr, run_in_namespace, tmpfs
 from odoo_dr.errors import ExitCode
+from odoo_dr.repository.backend import ObjectNotFound
 from odoo_dr.repository.store import Repository
 
 # The marker lines a namespace script prints between its steps.
@@ -638,9 +640,11 @@ def test_s3_persistent_faults_fail_cleanly(
     expected = {
         "backup": ExitCode.BACKUP_FAILED,
         "copy": ExitCode.BACKUP_FAILED,
-        "verify": ExitCode.VERIFICATION_FAILED,
+        # A store that cannot be read is no finding about the snapshots.
+        "verify": ExitCode.REJECTED,
         "restore": ExitCode.RESTORE_FAILED,
     }
+    outcomes: Counter[str] = Counter()
     count = trials(4, 40)
     for trial in range(count):
         command = ("backup", "copy", "verify", "restore")[trial % 4]
@@ -678,10 +682,7 @@ def test_s3_persistent_faults_fail_cleanly(
         )
         check = run_cli("verify", "--read-data", "--repo", s3_location)
         fault_record.lost += int(wrong) + int(published) + int(check.returncode != 0)
-        fault_record.notes.append(
-            f"{command} exit {result.returncode}: "
-            + (result.stderr.strip().splitlines() or [""])[0][:200]
-        )
+        outcomes[f"{command} exit {result.returncode}"] += 1
         assert result.returncode == expected[command], f"{context}\n{result.stderr}"
         assert s3_location.removeprefix("s3://").split("/")[0] in result.stderr, (
             f"{context}\n{result.stderr}"
@@ -689,6 +690,7 @@ def test_s3_persistent_faults_fail_cleanly(
         assert "hint:" in result.stderr, f"{context}\n{result.stderr}"
         assert not published, context
         assert check.returncode == 0, f"{context}\n{check.stderr}"
+    fault_record.notes.append(f"failed commands: {dict(outcomes)}")
     again = run_cli(*backup_args(s3_location, summary.database, filestore_root))
     assert again.returncode == 0, f"seed {fault_seed}\n{again.stderr}"
 
@@ -696,7 +698,7 @@ def test_s3_persistent_faults_fail_cleanly(
 def test_s3_cut_body_is_read_again(
     s3_endpoint, s3_location, fault_random, fault_record, monkeypatch
 ):
-    """A GET whose body ends early, or stalls, is sent again."""
+    """A GET whose answer is cut short, stalls or fails is sent again."""
     from odoo_dr.repository.s3 import S3Backend
     from s3_servers import fault_injector
 
@@ -711,9 +713,15 @@ def test_s3_cut_body_is_read_again(
             assert backend.read("packs/one") == data, kind
             injector.plan("GET", kind)
             assert backend.read_range("packs/one", 100, 10) == data[100:110], kind
-        fault_record.trials += 8
+        # Bodies that botocore reads itself: a listing, and a missing key's error.
+        injector.plan("GET", "short-body", "list-type")
+        assert list(backend.list("packs/")) == ["packs/one"]
+        injector.plan("GET", "short-body", "missing")
+        with pytest.raises(ObjectNotFound):
+            backend.read("packs/missing")
+        fault_record.trials += 10
         fault_record.faults += injector.faults
-    assert injector.faults == 8
+    assert injector.faults == 10
 
 
 def test_s3_lost_create_answer_is_own(
@@ -733,6 +741,84 @@ def test_s3_lost_create_answer_is_own(
         lock.release()
         fault_record.trials += 2
         fault_record.faults += injector.faults
+        assert Repository.open(s3_location).config.id == repository.config.id
+        assert not list(repository.backend.list("locks/"))
     assert injector.faults == 2
-    assert Repository.open(s3_location).config.id == repository.config.id
-    assert not list(repository.backend.list("locks/"))
+
+
+def test_full_repository_disk_copy_drill(
+    cli,
+    repository,
+    odoo_database,
+    filestore_root,
+    tmp_path,
+    fault_random,
+    fault_seed,
+    fault_record,
+):
+    """Copy into, drill from and verify a repository on a disk with random room."""
+    summary = odoo_database()
+    source = repository.location
+    for _ in range(2):
+        add_files(summary.filestore, fault_random, 3, 20_000)
+        made = cli(*backup_args(source, summary.database, filestore_root))
+        assert made.returncode == 0, made.stderr
+    disk_size = 4 * 2**20
+    count = trials(2, 40)
+    for trial in range(count):
+        disk = tmp_path / f"disk{trial}"
+        disk.mkdir()
+        repo = disk / "repo"
+        filler = disk_size - fault_random.randint(32 * 1024, 1_800_000)
+        target = shlex.quote(str(repo))
+        copy = odoo_dr("copy", "--repo", source, "--to", str(repo))
+        drill = odoo_dr("drill", summary.database, "--repo", str(repo),
+                        "--temp-dir", str(tmp_path))  # fmt: skip
+        script = f"""
+{tmpfs(disk, disk_size)}
+{odoo_dr("init", "--repo", str(repo))} > /dev/null
+head -c {filler} /dev/zero > {shlex.quote(str(disk / "filler"))}
+{step("copy", copy)}
+echo {STEP}listed; ls -A {target}/snapshots
+{step("drill", drill)}
+{step("full-verify", odoo_dr("verify", "--read-data", "--repo", str(repo)))}
+echo {STEP}tmp; ls -A {target}/tmp {target}/locks
+rm {shlex.quote(str(disk / "filler"))}
+{step("verify", odoo_dr("verify", "--read-data", "--repo", str(repo)))}
+{step("again", copy)}
+"""  # fmt: skip
+        result = run_in_namespace(script)
+        context = f"seed {fault_seed} trial {trial} room {disk_size - filler}"
+        assert result.returncode == 0, f"{context}\n{result.stderr}"
+        got = codes(result.stdout)
+        parts = steps(result.stdout)
+        listed = parts["listed"].split()
+        empty = sorted([f"{repo}/tmp:", f"{repo}/locks:"])
+        # The drill needs a snapshot of its tenant: with none copied it is rejected.
+        drill_codes = (0, ExitCode.REJECTED) if listed else (ExitCode.REJECTED,)
+        checks = {
+            "copy code": got["copy"] in (0, ExitCode.BACKUP_FAILED),
+            "copy listing": (len(listed) == 2) == (got["copy"] == 0),
+            "drill code": got["drill"] in drill_codes,
+            "verify when full": got["full-verify"] == 0,
+            "tmp and locks": sorted(parts["tmp"].split()) == empty,
+            "verify": got["verify"] == 0,
+            "copy again": got["again"] == 0,
+        }
+        fault_record.trials += 1
+        fault_record.inputs += 2
+        fault_record.faults += int(got["copy"] != 0) + int(got["drill"] != 0)
+        fault_record.lost += sum(not passed for passed in checks.values())
+        fault_record.notes.append(
+            f"copy {got['copy']} ({len(listed)} listed), drill {got['drill']}"
+        )
+        if got["copy"]:
+            message = f"no space left on the device of repository path {repo}/"
+            assert message in result.stderr, f"{context}\n{result.stderr}"
+        assert checks["copy code"], f"{context}\n{result.stderr}"
+        assert checks["copy listing"], f"{context} {listed}"
+        assert checks["drill code"], f"{context}\n{result.stderr}"
+        assert checks["verify when full"], f"{context}\n{result.stderr}"
+        assert checks["tmp and locks"], f"{context} {parts['tmp']}"
+        assert checks["verify"], f"{context}\n{result.stderr}"
+        assert checks["copy again"], f"{context}\n{result.stderr}"

@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
@@ -153,7 +154,7 @@ def make_client() -> Any:
     )
     try:
         session = boto3.session.Session()
-        return session.client("s3", config=config)
+        client = session.client("s3", config=config)
     except botocore.exceptions.ProfileNotFound as exc:
         raise RepositoryError(
             f"AWS profile {exc.kwargs.get('profile')!r} not found",
@@ -164,6 +165,40 @@ def make_client() -> Any:
             f"cannot set up the S3 client: {type(exc).__name__}",
             hint="check the AWS settings in the environment and ~/.aws/config",
         ) from None
+    client.meta.events.register("before-send.s3", _BodyReader(client))
+    return client
+
+
+class _BodyReader:
+    """Send each S3 request and read its answer's body while retries still apply.
+
+    botocore reads the body of an error answer, and of every answer but a
+    GetObject's, after its retry handling has ended, so a body cut short there
+    raises urllib3's own error and is never retried. Reading it here turns that
+    into botocore's ConnectionClosedError or ReadTimeoutError, which the retry
+    mode retries. A GetObject's body streams and is read by `S3Backend._get`.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> Any:
+        # NOTE: _endpoint is botocore's private attribute, the session that
+        # would send the request if this handler returned None (botocore 1.44).
+        response = self.client._endpoint.http_session.send(request)
+        if event_name.endswith(".GetObject") and response.status_code < 300:
+            return response
+        try:
+            response.content  # noqa: B018 - reads and keeps the body
+        except urllib3.exceptions.ReadTimeoutError:
+            raise botocore.exceptions.ReadTimeoutError(
+                endpoint_url=request.url
+            ) from None
+        except urllib3.exceptions.HTTPError:
+            raise botocore.exceptions.ConnectionClosedError(
+                endpoint_url=request.url
+            ) from None
+        return response
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
@@ -234,11 +269,18 @@ class S3Backend:
                 f"cannot {action} {where}: no AWS credentials found",
                 hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
             )
+        if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+            timeout = self.client.meta.config.read_timeout
+            return RepositoryError(
+                f"cannot {action} {where}: the object store sent no answer within "
+                f"{timeout:g} seconds (ReadTimeoutError)",
+                hint="run the command again; if it persists, check the object "
+                "store's load, or raise ODOO_DR_S3_READ_TIMEOUT",
+            )
         if isinstance(
             exc,
             botocore.exceptions.EndpointConnectionError
             | botocore.exceptions.ConnectTimeoutError
-            | botocore.exceptions.ReadTimeoutError
             | botocore.exceptions.ConnectionClosedError,
         ):
             endpoint = self.client.meta.endpoint_url
