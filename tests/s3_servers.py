@@ -126,7 +126,7 @@ THROTTLED = (
 )
 
 # What the injector does to one request, instead of forwarding it cleanly:
-# answer 500, 503 or 503 SlowDown; reset the connection before forwarding, or
+# respond with 500, 503 or 503 SlowDown; reset the connection before forwarding, or
 # after forwarding (the store did the work, the client never hears of it); stall
 # without answering; or forward and cut the response body short.
 FAULT_KINDS = (
@@ -144,8 +144,8 @@ class FaultInjector(ThreadingHTTPServer):
     """Forward requests to `upstream`, injecting a fault into some at random.
 
     Each request gets a fault with probability `rate` (while `enabled`), of a kind
-    drawn from `kinds` with `chooser`, a seeded random.Random; `plan` gives the
-    next request of a method a chosen fault first. `injected` counts the
+    drawn from `kinds` with `chooser`, a seeded random.Random. Faults given with
+    `plan` come first, each to the next request that matches it. `injected` counts the
     faults by kind, `forwarded` the requests passed on cleanly. A stalled request is
     held for `stall` seconds, longer than the client's read timeout, then closed.
     """
@@ -187,8 +187,8 @@ class FaultInjector(ThreadingHTTPServer):
             return sum(self.injected.values())
 
     def plan(self, method: str, kind: str, key: str = "") -> None:
-        """Give the next `method` request (GET, PUT, ...) whose path holds `key`
-        the fault `kind`."""
+        """Give the fault `kind` to the next `method` request whose path contains
+        `key`."""
         with self.lock:
             self.planned.append((method, kind, key))
 
@@ -249,6 +249,8 @@ class _InjectorHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         kind = self.server.choose(self.command, self.path)
+
+        # Faults that never reach the store.
         if kind == "500":
             self._error(500, INTERNAL_ERROR)
             return
@@ -265,6 +267,8 @@ class _InjectorHandler(BaseHTTPRequestHandler):
             self.server.released.wait(self.server.stall)
             self._reset()
             return
+
+        # Faults after the store has done the work.
         status, headers, payload = self._forward(body)
         if kind == "reset-after":
             self._reset()

@@ -2,7 +2,7 @@
 
 A full disk under the repository or the temporary folder (a small tmpfs in a
 private mount namespace), PostgreSQL ending the backend of pg_dump or pg_restore
-or stopping at once, and an S3 endpoint that answers errors, resets connections,
+or stopping at once, and an S3 endpoint that returns errors, resets connections,
 stalls or cuts bodies short. Each failure must end in a clear error with the
 documented exit code, publish nothing, and leave the repository good: once the
 fault is gone, `verify --read-data` passes and the next backup succeeds.
@@ -100,8 +100,8 @@ def test_full_repository_disk_backup(
 ):
     """Backups into a tmpfs that a filler file leaves a random room on.
 
-    The first backup of each trial fills the disk somewhere among its packs, index,
-    catalog and manifest; so may a second one over new files. After each failure
+    The room left decides where the first backup of a trial runs out, if it does,
+    and a second one over new files may run out too. After each failure
     the filler goes, and `verify --read-data` and a new backup must pass.
     """
     summary = odoo_database()
@@ -176,7 +176,7 @@ cp -a {shlex.quote(str(repo))} {shlex.quote(str(saved))}
     fault_record.notes.append("repository on a 4 MiB tmpfs with a random filler")
 
 
-# -- S3 answering errors, resetting, stalling, cutting bodies short
+# -- S3 returning errors, resetting, stalling, cutting bodies short
 
 # A stall outlasts this read timeout, so the client gives up and retries.
 S3_TIMEOUTS = {"ODOO_DR_S3_READ_TIMEOUT": "1", "ODOO_DR_S3_CONNECT_TIMEOUT": "1"}
@@ -664,8 +664,10 @@ def test_s3_persistent_faults_fail_cleanly(
             add_files(summary.filestore, fault_random, 2, 30_000)
             args = backup_args(s3_location, summary.database, filestore_root)
         elif command == "copy":
-            made = run_cli(*backup_args(local, summary.database, filestore_root))
-            assert made.returncode == 0, made.stderr
+            local_backup = run_cli(
+                *backup_args(local, summary.database, filestore_root)
+            )
+            assert local_backup.returncode == 0, local_backup.stderr
             args = ["copy", "--repo", local, "--to", s3_location]
         elif command == "verify":
             args = ["verify", "--read-data", "--repo", s3_location]
@@ -769,8 +771,8 @@ def test_full_repository_disk_copy_drill(
     source = repository.location
     for _ in range(2):
         add_files(summary.filestore, fault_random, 3, 20_000)
-        made = cli(*backup_args(source, summary.database, filestore_root))
-        assert made.returncode == 0, made.stderr
+        source_backup = cli(*backup_args(source, summary.database, filestore_root))
+        assert source_backup.returncode == 0, source_backup.stderr
     disk_size = 4 * 2**20
     count = trials(1, 40)
     for trial in range(count):

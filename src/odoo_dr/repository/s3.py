@@ -172,7 +172,7 @@ def make_client() -> Any:
 class _BodyReader:
     """Send each S3 request and read its answer's body while retries still apply.
 
-    botocore reads the body of an error answer, and of every answer but a
+    botocore reads the body of an error response, and of every response but a
     GetObject's, after its retry handling has ended, so a body cut short there
     raises urllib3's own error and is never retried. Reading it here turns that
     into botocore's ConnectionClosedError or ReadTimeoutError, which the retry
@@ -272,8 +272,8 @@ class S3Backend:
         if isinstance(exc, botocore.exceptions.ReadTimeoutError):
             timeout = self.client.meta.config.read_timeout
             return RepositoryError(
-                f"cannot {action} {where}: the object store sent no answer within "
-                f"{timeout:g} seconds (ReadTimeoutError)",
+                f"cannot {action} {where}: timed out, no response from the object "
+                f"store within {timeout:g} seconds (ReadTimeoutError)",
                 hint="run the command again; if it persists, check the object "
                 "store's load, or raise ODOO_DR_S3_READ_TIMEOUT",
             )
@@ -593,10 +593,10 @@ class S3Backend:
     def _created_by_retry(
         self, key: str, data: bytes, exc: botocore.exceptions.ClientError
     ) -> bool:
-        """Return whether `key` holds `data` after a retried conditional create.
+        """Return whether `key` contains `data` after a retried conditional create.
 
-        When the answer to a create that S3 applied is lost, botocore sends it
-        again, and S3 answers that the key exists. The content tells: `data`
+        When the response to a create that S3 applied is lost, botocore sends it
+        again, and S3 responds that the key exists. The content tells: `data`
         (a lock with its token, a configuration with its id) is this run's own.
         """
         retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
