@@ -88,10 +88,6 @@ def add_files(folder: Path, chooser, count: int, size: int) -> None:
         (target / f"{index:040x}").write_bytes(chooser.randbytes(size))
 
 
-def snapshot_files(repo: str) -> list[str]:
-    return sorted(path.name for path in (Path(repo) / "snapshots").iterdir())
-
-
 # -- a full repository disk
 
 
@@ -101,8 +97,8 @@ def test_full_repository_disk_backup(
     """Backups into a tmpfs that a filler file leaves a random room on.
 
     The room left decides where the first backup of a trial runs out, if it does,
-    and a second one over new files may run out too. After each failure
-    the filler goes, and `verify --read-data` and a new backup must pass.
+    and a second one over new files may run out too. Then the filler goes, and
+    `verify --read-data` and a new backup must pass.
     """
     summary = odoo_database()
     disk_size = 4 * 2**20
