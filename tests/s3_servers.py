@@ -1,4 +1,4 @@
-"""S3 peers for the S3 backend tests: a fault-injecting proxy and an IAM-enforcing moto.
+"""S3 peers for the S3 backend tests: fault-injecting proxies and an IAM-enforcing moto.
 
 Both listen on 127.0.0.1 only and speak real HTTP.
 """
@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -113,6 +114,201 @@ def fault_proxy(upstream: str, failures: int) -> Iterator[FaultProxy]:
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+INTERNAL_ERROR = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+THROTTLED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+# What the injector does to one request, instead of forwarding it cleanly:
+# respond with 500, 503 or 503 SlowDown; reset the connection before forwarding, or
+# after forwarding (the store did the work, the client never hears of it); stall
+# without answering; or forward and cut the response body short.
+FAULT_KINDS = (
+    "500",
+    "503",
+    "slowdown",
+    "reset",
+    "reset-after",
+    "stall",
+    "short-body",
+)
+
+
+class FaultInjector(ThreadingHTTPServer):
+    """Forward requests to `upstream`, injecting a fault into some at random.
+
+    Each request gets a fault with probability `rate` (while `enabled`), of a kind
+    drawn from `kinds` with `chooser`, a seeded random.Random. Faults given with
+    `plan` come first, each to the next request that matches it. `injected` counts the
+    faults by kind, `forwarded` the requests passed on cleanly. A stalled request is
+    held for `stall` seconds, longer than the client's read timeout, then closed.
+    """
+
+    daemon_threads = True
+    # Stalled handlers hold their sockets; keep the listen queue roomy.
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        upstream: str,
+        chooser,  # noqa: ANN001 - a random.Random
+        rate: float,
+        kinds: tuple[str, ...] = FAULT_KINDS,
+        stall: float = 3.0,
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _InjectorHandler)
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.chooser = chooser
+        self.rate = rate
+        self.kinds = kinds
+        self.stall = stall
+        self.enabled = True
+        # Faults planned for the next requests of a method, before any random one.
+        self.planned: list[tuple[str, str, str]] = []
+        self.injected: dict[str, int] = {}
+        self.forwarded = 0
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def faults(self) -> int:
+        with self.lock:
+            return sum(self.injected.values())
+
+    def plan(self, method: str, kind: str, key: str = "") -> None:
+        """Give the fault `kind` to the next `method` request whose path contains
+        `key`."""
+        with self.lock:
+            self.planned.append((method, kind, key))
+
+    def choose(self, method: str, path: str) -> str | None:
+        with self.lock:
+            for index, (planned_method, kind, key) in enumerate(self.planned):
+                if planned_method == method and key in path:
+                    del self.planned[index]
+                    self.injected[kind] = self.injected.get(kind, 0) + 1
+                    return kind
+            if not self.enabled or self.chooser.random() >= self.rate:
+                self.forwarded += 1
+                return None
+            kind = self.chooser.choice(self.kinds)
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind
+
+
+class _InjectorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FaultInjector
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _reset(self) -> None:
+        """Close the connection with a TCP reset (SO_LINGER 0)."""
+        self.connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        self.close_connection = True
+        self.connection.close()
+
+    def _error(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        host, port = self.server.upstream
+        upstream = http.client.HTTPConnection(host, port, timeout=60)
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in HOP_BY_HOP
+        }
+        headers["Host"] = self.headers.get("Host", f"{host}:{port}")
+        try:
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            return answer.status, answer.getheaders(), answer.read()
+        finally:
+            upstream.close()
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        kind = self.server.choose(self.command, self.path)
+
+        # Faults that never reach the store.
+        if kind == "500":
+            self._error(500, INTERNAL_ERROR)
+            return
+        if kind == "503":
+            self._error(503, SLOW_DOWN)
+            return
+        if kind == "slowdown":
+            self._error(503, THROTTLED)
+            return
+        if kind == "reset":
+            self._reset()
+            return
+        if kind == "stall":
+            self.server.released.wait(self.server.stall)
+            self._reset()
+            return
+
+        # Faults after the store has done the work.
+        status, headers, payload = self._forward(body)
+        if kind == "reset-after":
+            self._reset()
+            return
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if kind == "short-body" and payload:
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self._reset()
+            return
+        self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+
+@contextmanager
+def fault_injector(
+    upstream: str,
+    chooser,  # noqa: ANN001 - a random.Random
+    rate: float,
+    kinds: tuple[str, ...] = FAULT_KINDS,
+    stall: float = 3.0,
+) -> Iterator[FaultInjector]:
+    """Run a FaultInjector in front of `upstream` on 127.0.0.1 while in the block."""
+    injector = FaultInjector(upstream, chooser, rate, kinds, stall)
+    thread = threading.Thread(target=injector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield injector
+    finally:
+        injector.released.set()
+        injector.shutdown()
+        injector.server_close()
 
 
 @dataclass

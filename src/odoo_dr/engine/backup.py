@@ -271,25 +271,39 @@ def run_backup(
             hint="pass --filestore-root (the folder holding one folder per database, "
             "Odoo's <data_dir>/filestore) or --odoo-config with the right data_dir",
         )
-    with repository.lock_tenant(tenant, "backup"):
-        repository.cleanup()
-        repository.blobs.prepare_to_write()
-        run = _Backup(repository, settings, options, tools, (version_text, major))
-        try:
+    # A repository that fails while the lock is taken or the leftovers of killed
+    # runs are removed fails the backup too (exit 3), as it does later on.
+    try:
+        with repository.lock_tenant(tenant, "backup"):
+            repository.cleanup()
+            repository.blobs.prepare_to_write()
+            run = _Backup(repository, settings, options, tools, (version_text, major))
             return run.execute(folder)
-        except RepositoryError as exc:
-            raise BackupFailed(
-                f"backup of {tenant!r} failed: {exc.message}", exc.hint
-            ) from None
-        except psycopg.Error as exc:
-            first_line = str(exc).strip().splitlines()[0]
-            raise BackupFailed(f"backup of {tenant!r} failed: {first_line}") from None
-        except OSError as exc:
-            where = f" on {exc.filename}" if exc.filename else ""
-            raise BackupFailed(
-                f"backup of {tenant!r} failed{where}: {exc.strerror or exc}",
-                hint="nothing was published; the previous snapshots are unchanged",
-            ) from None
+    except RepositoryError as exc:
+        raise BackupFailed(
+            f"backup of {tenant!r} failed: {exc.message}", exc.hint
+        ) from None
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise BackupFailed(
+            f"backup of {tenant!r} failed: {first_line}",
+            hint=f"nothing was published; check that PostgreSQL at "
+            f"{settings.describe()} is running and reachable, then run the backup "
+            "again",
+        ) from None
+    except psycopg.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise BackupFailed(
+            f"backup of {tenant!r} failed: {first_line}",
+            hint="nothing was published; look for the cause in the PostgreSQL "
+            "server's log, then run the backup again",
+        ) from None
+    except OSError as exc:
+        where = f" on {exc.filename}" if exc.filename else ""
+        raise BackupFailed(
+            f"backup of {tenant!r} failed{where}: {exc.strerror or exc}",
+            hint="nothing was published; the previous snapshots are unchanged",
+        ) from None
 
 
 class _Backup:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
@@ -44,6 +46,14 @@ STALE_UPLOAD_AGE = timedelta(days=1)
 DEFAULT_MAX_ATTEMPTS = 6
 
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+# Failures while a GET's body streams in, after botocore's retries of the request
+# have ended: the body is read again with a new request.
+_BODY_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
@@ -117,18 +127,34 @@ def _max_attempts() -> int:
         ) from None
 
 
+def _timeout(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise RejectedError(
+            f"invalid {name} {value!r}",
+            hint="set it to a number of seconds greater than zero, such as 60",
+        )
+    return seconds
+
+
 def make_client() -> Any:
     """Return an S3 client from the usual AWS settings, retrying in standard mode."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": _max_attempts()},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=_timeout("ODOO_DR_S3_CONNECT_TIMEOUT", 10),
+        read_timeout=_timeout("ODOO_DR_S3_READ_TIMEOUT", 60),
         # Room for the manifest readers and the upload threads of one run.
         max_pool_connections=32,
     )
     try:
         session = boto3.session.Session()
-        return session.client("s3", config=config)
+        client = session.client("s3", config=config)
     except botocore.exceptions.ProfileNotFound as exc:
         raise RepositoryError(
             f"AWS profile {exc.kwargs.get('profile')!r} not found",
@@ -139,6 +165,40 @@ def make_client() -> Any:
             f"cannot set up the S3 client: {type(exc).__name__}",
             hint="check the AWS settings in the environment and ~/.aws/config",
         ) from None
+    client.meta.events.register("before-send.s3", _BodyReader(client))
+    return client
+
+
+class _BodyReader:
+    """Send each S3 request and read its answer's body while retries still apply.
+
+    botocore reads the body of an error response, and of every response but a
+    GetObject's, after its retry handling has ended, so a body cut short there
+    raises urllib3's own error and is never retried. Reading it here turns that
+    into botocore's ConnectionClosedError or ReadTimeoutError, which the retry
+    mode retries. A GetObject's body streams and is read by `S3Backend._get`.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> Any:
+        # NOTE: _endpoint is botocore's private attribute, the session that
+        # would send the request if this handler returned None (botocore 1.44).
+        response = self.client._endpoint.http_session.send(request)
+        if event_name.endswith(".GetObject") and response.status_code < 300:
+            return response
+        try:
+            response.content  # noqa: B018 - reads and keeps the body
+        except urllib3.exceptions.ReadTimeoutError:
+            raise botocore.exceptions.ReadTimeoutError(
+                endpoint_url=request.url
+            ) from None
+        except urllib3.exceptions.HTTPError:
+            raise botocore.exceptions.ConnectionClosedError(
+                endpoint_url=request.url
+            ) from None
+        return response
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
@@ -209,11 +269,18 @@ class S3Backend:
                 f"cannot {action} {where}: no AWS credentials found",
                 hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
             )
+        if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+            timeout = self.client.meta.config.read_timeout
+            return RepositoryError(
+                f"cannot {action} {where}: timed out, no response from the object "
+                f"store within {timeout:g} seconds (ReadTimeoutError)",
+                hint="run the command again; if it persists, check the object "
+                "store's load, or raise ODOO_DR_S3_READ_TIMEOUT",
+            )
         if isinstance(
             exc,
             botocore.exceptions.EndpointConnectionError
             | botocore.exceptions.ConnectTimeoutError
-            | botocore.exceptions.ReadTimeoutError
             | botocore.exceptions.ConnectionClosedError,
         ):
             endpoint = self.client.meta.endpoint_url
@@ -317,20 +384,28 @@ class S3Backend:
             if version_id is None:
                 raise self._not_found(key)
             extra["VersionId"] = version_id
-        try:
-            answer = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(key), **extra
-            )
-            return answer["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            code = _error_code(exc)
-            if code in _MISSING_KEY_CODES:
-                raise self._not_found(key) from None
-            if code == "InvalidRange":
-                return b""
-            raise self._error(exc, "read", key) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._error(exc, "read", key) from None
+        attempts = _max_attempts()
+        for attempt in range(1, attempts + 1):
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(key), **extra
+                )
+                return answer["Body"].read()
+            except botocore.exceptions.ClientError as exc:
+                code = _error_code(exc)
+                if code in _MISSING_KEY_CODES:
+                    raise self._not_found(key) from None
+                if code == "InvalidRange":
+                    return b""
+                raise self._error(exc, "read", key) from None
+            except _BODY_ERRORS as exc:
+                if attempt == attempts:
+                    raise self._error(exc, "read", key) from None
+                log.debug("reading %s again after %s", key, type(exc).__name__)
+                time.sleep(min(0.1 * 2**attempt, 5))
+            except botocore.exceptions.BotoCoreError as exc:
+                raise self._error(exc, "read", key) from None
+        raise AssertionError("unreachable")
 
     def read(self, key: str) -> bytes:
         return self._get(key)
@@ -509,11 +584,28 @@ class S3Backend:
                 "412",
                 "409",
             }:
-                return False
+                return self._created_by_retry(key, data, exc)
             raise self._error(exc, "write", key) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._error(exc, "write", key) from None
         return True
+
+    def _created_by_retry(
+        self, key: str, data: bytes, exc: botocore.exceptions.ClientError
+    ) -> bool:
+        """Return whether `key` contains `data` after a retried conditional create.
+
+        When the response to a create that S3 applied is lost, botocore sends it
+        again, and S3 responds that the key exists. The content tells: `data`
+        (a lock with its token, a configuration with its id) is this run's own.
+        """
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if not retries:
+            return False
+        try:
+            return self._get(key) == data
+        except ObjectNotFound:
+            return False
 
     def extend_retention(self, key: str, retain_until: datetime) -> bool:
         """Move the lock of `key`'s current version to `retain_until` if it ends sooner.
