@@ -10,7 +10,9 @@ When two index entries name the same blob (a damaged copy rewritten into a new p
 the entry of the newer index file wins; index file names start with their UTC time.
 
 In an encrypted repository an index file contains the sealed JSON, and its name's hash
-is that of the sealed bytes.
+is that of the sealed bytes. A reader checks the bytes against that hash, so a damaged
+index file is skipped (its packs read from their headers) even when its JSON is still
+valid.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import struct
 import threading
 from datetime import UTC, datetime
@@ -32,6 +35,8 @@ FORMAT = "odoo-dr-index"
 FORMAT_VERSION = 1
 # Read this much of a pack to get its header; a longer header is read whole after.
 HEADER_PROBE = 64 * 1024
+# An index file's name ends with the first 16 hex digits of its bytes' SHA-256.
+_NAMED_HASH = re.compile(r"-(?P<hash>[0-9a-f]{16})\.json$")
 
 
 def pack_key(pack_id: str) -> str:
@@ -68,23 +73,33 @@ class BlobIndex:
     def _load_file(self, key: str) -> None:
         try:
             raw = self.backend.read(key)
+            named = _NAMED_HASH.search(key)
+            if named and hashlib.sha256(raw).hexdigest()[:16] != named["hash"]:
+                # A changed digit would still be valid JSON, placing a chunk at
+                # a wrong offset or under a wrong id.
+                raise ValueError("its content does not match the hash in its name")
             if self.keys is not None:
                 raw = self.keys.open(raw, crypto.INDEX)
             payload = json.loads(raw)
             if payload.get("format") != FORMAT:
                 raise ValueError(f"unknown format {payload.get('format')!r}")
+            packs: dict[str, dict[str, BlobLocation]] = {}
             for pack in payload["packs"]:
-                self._packs.add(pack["id"])
-                self._pack_files[pack["id"]] = key
-                for blob_id, offset, length, size in pack["blobs"]:
-                    where = BlobLocation(pack["id"], offset, length, size)
-                    self._blobs[blob_id] = where
+                packs[pack["id"]] = {
+                    blob_id: BlobLocation(pack["id"], offset, length, size)
+                    for blob_id, offset, length, size in pack["blobs"]
+                }
         except (ValueError, KeyError, TypeError) as exc:
             # The packs it listed are found again by `add_unindexed_packs`.
-            # NOTE: valid JSON with a malformed entry keeps the entries before it,
-            # so the pack of that entry counts as indexed with only some blobs.
             log.warning("skipping damaged index file %s: %s", key, exc)
             self.damaged_files[key] = str(exc) or type(exc).__name__
+            return
+        # Taken in only once the whole file has been read, so a malformed entry
+        # leaves none of the file's packs indexed with only some of their blobs.
+        for pack_id, blobs in packs.items():
+            self._packs.add(pack_id)
+            self._pack_files[pack_id] = key
+            self._blobs.update(blobs)
 
     def pack_ids_on_disk(self) -> set[str]:
         return {key.rsplit("/", 1)[-1] for key in self.backend.list("packs/")}
