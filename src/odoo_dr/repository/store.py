@@ -7,7 +7,7 @@ hand):
     packs/<2 hex>/<sha256>    pack files: a header, then zstd frames of content chunks
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
-    catalog/<time>-<random>.json  summaries of snapshots, to list them in a few
+    catalog/<time>-<random>-<hash>.json  summaries of snapshots, to list them in a few
                               reads (see catalog.py); rebuilt from the manifests
     drills/<id>.json          one record per drill
     releases/<hash>/<hash>.json  one restore point per release and tenant
