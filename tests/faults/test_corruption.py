@@ -759,6 +759,9 @@ def test_encrypted_flips_are_damage(
     sealed, monkeypatch, tmp_path, fault_random, fault_seed, fault_record
 ):
     monkeypatch.setenv("ODOO_DR_PASSPHRASE", PASSPHRASE)
+    check_damaged_key_slot(sealed, tmp_path / "key-slot")
+    fault_record.faults += 1
+    fault_record.notes.append("a damaged key slot is named with config.json")
 
     def make_copy(number: int) -> FolderCopy:
         return FolderCopy(sealed, tmp_path / f"trial-{number}")
@@ -770,9 +773,9 @@ def test_encrypted_flips_are_damage(
     assert fault_record.lost == 0
 
 
-def test_damaged_key_slot_names_config(sealed, tmp_path):
-    """A key slot damaged in config.json is named as the possible cause."""
-    copy = FolderCopy(sealed, tmp_path / "repo")
+def check_damaged_key_slot(sealed: Pristine, folder: Path) -> None:
+    """Check that a key slot damaged in config.json is named as a possible cause."""
+    copy = FolderCopy(sealed, folder)
     config = json.loads(copy.read("config.json"))
     wrapped = config["key_slots"][0]["wrapped_key"]
     config["key_slots"][0]["wrapped_key"] = (
