@@ -584,7 +584,8 @@ def run_trials(
         if broken:
             victim = rng.choice(broken)
             check_refused(trial, victim, drill=False)
-            if full_scale() or number % 2 == 0:
+            if full_scale():
+                # A drill takes seconds more: the short form only restores.
                 check_refused(trial, victim, drill=True)
         if damage.part == "catalog":
             check_catalog(trial)
@@ -629,7 +630,7 @@ def test_s3_damage_is_found(
         return BucketCopy(pristine, client, f"corruption-{run}-{number}")
 
     run_trials(
-        pristine, make_copy, trials(2, 100), fault_random, fault_seed, fault_record,
+        pristine, make_copy, trials(1, 100), fault_random, fault_seed, fault_record,
         tmp_path,
     )  # fmt: skip
     assert fault_record.lost == 0
