@@ -38,7 +38,7 @@ from odoo_dr.repository.store import Repository, new_id
 
 TESTS = Path(__file__).resolve().parent
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
-SEGMENT_NAME = re.compile(r"^catalog/\d{8}-\d{6}-[0-9a-f]{32}\.json$")
+SEGMENT_NAME = re.compile(r"^catalog/\d{8}-\d{6}-[0-9a-f]{32}(-[0-9a-f]{16})?\.json$")
 
 
 class CountingBackend:

@@ -4,7 +4,8 @@ Listing snapshots by reading every `snapshots/<id>.json` costs one read (one S3
 GET) per snapshot. The catalog keeps, per snapshot, the fields that listings,
 schedules and snapshot choices need, in segments:
 
-    catalog/<time>-<random>.json   a CatalogSegment: summaries of some snapshots
+    catalog/<time>-<random>-<hash>.json   a CatalogSegment: summaries of some
+                                          snapshots
 
 Manifests stay the truth. A reader lists `snapshots/` (one LIST), reads every
 segment, and uses a summary only for a manifest that is listed with the change
@@ -16,7 +17,10 @@ never collide. A merge writes the merged segment first and then deletes the
 segments it replaces, so a reader finds every summary at any moment, or reads
 the manifest when a segment vanished between its listing and its read. In an
 encrypted repository segments are sealed documents, like manifests, and their
-names carry only the time of writing.
+names carry only the time of writing. Elsewhere the name ends with the first 16 hex
+digits of the segment's SHA-256, so a damaged segment whose JSON is still valid is
+skipped rather than trusted; segments named without it (by earlier versions) are
+read unchecked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,10 +149,26 @@ class CatalogContents:
     damaged: dict[str, str] = field(default_factory=dict)
 
 
-def new_segment_key(now: datetime | None = None) -> str:
-    """Return a segment name no other writer uses: the time and a random tail."""
+# A segment name's hash: the first 16 hex digits of the SHA-256 of its content.
+_NAMED_HASH = re.compile(r"-[0-9a-f]{32}-(?P<hash>[0-9a-f]{16})\.json$")
+
+
+def new_segment_key(now: datetime | None = None, data: bytes | None = None) -> str:
+    """Return a segment name no other writer uses: the time and a random tail,
+    then the hash of `data` when it is given (unencrypted repositories)."""
     moment = now or datetime.now(UTC)
-    return f"{CATALOG_PREFIX}{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex}.json"
+    digest = "" if data is None else "-" + hashlib.sha256(data).hexdigest()[:16]
+    return (
+        f"{CATALOG_PREFIX}{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex}"
+        f"{digest}.json"
+    )
+
+
+def check_named_hash(key: str, data: bytes) -> None:
+    """Raise ValueError when `key` names a hash that `data` does not have."""
+    named = _NAMED_HASH.search(key)
+    if named and hashlib.sha256(data).hexdigest()[:16] != named["hash"]:
+        raise ValueError("its content does not match the hash in its name")
 
 
 def encode_segment(summaries: list[SnapshotSummary]) -> bytes:
@@ -183,7 +204,10 @@ def read_catalog(repository: Repository) -> CatalogContents:
         if not key.endswith(".json"):
             continue
         try:
-            segment = decode_segment(repository.read_document(key))
+            data = repository.read_document(key)
+            if repository.keys is None:
+                check_named_hash(key, data)
+            segment = decode_segment(data)
         except ObjectNotFound:
             continue
         except (ValueError, RepositoryError) as exc:
@@ -211,8 +235,11 @@ def read_catalog(repository: Repository) -> CatalogContents:
 
 def write_segment(repository: Repository, summaries: list[SnapshotSummary]) -> str:
     """Write `summaries` as a new segment and return its key."""
-    key = new_segment_key()
-    repository.write_document(key, encode_segment(summaries))
+    data = encode_segment(summaries)
+    # A sealed segment is checked when it is opened, and its name is bound into
+    # the seal, so it cannot carry the hash of its sealed bytes.
+    key = new_segment_key(data=None if repository.keys is not None else data)
+    repository.write_document(key, data)
     return key
 
 

@@ -149,9 +149,10 @@ def check_slot(slot: KeySlot) -> None:
     """Raise RepositoryError when `slot` cannot be a key slot odoo-dr wrote."""
     if slot.kdf != "argon2id":
         raise RepositoryError(
-            f"key slot {slot.id} uses key derivation {slot.kdf!r}, which this "
-            "odoo-dr does not support",
-            hint="upgrade odoo-dr",
+            f"key slot {slot.id} in config.json uses key derivation {slot.kdf!r}, "
+            "which this odoo-dr does not support",
+            hint="upgrade odoo-dr; if config.json is damaged, put it back from a "
+            "copy of the repository",
         )
     for field, (low, high) in KDF_LIMITS.items():
         value = getattr(slot, field)
@@ -272,7 +273,9 @@ def unlock(
         f"the key given does not unlock encrypted repository {location} "
         f"(tried its {len(slots)} key slot(s))",
         hint=f"check ${KEY_FILE_VARIABLE} or ${PASSPHRASE_VARIABLE}; the key may "
-        "have been changed with 'odoo-dr key change'",
+        "have been changed with 'odoo-dr key change'. If the key is right, the key "
+        "slots or id in config.json are damaged: put back config.json from a copy "
+        "of the repository",
     )
 
 

@@ -10,7 +10,9 @@ When two index entries name the same blob (a damaged copy rewritten into a new p
 the entry of the newer index file wins; index file names start with their UTC time.
 
 In an encrypted repository an index file contains the sealed JSON, and its name's hash
-is that of the sealed bytes.
+is that of the sealed bytes. A reader checks the bytes against that hash, so a damaged
+index file is skipped (its packs read from their headers) even when its JSON is still
+valid.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import struct
 import threading
 from datetime import UTC, datetime
@@ -38,6 +41,8 @@ FORMAT = "odoo-dr-index"
 FORMAT_VERSION = 1
 # Read this much of a pack to get its header; a longer header is read whole after.
 HEADER_PROBE = 64 * 1024
+# An index file's name ends with the first 16 hex digits of its bytes' SHA-256.
+_NAMED_HASH = re.compile(r"-(?P<hash>[0-9a-f]{16})\.json$")
 
 
 def pack_key(pack_id: str) -> str:
@@ -74,6 +79,11 @@ class BlobIndex:
     def _load_file(self, key: str) -> None:
         try:
             raw = self.backend.read(key)
+            named = _NAMED_HASH.search(key)
+            if named and hashlib.sha256(raw).hexdigest()[:16] != named["hash"]:
+                # A changed digit would still be valid JSON, placing a chunk at
+                # a wrong offset or under a wrong id.
+                raise ValueError("its content does not match the hash in its name")
             if self.keys is not None:
                 raw = self.keys.open(raw, crypto.INDEX)
             payload = load_json_object(raw)

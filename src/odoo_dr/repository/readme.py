@@ -10,9 +10,9 @@ need nothing but this folder. If odoo-dr itself is lost, the data can be read wi
 - `config.json`: format and version of this repository.
 - `snapshots/<id>.json`: one manifest per complete snapshot. A manifest exists only
   once every chunk it names was written.
-- `catalog/<time>-<random>.json`: summaries of the snapshots, so that odoo-dr lists
-  them without reading every manifest. Not needed to restore: the manifests are
-  the truth, and odoo-dr rebuilds the catalog from them.
+- `catalog/<time>-<random>-<hash>.json`: summaries of the snapshots, so that
+  odoo-dr lists them without reading every manifest. Not needed to restore: the
+  manifests are the truth, and odoo-dr rebuilds the catalog from them.
 - `packs/<first 2 hex>/<sha256>`: pack files, named by the SHA-256 of their bytes.
   A pack starts with a header (a zstd skippable frame holding JSON), then holds one
   zstd frame per chunk: `zstd -dc < pack` prints the chunks one after the other.

@@ -7,7 +7,7 @@ hand):
     packs/<2 hex>/<sha256>    pack files: a header, then zstd frames of content chunks
     index/<time>-<hash>.json  which pack holds each chunk
     snapshots/<id>.json       one manifest per complete snapshot, written last
-    catalog/<time>-<random>.json  summaries of snapshots, to list them in a few
+    catalog/<time>-<random>-<hash>.json  summaries of snapshots, to list them in a few
                               reads (see catalog.py); rebuilt from the manifests
     drills/<id>.json          one record per drill
     releases/<hash>/<hash>.json  one restore point per release and tenant
@@ -119,6 +119,14 @@ def _backend_for(location: str) -> Backend:
             hint="give the path of a local or mounted folder, or s3://bucket/prefix",
         )
     return LocalBackend(Path(location).expanduser().absolute())
+
+
+# A config.json that names an unknown format or algorithm was written by a newer
+# odoo-dr, or damaged.
+UPGRADE_OR_PUT_BACK = (
+    "upgrade odoo-dr; if config.json is damaged, put it back from a copy of the "
+    "repository"
+)
 
 
 # The maximum lock odoo-dr writes: 100 years. A far larger count of days would
@@ -363,17 +371,17 @@ class Repository:
         for name, (value, known) in unsupported.items():
             if value not in known:
                 raise RepositoryError(
-                    f"repository {backend.describe()} uses {name} {value!r}, which "
-                    f"this odoo-dr does not support (it supports "
+                    f"repository {backend.describe()} uses {name} {value!r} in its "
+                    f"config.json, which this odoo-dr does not support (it supports "
                     f"{', '.join(map(repr, known))})",
-                    hint="upgrade odoo-dr",
+                    hint=UPGRADE_OR_PUT_BACK,
                 )
         if config.format != FORMAT or config.version > FORMAT_VERSION:
             raise RepositoryError(
                 f"repository {backend.describe()} has format {config.format} "
-                f"version {config.version}, this odoo-dr reads {FORMAT} up to "
-                f"version {FORMAT_VERSION}",
-                hint="upgrade odoo-dr",
+                f"version {config.version} in its config.json, this odoo-dr reads "
+                f"{FORMAT} up to version {FORMAT_VERSION}",
+                hint=UPGRADE_OR_PUT_BACK,
             )
         keys = None
         if config.encryption == crypto.ALGORITHM:
