@@ -861,6 +861,8 @@ def test_inventory_mutations(fault_record: FaultRecord, fault_seed: int, tmp_pat
             ("huge number", b"environments: []\ntiers: " + b"9" * 5000),
             ("huge number", b"environments: []\ntiers: 0x" + b"f" * 5000),
             ("sexagesimal", b"environments: []\ntiers: 1:30"),
+            ("random", b"0"),
+            ("random", b"1.5\n---\ntrue"),
             ("huge file", b"environments: []\n" + b"# padding\n" * 500_000),
             ("huge file", b"environments: ['" + b"x" * 5_000_000 + b"']\n"),
         ),

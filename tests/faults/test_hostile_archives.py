@@ -381,7 +381,16 @@ def test_mutated_zips_rejected(
         assert not outside, f"seed {fault_seed}: {kind}: wrote {outside}"
         assert _inside(checked.dump, work), f"seed {fault_seed}: {checked.dump}"
 
-    explore(mutated_zips(), check, fault_seed, tally, fault_record)
+    # The dump's date as month 13 (bits 5-8 of the DOS date field).
+    bad_date = _patched(valid_zip(), b"PK\x01\x02", 14, b"\xa1\x51")
+    explore(
+        mutated_zips(),
+        check,
+        fault_seed,
+        tally,
+        fault_record,
+        examples=(("flip", bad_date),),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -429,7 +429,12 @@ def _extract_zip(source: ArchiveSource, work: Path) -> CheckedArchive:
     )
     # Zip entries carry the writer's local time without its zone. It is read in
     # this host's zone, which is right when both hosts use the same zone (or UTC).
-    local = datetime(*dump_info.date_time).astimezone()
+    try:
+        local = datetime(*dump_info.date_time).astimezone()
+    except ValueError:
+        # A damaged date (month 0, day 40) leaves the time unknown.
+        log.info("the time of %s in %s is invalid", PLAIN_DUMP, source.label)
+        return checked
     checked.created_at = local.astimezone(UTC)
     checked.created_from = f"time of {PLAIN_DUMP} in the zip"
     return checked

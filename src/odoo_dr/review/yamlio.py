@@ -223,6 +223,8 @@ def _values(node: Any) -> Any:
 def _check_size(document: Any) -> str | None:
     """Return why `document` cannot be used: an alias inside the value it names,
     or more than MAX_VALUES values once aliases are expanded; else None."""
+    if not isinstance(document, dict | list):
+        return None
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[Any, bool]] = [(document, False)]
