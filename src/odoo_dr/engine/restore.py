@@ -237,7 +237,6 @@ def _finish_database(
 
 
 def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
-    (plan.temporary_folder / OWNER_FILE).unlink(missing_ok=True)
     swap.swap(
         settings,
         plan.options.target,
@@ -246,6 +245,7 @@ def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
         plan.target_exists,
         plan.folder_exists,
         final_mark="drill" if plan.options.drill else None,
+        owner_file=OWNER_FILE,
     )
 
 
