@@ -1,10 +1,11 @@
 """The pieces of the crash harness: commands killed with SIGKILL, and what must hold.
 
-A command runs as users run it, `python -m odoo_dr ...` in a session of its own, so
-that one `os.killpg` kills it together with its pg_dump or pg_restore children. The
-checks read the repository and the server the way a user would afterwards: the
-snapshot listing, the catalog, `verify --read-data`, and restores compared with the
-source as it was when each snapshot was taken.
+A command runs through odoo-dr's own entry point in a process forked from one that
+imported odoo-dr once (see `Launcher`), in a session of its own, so that one
+`os.killpg` kills it together with its pg_dump or pg_restore children. The checks
+read the repository and the server the way a user would afterwards: the snapshot
+listing, the catalog, `verify --read-data`, and restores compared with the source
+as it was when each snapshot was taken.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class Outcome:
 
 # A child process that imports odoo-dr once, then forks one command per request (a
 # JSON line: the arguments, the files for stdout and stderr, and optionally a
-# function "module:name" whose call kills the command). It answers with the child's
-# pid at once, then with its exit status when it ends: the negative signal number
-# when it was killed. Each child starts a session of its own, so that killing its
-# process group kills its pg_dump or pg_restore too.
+# function "module:name" or "module:Class.name" whose call kills the command). It
+# writes the child's pid at once, then its exit status when it ends: the negative
+# signal number when it was killed. Each child starts a session of its own, so that
+# killing its process group kills its pg_dump or pg_restore too.
 LAUNCHER = """
 import importlib, json, os, signal, sys
 import odoo_dr.cli.app
@@ -87,8 +88,11 @@ for line in sys.stdin:
             os.dup2(stream, fd)
         if request.get("kill_at"):
             module_name, name = request["kill_at"].split(":")
-            module = importlib.import_module(module_name)
-            setattr(module, name, lambda *a, **k: os.killpg(0, signal.SIGKILL))
+            owner = importlib.import_module(module_name)
+            *path, last = name.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            setattr(owner, last, lambda *a, **k: os.killpg(0, signal.SIGKILL))
         sys.argv = ["odoo-dr", *request["args"]]
         code = 0
         try:
@@ -109,7 +113,8 @@ for line in sys.stdin:
 
 
 class Launcher:
-    """Runs odoo-dr commands without paying for Python's imports each time."""
+    """A process that forks odoo-dr commands, so that each one starts without
+    importing Python modules again (a second of CPU per command otherwise)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -127,9 +132,12 @@ class Launcher:
         milestone: Callable[[], bool] | None = None,
         kill_at: str | None = None,
     ) -> Outcome:
-        """Run `odoo-dr args`, kill its process group after `delay` seconds, as
-        soon as `milestone()` turns true, or when it calls the function `kill_at`
-        ("module:name"); return how it ended."""
+        """Run `odoo-dr args` and return how it ended.
+
+        Its process group is killed after `delay` seconds, or as soon as
+        `milestone()` turns true, or when it calls the function `kill_at`
+        ("module:name"), whichever comes first.
+        """
         stdout = self.folder / "stdout"
         stderr = self.folder / "stderr"
         request = {
@@ -321,8 +329,8 @@ def repository_problems(
     """Return what is wrong with the snapshots a repository lists.
 
     Every listed snapshot must have a manifest and a catalog entry, pass
-    `verify --read-data`, and name a known generation; those `restore(id)` picks
-    (and always the newest) must restore to the source's state of that generation.
+    `verify --read-data`, and name a known generation. The newest, and those that
+    `restore(id)` picks, must restore to the source's state of that generation.
     `compared` holds the ids already restored from this repository, which are not
     restored again, and gets those restored now.
     """

@@ -3,7 +3,7 @@
 Each test times its command once, then kills it again and again after a delay drawn
 uniformly from zero to that time (and sometimes as soon as a milestone appears).
 After each kill, every snapshot the repository lists must verify and restore to the
-source as it was, nothing may be half-visible, and the next run of the same command
+source as it was, and nothing may be half-visible. The next run of the same command
 must succeed by itself and leave nothing of the killed one behind.
 """
 
@@ -26,6 +26,7 @@ from faults.crash import (
     GENERATION,
     Launcher,
     SourceState,
+    catalog_problems,
     change_source,
     file_digest,
     leftovers_of,
@@ -42,8 +43,8 @@ from odoo_dr.repository.store import Repository
 
 GENERATIONS = 3
 KEEP = ("--keep-last", "1")
-# In the full form, each listed snapshot that is not the newest is restored with
-# this chance after a kill; the short form restores every one.
+# The chance that the full form restores a listed snapshot other than the newest
+# after a kill. The short form restores every one.
 RESTORE_SHARE = 0.1
 
 
@@ -127,7 +128,11 @@ def test_backup_killed_anywhere(
     Repository.init(str(repo))
     restored = tmp_path / "restored"
     states = {"0": source_state(name, folder)}
-    duration = launcher.calibrate(*[backup_args(repo, name, filestore_root, 0)] * 2)
+    # Timed in a repository of its own, whose snapshots are not checked.
+    timed = tmp_path / "timed"
+    Repository.init(str(timed))
+    duration = launcher.calibrate(*[backup_args(timed, name, filestore_root, 0)] * 2)
+    shutil.rmtree(timed)
     phases: Counter = Counter()
     restore = chooser(fault_random)
     compared: set[str] = set()
@@ -176,6 +181,51 @@ def test_backup_killed_anywhere(
 
     settle(fault_record, verify_problems(launcher, repo), fault_seed, 0)
     note_phases(fault_record, phases)
+
+
+# Functions whose call kills a backup: after the files are stored and before the
+# dump is, before the last pack and the index files are written, and after the
+# manifest is published but before the catalog lists it.
+BACKUP_STEPS = (
+    "odoo_dr.engine.backup:_Backup._store_dump",
+    "odoo_dr.repository.blobs:BlobStore.flush",
+    "odoo_dr.repository.catalog:write_segment",
+)
+
+
+def test_backup_killed_at_each_step(
+    odoo_database, filestore_root, tmp_path, database_names, launcher
+):
+    name = odoo_database().database
+    folder = filestore_root / name
+    repo = tmp_path / "repo"
+    Repository.init(str(repo))
+    restored = tmp_path / "restored"
+    states = {"0": source_state(name, folder)}
+    first = launcher.run(*backup_args(repo, name, filestore_root, 0))
+    assert first.returncode == 0, first.stderr
+    compared: set[str] = set()
+
+    for generation, step in enumerate(BACKUP_STEPS, start=1):
+        change_source(name, folder, generation)
+        states[str(generation)] = source_state(name, folder)
+        args = backup_args(repo, name, filestore_root, generation)
+        killed = launcher.run_killed(args, 3600.0, kill_at=step)
+        assert killed.killed, (step, killed.stderr)
+        problems = repository_problems(
+            launcher, repo, states, lambda _id: True, restored, database_names,
+            settled=False, compared=compared,
+        )  # fmt: skip
+        assert problems == [], step
+
+        again = launcher.run(*args)
+        assert again.returncode == 0, (step, again.stderr)
+        assert leftovers_of(killed.pid, repo, None) == [], step
+        problems = repository_problems(
+            launcher, repo, states, lambda _id: True, restored, database_names,
+            settled=True, compared=compared,
+        )  # fmt: skip
+        assert problems == [], step
 
 
 def prune_args(repo: Path, repack: bool) -> list[str]:
@@ -243,6 +293,20 @@ def test_prune_killed_anywhere(
         settle(fault_record, problems, fault_seed, trial)
         shutil.rmtree(repo)
     note_phases(fault_record, phases)
+
+
+def test_prune_killed_before_compaction(base, tmp_path, launcher):
+    repo = tmp_path / "repo"
+    shutil.copytree(base.repo, repo)
+    args = prune_args(repo, False)
+    step = "odoo_dr.repository.store:Repository.compact_catalog"
+    killed = launcher.run_killed(args, 3600.0, kill_at=step)
+    assert killed.killed, killed.stderr
+    assert len(manifest_ids(repo)) == 1
+
+    again = launcher.run(*args)
+    assert again.returncode == 0, again.stderr
+    assert catalog_problems(repo, manifest_ids(repo), settled=True) == []
 
 
 def test_copy_killed_anywhere(
@@ -427,10 +491,21 @@ def test_restore_killed_at_each_step(base, tmp_path, database_names, launcher):
 
     first = launcher.run(*args(ids[0]))
     assert first.returncode == 0, first.stderr
-    steps = RESTORE_STEPS if full_scale() else RESTORE_STEPS[1:3]
+    steps = RESTORE_STEPS if full_scale() else RESTORE_STEPS[1:4]
     for step, snapshot_id in zip(steps, itertools.cycle(reversed(ids)), strict=False):
         killed = launcher.run_killed(args(snapshot_id), 3600.0, kill_at=step)
         assert killed.killed, (step, killed.stderr)
+
+        # Without --force, the next restore finishes the killed one's renames,
+        # then finds the target there.
+        plain = launcher.run(*[arg for arg in args(snapshot_id) if arg != "--force"])
+        assert plain.returncode == 2, (step, plain.stderr)
+        assert "already exists" in plain.stderr, step
+        assert not any(root.glob(JOURNAL_PREFIX + "*")), step
+        database, files, problems = target_state(target, root / target, base.states)
+        assert problems == [], step
+        assert database == files, step
+
         again = launcher.run(*args(snapshot_id))
         assert again.returncode == 0, (step, again.stderr)
         state = base.states[base.generations[snapshot_id]]

@@ -44,8 +44,9 @@ class SwapJournal:
     host: str
     # The mark the database keeps in its final place (`drill`), or None for none.
     final_mark: str | None = None
-    # The file in the temporary folder that names its restore; the journal names
-    # the folder from now on, and the file is removed before the folder's rename.
+    # The file in the temporary folder that names its restore. Once the journal is
+    # written, the journal names the folder, and the file is removed before the
+    # folder's rename.
     owner_file: str | None = None
 
     @property
@@ -143,8 +144,8 @@ def swap(
 
     With `final_mark`, the database keeps a mark of that kind in its final place
     (see `temporary.finish`). `owner_file`, a file in the temporary folder that
-    names the restore, stays there until the journal is written, so a restore
-    killed before that leaves a folder its next run knows to remove.
+    names the restore, stays there until the journal is written. A restore killed
+    before that leaves a folder that the next run removes by that file.
     """
     journal = SwapJournal(
         target=target,
@@ -165,8 +166,8 @@ def swap(
             "replacing existing filestore folder %s (--force)", filestore_root / target
         )
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
-        # The journal first: a database marked `swapping` is left to its journal,
-        # so a mark without one would keep it forever.
+        # The journal first, because clean-ups leave a database marked `swapping`
+        # to its journal, so such a mark without a journal would keep it forever.
         _write(journal)
         temporary.set_comment(
             connection, temporary_name, temporary.mark_text("swapping", target)
