@@ -263,9 +263,10 @@ def prune(
         repository.cleanup()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
-        if result.snapshots_removed:
-            # After the manifests are gone: the catalog only summarizes them,
-            # and readers ignore the entries of deleted manifests until then.
+        # After the manifests are gone: the catalog only summarizes them, and
+        # readers ignore the entries of deleted manifests until then. A prune
+        # killed before this step left such entries for the next one to remove.
+        if result.snapshots_removed or repository.catalog_stale_entries():
             repository.compact_catalog()
         return result
 

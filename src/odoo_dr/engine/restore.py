@@ -237,7 +237,6 @@ def _finish_database(
 
 
 def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
-    (plan.temporary_folder / OWNER_FILE).unlink(missing_ok=True)
     swap.swap(
         settings,
         plan.options.target,
@@ -246,6 +245,7 @@ def _swap_into_place(settings: PgSettings, plan: RestorePlan) -> None:
         plan.target_exists,
         plan.folder_exists,
         final_mark="drill" if plan.options.drill else None,
+        owner_file=OWNER_FILE,
     )
 
 
@@ -397,5 +397,10 @@ def run_restore(
     options: RestoreOptions,
 ) -> RestoreResult:
     check_temp_dir(repository, options.temp_dir)
+    # A restore killed during its renames left the target half renamed. Finish those
+    # renames first, so the checks see the target as that restore made it.
+    if options.filestore_root.is_dir():
+        for action in swap.finish_interrupted(settings, options.filestore_root):
+            log.warning("leftover of a killed odoo-dr: %s", action)
     plan = plan_restore(repository, settings, manifest, options)
     return execute_restore(repository, settings, plan, StepTimer())

@@ -45,6 +45,10 @@ class SwapJournal:
     host: str
     # The mark the database keeps in its final place (`drill`), or None for none.
     final_mark: str | None = None
+    # The file in the temporary folder that names its restore. Once the journal is
+    # written, the journal names the folder, and the file is removed before the
+    # folder's rename.
+    owner_file: str | None = None
 
     @property
     def root(self) -> Path:
@@ -83,6 +87,8 @@ def _swap_folder(journal: SwapJournal) -> None:
     target_folder = journal.root / journal.target
     if not temporary_folder.exists():
         return
+    if journal.owner_file:
+        (temporary_folder / journal.owner_file).unlink(missing_ok=True)
     if target_folder.exists() and journal.replace_folder:
         if not journal.old_folder.exists():
             target_folder.rename(journal.old_folder)
@@ -133,11 +139,14 @@ def swap(
     replace_database: bool,
     replace_folder: bool,
     final_mark: str | None = None,
+    owner_file: str | None = None,
 ) -> None:
     """Put the restored database and folder in place of `target`.
 
     With `final_mark`, the database keeps a mark of that kind in its final place
-    (see `temporary.finish`).
+    (see `temporary.finish`). `owner_file`, a file in the temporary folder that
+    names the restore, stays there until the journal is written. A restore killed
+    before that leaves a folder that the next run removes by that file.
     """
     journal = SwapJournal(
         target=target,
@@ -149,6 +158,7 @@ def swap(
         pid=os.getpid(),
         host=HOST,
         final_mark=final_mark,
+        owner_file=owner_file,
     )
     if replace_database:
         log.warning("replacing existing database %r (--force)", target)
@@ -157,10 +167,12 @@ def swap(
             "replacing existing filestore folder %s (--force)", filestore_root / target
         )
     with settings.connect(MAINTENANCE_DATABASE, autocommit=True) as connection:
+        # The journal first, because clean-ups leave a database marked `swapping`
+        # to its journal, so such a mark without a journal would keep it forever.
+        _write(journal)
         temporary.set_comment(
             connection, temporary_name, temporary.mark_text("swapping", target)
         )
-        _write(journal)
         _swap_folder(journal)
         try:
             _swap_database(connection, journal)

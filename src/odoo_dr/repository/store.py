@@ -782,6 +782,12 @@ class Repository:
                 "snapshot catalog of %s not updated: %s", self.location, exc.message
             )
 
+    def catalog_stale_entries(self) -> int:
+        """Return how many catalog entries name manifests that are gone."""
+        listing = self._manifest_listing()
+        entries = catalog.read_catalog(self).entries
+        return sum(1 for snapshot_id in entries if snapshot_id not in listing)
+
     def compact_catalog(self) -> None:
         """Merge the catalog into one segment without entries of deleted snapshots."""
         self._scan_catalog(None, compact=True)
