@@ -341,7 +341,11 @@ def test_damaged_run_lock_log(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     with lock:
         pass
 
-    messages = [record.getMessage() for record in caplog.records]
+    messages = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "odoo_dr.repository.lock"
+    ]
     assert len(messages) == 1
     assert "removing damaged lock" in messages[0]
     assert "None" not in messages[0]

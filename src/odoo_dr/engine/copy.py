@@ -333,8 +333,19 @@ def run_copy(
             hint="create the target with 'odoo-dr init --encrypt', or pass "
             "--allow-unencrypted to copy into it in clear on purpose",
         )
-    selected, unreadable = _select(source, options)
-    present = set(target.snapshot_ids())
+    try:
+        selected, unreadable = _select(source, options)
+        present = set(target.snapshot_ids())
+    except SnapshotDamaged:
+        raise
+    except RepositoryError as exc:
+        # A store that fails while it is listed fails the copy, as it would later.
+        # Rejections of the input (an unknown snapshot, a wrong tenant) are not
+        # RepositoryError and keep exit 2.
+        raise BackupFailed(
+            f"copy to {target.location} failed: {exc.message}",
+            hint=exc.hint or "run the copy again; nothing was copied",
+        ) from None
     check_residency([item for item in selected if item.id not in present], target)
     report = CopyReport(source.location, target.location, unreadable=unreadable)
     if not selected:

@@ -16,6 +16,7 @@ MANIFEST_VERSION = 1
 # blob_<oid>.dat; a manifest naming anything else is damaged or hostile.
 _DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
+
 def _iso_time(value: object) -> object:
     """Parse ISO 8601 text into a datetime, and reject any other text.
 
