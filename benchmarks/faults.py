@@ -4,7 +4,7 @@ The fault suite (tests/faults/) kills commands with SIGKILL, damages repositorie
 backs up under a busy writer, runs out of disk, stops PostgreSQL and S3 under
 running commands, fuzzes the parsers and scans for leaked secrets. The test command
 runs it in its short form. This script runs it with `ODOO_DR_FAULTS=full`, where
-each kind of fault gets at least a hundred trials, collects the line each test
+each kind of fault gets tens to hundreds of trials. It collects the line each test
 writes to the report file, and prints the trials, faults injected, inputs tried and
 anything lost per area and per test.
 
@@ -69,7 +69,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return arguments
 
 
-def test_paths(areas: list[str]) -> list[str]:
+def selected_paths(areas: list[str]) -> list[str]:
     """Return the test files to run: every file of the suite, or those of `areas`."""
     if not areas:
         return [str(FAULT_TESTS)]
@@ -127,7 +127,7 @@ def run(arguments: argparse.Namespace) -> dict:
             "no:cacheprovider",
             "-n",
             str(arguments.workers),
-            *test_paths(arguments.area),
+            *selected_paths(arguments.area),
         ]
         started = time.monotonic()
         completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=False)

@@ -68,4 +68,4 @@ def test_summary_sums_each_area():
 def test_unknown_area_rejected():
     script = _faults_script()
     with pytest.raises(SystemExit, match="unknown area 'nosuch'"):
-        script.test_paths(["nosuch"])
+        script.selected_paths(["nosuch"])
