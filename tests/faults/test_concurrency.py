@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 from collections import Counter
@@ -40,6 +41,7 @@ from faults.odoo_load import (
 from odoo_dr.engine.backup import BackupOptions, run_backup
 from odoo_dr.engine.restore_plan import load_index
 from odoo_dr.engine.stock_totals import read_stock_totals
+from odoo_dr.odoo import filestore
 from odoo_dr.repository.manifest import SnapshotManifest
 from odoo_dr.repository.store import Repository
 
@@ -376,3 +378,24 @@ def test_half_written_upload_left_out(
     assert whole_fname in paths
     assert manifest.filestore.extra_files == 1
     assert manifest.filestore.problems == []
+
+
+def test_file_collected_during_walk(tmp_path, monkeypatch):
+    folder = tmp_path / "tenant"
+    (folder / "ab").mkdir(parents=True)
+    collected = folder / "ab" / "collected"
+    collected.write_bytes(b"garbage")
+    (folder / "ab" / "kept").write_bytes(b"in use")
+    listing = os.scandir
+
+    def scandir_then_collect(path):
+        # Odoo's garbage collector deletes a file between the listing and its stat.
+        entries = list(listing(path))
+        if Path(path) == folder / "ab":
+            collected.unlink()
+        return entries
+
+    monkeypatch.setattr(os, "scandir", scandir_then_collect)
+    found = dict(filestore.walk(folder))
+    assert "ab/kept" in found
+    assert "ab/collected" not in found

@@ -61,7 +61,8 @@ def safe_relative(path: str) -> PurePosixPath:
 def walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
     """Yield `(relative path, stat)` for every regular file below `folder`.
 
-    The `checklist/` folder of the garbage collector is skipped.
+    The `checklist/` folder of the garbage collector is skipped, and so are files
+    deleted during the walk.
     """
     stack = [(folder, "")]
     while stack:
@@ -76,7 +77,13 @@ def walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
                 if not (prefix == "" and entry.name == CHECKLIST):
                     stack.append((Path(entry.path), relative + "/"))
             elif entry.is_file(follow_symlinks=False):
-                yield relative, entry.stat(follow_symlinks=False)
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    # Deleted since the listing, as by Odoo's garbage collector when
+                    # the backup could not hold it off.
+                    continue
+                yield relative, stat
 
 
 def count_checklist_markers(folder: Path) -> int:
