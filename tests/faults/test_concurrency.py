@@ -4,7 +4,7 @@ A writer and Odoo's filestore garbage collector (see `odoo_load`) change the
 database and its filestore folder while `odoo-dr backup` runs several times in a
 row. Every snapshot is then restored as a copy, and the copy must be one state the
 writer committed, no older than the backup's start, with every attachment's file
-intact unless the snapshot reported it. Half the sessions back up as a read-only
+intact unless the snapshot reported it. Every other backup runs as a read-only
 role, which cannot hold the collector off: a file it deletes during the backup may
 then be reported missing, but only if its attachment was deleted after the
 snapshot.
@@ -68,6 +68,8 @@ class BackupRun:
     """One backup run under load."""
 
     number: int
+    # The role the backup connected as, None for the database owner.
+    role: str | None
     committed_before: int
     returncode: int
     stdout: str
@@ -94,30 +96,34 @@ def test_backups_under_odoo_load(
     fault_seed,
     fault_record,
 ):
-    snapshots = trials(3, 100)
+    snapshots = trials(2, 100)
     # A session is one database, repository and load, backed up several times.
     per_session = trials(2, 3)
     during = Counter()
     totals = Counter()
     for session in range(math.ceil(snapshots / per_session)):
-        count = min(per_session, snapshots - session * per_session)
-        # Alternate so that the short form has both kinds.
-        role = read_only_role if session % 2 == 1 else None
+        first = session * per_session
+        count = min(per_session, snapshots - first)
+        # Every other backup runs as the read-only role, the short form's second.
+        roles = [
+            read_only_role if number % 2 == 1 else None
+            for number in range(first, first + count)
+        ]
         summary = odoo_database(f"odoo_dr_conc_{unique}_{session}")
         repository = Repository.init(str(tmp_path / f"repo{session}"))
         baseline = read_baseline(summary.database)
         load = BusyOdoo(
             summary.database, summary.filestore, baseline, fault_random.getrandbits(32)
         )
-        runs = run_backups(load, repository, summary.database, filestore_root, role,
-                            count, fault_random)  # fmt: skip
+        runs = run_backups(load, repository, summary.database, filestore_root, roles,
+                           fault_random)  # fmt: skip
         during.update(load.during_backups)
         totals.update(load.totals)
         record_load(fault_record, during, totals)
         events = list(load.events.items)
         for backup in runs:
             where = f"seed {fault_seed}, session {session}, backup {backup.number}"
-            manifest = check_backup_output(backup, repository, role, where)
+            manifest = check_backup_output(backup, repository, where)
             target = f"{summary.database}_r{backup.number}"
             database_names.append(target)
             restored_root = tmp_path / "restored"
@@ -125,14 +131,14 @@ def test_backups_under_odoo_load(
             restore_checked(repository, manifest, target, restored_root, where)
             findings = check_restored(target, restored_root / target, manifest,
                                       baseline, events, backup.committed_before,
-                                      lock_held=role is None)  # fmt: skip
+                                      lock_held=backup.role is None)  # fmt: skip
             drop_leftovers([target])
             shutil.rmtree(restored_root / target)
             fault_record.trials += 1
             fault_record.inputs += findings.files_checked
             fault_record.lost += len(findings.lost)
             assert findings.lost == [], f"{where}: {findings.lost}"
-            if role is None:
+            if backup.role is None:
                 assert findings.reported == [], f"{where}: {findings.reported}"
             totals["reported missing"] += len(findings.reported)
             record_load(fault_record, during, totals)
@@ -159,25 +165,24 @@ def run_backups(
     repository: Repository,
     database: str,
     filestore_root: Path,
-    role: str | None,
-    count: int,
+    roles: list[str | None],
     rng,
 ) -> list[BackupRun]:
-    """Run `count` backups in a row while the load runs."""
-    env = {"PGUSER": role} if role else None
+    """Run one backup per role in a row while the load runs (None: the owner)."""
     runs = []
     load.start()
     try:
         # Let the load warm up, so that the first backup runs among changes.
         load.stopping.wait(rng.uniform(0.2, 0.5))
-        for number in range(count):
+        for number, role in enumerate(roles):
+            env = {"PGUSER": role} if role else None
             committed = load.backup_starts()
             result = run_cli("backup", database, "--repo", repository.location,
                              "--filestore-root", str(filestore_root), "--json",
                              env=env)  # fmt: skip
             load.backup_ends()
-            runs.append(BackupRun(number, committed, result.returncode, result.stdout,
-                               result.stderr))  # fmt: skip
+            runs.append(BackupRun(number, role, committed, result.returncode,
+                                  result.stdout, result.stderr))  # fmt: skip
             load.stopping.wait(rng.uniform(0, 0.3))
     finally:
         load.stop()
@@ -185,10 +190,10 @@ def run_backups(
 
 
 def check_backup_output(
-    backup: BackupRun, repository: Repository, role: str | None, where: str
+    backup: BackupRun, repository: Repository, where: str
 ) -> SnapshotManifest:
     """Check the exit code and warnings; return the published manifest."""
-    if role is None:
+    if backup.role is None:
         assert backup.returncode == 0, f"{where}: {backup.stderr}"
     else:
         # The role may not lock ir_attachment, and the backup warns of it.
