@@ -125,9 +125,11 @@ def test_unreferenced_files_are_kept(
     cli, repository, odoo_database, filestore_root, database_names, tmp_path
 ):
     summary = odoo_database()
-    stray = filestore_root / summary.database / "ff" / ("f" * 40)
+    content = b"uploaded after the snapshot"
+    sha1 = hashlib.sha1(content).hexdigest()
+    stray = filestore_root / summary.database / sha1[:2] / sha1
     stray.parent.mkdir(exist_ok=True)
-    stray.write_bytes(b"uploaded after the snapshot")
+    stray.write_bytes(content)
     snapshot_id = backup(cli, repository, summary.database, filestore_root)
     manifest = repository.find_snapshot(snapshot_id)
     assert manifest.filestore.extra_files == 1
@@ -145,9 +147,7 @@ def test_unreferenced_files_are_kept(
         repository.location,
     )
     assert result.returncode == 0, result.stderr
-    assert (
-        tmp_path / "out" / target / "ff" / ("f" * 40)
-    ).read_bytes() == b"uploaded after the snapshot"
+    assert (tmp_path / "out" / target / sha1[:2] / sha1).read_bytes() == content
 
 
 def test_checklist_markers_not_stored(
