@@ -140,3 +140,21 @@ def test_old_repository_prunes_and_copies(
     for repo in (old_repo, second):
         result = run_cli("verify", "--repo", repo, "--read-data", env=env)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("old_repo", ["plain"], indirect=True)
+def test_time_without_zone_read_as_utc(old_repo: str, env: dict[str, str]) -> None:
+    """A manifest time written without zone used to stop every listing with a
+    TypeError, because it cannot be compared with the times of other snapshots."""
+    path = Path(old_repo) / "snapshots" / f"{SNAPSHOTS['plain'][0]}.json"
+    document = json.loads(path.read_bytes())
+    document["snapshot_time"] = document["snapshot_time"].removesuffix("Z")
+    path.write_text(json.dumps(document))
+    result = run_cli("snapshots", "--repo", old_repo, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    listed = {item["id"]: item for item in json.loads(result.stdout)}
+    assert listed[SNAPSHOTS["plain"][0]]["snapshot_time"].endswith("Z")
+    prune = run_cli(
+        "prune", "--repo", old_repo, "--keep-daily", "1", "--dry-run", env=env
+    )
+    assert prune.returncode == 0, prune.stderr
