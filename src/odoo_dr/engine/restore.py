@@ -155,8 +155,8 @@ OWNER_FILE = ".odoo-dr-owner"
 def _claim_folder(folder: Path, owner: tuple[int, int] | None) -> None:
     if owner is not None:
         # The filestore root and the folders above it that this restore creates
-        # go to the Odoo user too: under a umask such as 077 it could not reach its
-        # files through folders only root may enter.
+        # go to the Odoo user too, because under a umask such as 077 only their
+        # creator could enter them.
         missing = []
         parent = folder.parent
         while not parent.exists():
