@@ -125,9 +125,11 @@ def test_unreferenced_files_are_kept(
     cli, repository, odoo_database, filestore_root, database_names, tmp_path
 ):
     summary = odoo_database()
-    stray = filestore_root / summary.database / "ff" / ("f" * 40)
+    content = b"uploaded after the snapshot"
+    sha1 = hashlib.sha1(content).hexdigest()
+    stray = filestore_root / summary.database / sha1[:2] / sha1
     stray.parent.mkdir(exist_ok=True)
-    stray.write_bytes(b"uploaded after the snapshot")
+    stray.write_bytes(content)
     snapshot_id = backup(cli, repository, summary.database, filestore_root)
     manifest = repository.find_snapshot(snapshot_id)
     assert manifest.filestore.extra_files == 1
@@ -145,9 +147,52 @@ def test_unreferenced_files_are_kept(
         repository.location,
     )
     assert result.returncode == 0, result.stderr
-    assert (
-        tmp_path / "out" / target / "ff" / ("f" * 40)
-    ).read_bytes() == b"uploaded after the snapshot"
+    assert (tmp_path / "out" / target / sha1[:2] / sha1).read_bytes() == content
+
+
+def test_misnamed_files_stored_when_used(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    """Only an unreferenced file whose content differs from the SHA-1 in its name
+    is left out; a damaged referenced file and files named otherwise are stored."""
+    summary = odoo_database()
+    folder = filestore_root / summary.database
+    (store_fname,) = query(
+        summary.database,
+        "SELECT store_fname FROM ir_attachment WHERE store_fname IS NOT NULL LIMIT 1",
+    )[0]
+    damaged = (folder / store_fname).read_bytes() + b" changed"
+    (folder / store_fname).write_bytes(damaged)
+    others = {
+        "custom/report.pdf": b"stored under a name of its own",
+        "AB/AB" + "0" * 38: b"upper-case name",
+        "ab/ab" + "0" * 37: b"39 hex digits",
+    }
+    for name, content in others.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(content)
+    upload = folder / "ab" / ("ab" + "0" * 38)
+    upload.write_bytes(b"half written")
+
+    result = cli("backup", summary.database, "--repo", repository.location,
+                 "--filestore-root", str(filestore_root))  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    manifest = repository.find_snapshot(result.stdout.strip())
+    problems = [(p.store_fname, p.reason) for p in manifest.filestore.problems]
+    assert problems == [(store_fname, "checksum mismatch")]
+    assert manifest.filestore.extra_files == len(others)
+    target = summary.database + "_misnamed"
+    database_names.append(target)
+    restored = tmp_path / "out" / target
+    result = cli("restore", manifest.id, "--target", target, "--copy",
+                 "--filestore-root", str(tmp_path / "out"),
+                 "--repo", repository.location)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"{store_fname} as checksum mismatch" in result.stderr
+    assert (restored / store_fname).read_bytes() == damaged
+    for name, content in others.items():
+        assert (restored / name).read_bytes() == content, name
+    assert not (restored / "ab" / upload.name).exists()
 
 
 def test_checklist_markers_not_stored(

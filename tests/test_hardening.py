@@ -731,6 +731,33 @@ def test_snapshots_table_shows_database(cli, repository, odoo_database, filestor
     assert row.split()[1:3] == ["eu/odoo", summary.database]
 
 
+def test_owner_gets_created_filestore_root(
+    cli, repository, odoo_database, filestore_root, database_names, tmp_path
+):
+    """Under umask 077 a filestore root that the restore creates must not stop the
+    owner from reaching its files."""
+    import pwd
+
+    summary = odoo_database()
+    snapshot_id = backup(
+        cli, repository, summary.database, filestore_root
+    ).stdout.strip()
+    target = summary.database + "_umask"
+    database_names.append(target)
+    nobody = pwd.getpwnam("nobody")
+    root = tmp_path / "data" / "filestore"
+    previous = os.umask(0o077)
+    try:
+        result = restore(cli, repository, snapshot_id, target, root, "--copy",
+                         "--owner", "nobody")  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    for path in [tmp_path / "data", root, root / target]:
+        assert path.stat().st_uid == nobody.pw_uid, path
+    assert tmp_path.stat().st_uid != nobody.pw_uid
+
+
 def test_numeric_owner_of_restored_files(
     cli, repository, odoo_database, filestore_root, database_names, tmp_path
 ):

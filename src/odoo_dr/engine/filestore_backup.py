@@ -70,6 +70,13 @@ def _group_references(
     return grouped, invalid
 
 
+def _misnamed(entry: FilestoreEntry) -> bool:
+    """Return whether a file named after a SHA-1, as Odoo names files, has other
+    content."""
+    promised = filestore.sha1_in_name(entry.path)
+    return promised is not None and promised != entry.sha1
+
+
 class FilestoreBackup:
     """Copies one tenant's files into the repository, in parallel threads.
 
@@ -153,6 +160,7 @@ class FilestoreBackup:
             or previous.size != stat.st_size
             or previous.mtime_ns != stat.st_mtime_ns
             or not all(self.repository.blobs.present(oid) for oid in previous.chunks)
+            or (not wanted.referenced and _misnamed(previous))
         ):
             return None
         return previous.model_copy(update={"referenced": wanted.referenced})
@@ -193,6 +201,14 @@ class FilestoreBackup:
                 f"cannot read filestore file {full_path}: {exc.strerror}",
                 hint="run odoo-dr as a user that can read the Odoo filestore",
             ) from None
+        if first is None and _misnamed(entry):
+            # An upload still being written, or a damaged file. No attachment of the
+            # snapshot uses it, and a restored copy must not offer it to Odoo under
+            # a name that promises other content.
+            log.debug(
+                "skipped unreferenced file %s: its SHA-1 is %s", entry.path, entry.sha1
+            )
+            return None, None, reused, stats
         problem = self._check(entry, wanted) if first is not None else None
         return entry, problem, reused, stats
 

@@ -152,7 +152,19 @@ def clean_leftovers(settings: PgSettings, filestore_root: Path | None) -> None:
 OWNER_FILE = ".odoo-dr-owner"
 
 
-def _claim_folder(folder: Path) -> None:
+def _claim_folder(folder: Path, owner: tuple[int, int] | None) -> None:
+    if owner is not None:
+        # The filestore root and the folders above it that this restore creates
+        # go to the Odoo user too, because under a umask such as 077 only their
+        # creator could enter them.
+        missing = []
+        parent = folder.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            os.chown(path, *owner, follow_symlinks=False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / OWNER_FILE).write_text(
         json.dumps({"pid": os.getpid(), "host": HOST}), encoding="utf-8"
@@ -302,7 +314,7 @@ def execute_restore(
     marks = ExitStack()
     try:
         with timer.step("create database"):
-            _claim_folder(plan.temporary_folder)
+            _claim_folder(plan.temporary_folder, plan.owner)
             # Set first: an interruption between CREATE DATABASE and its mark must
             # still drop the database (dropping one never created does nothing).
             created = True

@@ -13,6 +13,9 @@ from pathlib import Path, PurePosixPath
 
 CHECKLIST = "checklist"
 _DOTS = re.compile(r"[.]")
+# Odoo names a file `<sha1[:2]>/<sha1>` after the SHA-1 of its content. Its
+# `_get_path` still uses an existing `<sha1[:3]>/<sha1>` file, the older layout.
+_CONTENT_NAME = re.compile(r"(?P<prefix>[0-9a-f]{2,3})/(?P<sha1>[0-9a-f]{40})")
 
 
 def normalize_store_fname(store_fname: str) -> str | None:
@@ -24,6 +27,18 @@ def normalize_store_fname(store_fname: str) -> str | None:
     """
     cleaned = _DOTS.sub("", store_fname).strip("/\\")
     return cleaned or None
+
+
+def sha1_in_name(path: str) -> str | None:
+    """Return the SHA-1 in a path of Odoo's content-named layout, else None.
+
+    Odoo trusts such a name. An upload of that content finds the file present and
+    is not written, so a file whose content differs stays wrong.
+    """
+    match = _CONTENT_NAME.fullmatch(path)
+    if match is None or not match["sha1"].startswith(match["prefix"]):
+        return None
+    return match["sha1"]
 
 
 def safe_relative(path: str) -> PurePosixPath:
@@ -46,7 +61,8 @@ def safe_relative(path: str) -> PurePosixPath:
 def walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
     """Yield `(relative path, stat)` for every regular file below `folder`.
 
-    The `checklist/` folder of the garbage collector is skipped.
+    The `checklist/` folder of the garbage collector is skipped, and so are files
+    deleted during the walk.
     """
     stack = [(folder, "")]
     while stack:
@@ -61,7 +77,13 @@ def walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
                 if not (prefix == "" and entry.name == CHECKLIST):
                     stack.append((Path(entry.path), relative + "/"))
             elif entry.is_file(follow_symlinks=False):
-                yield relative, entry.stat(follow_symlinks=False)
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    # Deleted since the listing, as by Odoo's garbage collector when
+                    # the backup could not hold it off.
+                    continue
+                yield relative, stat
 
 
 def count_checklist_markers(folder: Path) -> int:

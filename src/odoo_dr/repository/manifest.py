@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -20,14 +20,19 @@ _DUMP_FILE_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 def _iso_time(value: object) -> object:
     """Parse ISO 8601 text into a datetime, and reject any other text.
 
-    Pydantic alone would also read text such as "12" as a Unix time.
+    Pydantic alone would also read text such as "12" as a Unix time. A time
+    without zone is read as UTC, the zone odoo-dr writes times in, because a time
+    without zone fails every comparison with the times of other documents.
     """
     if not isinstance(value, str):
         return value
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"invalid time {value[:40]!r}: not ISO 8601") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 # A time as odoo-dr writes it: ISO 8601 text, never a number of seconds.
