@@ -342,7 +342,7 @@ def test_manifest_path_traversal_rejected(
 
 
 def test_snapshot_references_explained(
-    cli, repository, odoo_database, filestore_root, tmp_path
+    cli, repository, odoo_database, filestore_root, tmp_path, database_names
 ):
     summary = odoo_database()
     backup = ["backup", summary.database, "--repo", repository.location,
@@ -387,7 +387,22 @@ def test_snapshot_references_explained(
     assert str(path) in unknown.stderr
 
     # The tenant's latest readable snapshot is used, with a word on the newer one.
+    # The drill passes but exits 1, so a scheduler sees that the newest snapshot
+    # is unreadable.
     by_tenant = cli("drill", summary.database, "--json", "--repo", repository.location)
-    assert by_tenant.returncode == 0, by_tenant.stderr
+    assert by_tenant.returncode == 1, by_tenant.stderr
     assert json.loads(by_tenant.stdout)["snapshot_id"] == older
+    assert json.loads(by_tenant.stdout)["passed"] is True
     assert f"the newer snapshot manifest(s) {newer} cannot be read" in by_tenant.stderr
+    assert f"warning: drilled {older}, not the newer" in by_tenant.stderr
+
+    database_names.append(summary.database + "_older")
+    restored = cli(
+        "restore", summary.database, "--target", summary.database + "_older",
+        "--copy", "--filestore-root", str(tmp_path / "out"),
+        "--repo", repository.location,
+    )  # fmt: skip
+    assert restored.returncode == 1, restored.stderr
+    assert f"restored {older}, not the newer snapshot manifest(s) {newer}" in (
+        restored.stderr
+    )

@@ -12,7 +12,7 @@ from rich.table import Table
 from odoo_dr.cli import fleet as fleet_options
 from odoo_dr.cli import options as opt
 from odoo_dr.cli import pitr as pitr_options
-from odoo_dr.cli.output import console, duration, local_time, print_json
+from odoo_dr.cli.output import console, duration, errors, local_time, print_json
 from odoo_dr.engine import fleet
 from odoo_dr.engine.business_checks import BusinessCheck, load_checks_file
 from odoo_dr.engine.drill import DrillOptions, run_drill
@@ -218,6 +218,15 @@ def drill(
         print_record(record)
     if not record.passed:
         raise typer.Exit(ExitCode.VERIFICATION_FAILED)
+    if repository.newer_unreadable:
+        # The drill proved an older snapshot: a passed drill must not hide that
+        # the tenant's newest one cannot be read.
+        errors.print(
+            f"warning: drilled {manifest.id}, not the newer snapshot manifest(s) "
+            f"{', '.join(repository.newer_unreadable)}, which cannot be read; run "
+            "odoo-dr verify"
+        )
+        raise typer.Exit(ExitCode.WARNINGS)
 
 
 def _drill_all(

@@ -169,6 +169,12 @@ def restore(
             )
         manifest = resolve_target(repository, snapshot)
         result = run_restore(repository, settings, manifest, restore_options)
+        if repository.newer_unreadable:
+            result.warnings.append(
+                f"restored {manifest.id}, not the newer snapshot manifest(s) "
+                f"{', '.join(repository.newer_unreadable)}, which cannot be read; "
+                "run odoo-dr verify"
+            )
     if as_json:
         print_json(result_json(result))
     else:

@@ -201,6 +201,9 @@ class Repository:
         self.catalog_enabled = True
         self.catalog_writes = getattr(backend, "as_of", None) is None
         self._catalog_deletes: bool | None = None
+        # The unreadable manifests newer than the snapshot `resolve_snapshot` last
+        # chose for a tenant: a later snapshot the command could not use.
+        self.newer_unreadable: list[str] = []
         self.blobs = BlobStore(
             backend, config.pack_size, keys, retention=self.retain_until
         )
@@ -923,8 +926,9 @@ class Repository:
         summaries, damaged = self.scan_summaries()
         of_tenant = [item for item in summaries if item.tenant == reference]
         latest = self._load_newest(reference, of_tenant, damaged)
+        self.newer_unreadable = []
         if latest is not None:
-            _warn_newer_damaged(reference, latest, damaged)
+            self.newer_unreadable = _warn_newer_damaged(reference, latest, damaged)
             return latest
         by_id = {item.id: item for item in summaries if item.id not in damaged}
         if reference in by_id:
@@ -1059,8 +1063,8 @@ def _unlock(
 
 def _warn_newer_damaged(
     tenant: str, latest: SnapshotManifest, damaged: dict[str, str]
-) -> None:
-    """Log the unreadable manifests that are newer than the snapshot chosen.
+) -> list[str]:
+    """Log and return the unreadable manifests newer than the snapshot chosen.
 
     Snapshot ids begin with their time, so a newer unreadable manifest may be a
     later snapshot of the same tenant that the restore cannot use.
@@ -1074,6 +1078,7 @@ def _warn_newer_damaged(
             tenant,
             ", ".join(newer),
         )
+    return newer
 
 
 def new_id(moment: datetime) -> str:
