@@ -638,12 +638,15 @@ def test_s3_persistent_faults_fail_cleanly(
     first = run_cli(*backup_args(s3_location, summary.database, filestore_root))
     assert first.returncode == 0, first.stderr
     snapshot = first.stdout.strip()
+    # A store that fails before the command changed anything (opening the
+    # repository, reading the manifest, listing the target) gives exit 2; once the
+    # command has begun its work, the command's own failure code. Verify has no
+    # finding about the snapshots when the store cannot be read.
     expected = {
-        "backup": ExitCode.BACKUP_FAILED,
-        "copy": ExitCode.BACKUP_FAILED,
-        # A store that cannot be read is no finding about the snapshots.
-        "verify": ExitCode.REJECTED,
-        "restore": ExitCode.RESTORE_FAILED,
+        "backup": {ExitCode.REJECTED, ExitCode.BACKUP_FAILED},
+        "copy": {ExitCode.REJECTED, ExitCode.BACKUP_FAILED},
+        "verify": {ExitCode.REJECTED},
+        "restore": {ExitCode.REJECTED, ExitCode.RESTORE_FAILED},
     }
     outcomes: Counter[str] = Counter()
     count = trials(2, 40)
@@ -681,7 +684,7 @@ def test_s3_persistent_faults_fail_cleanly(
         after = Repository.open(s3_location).snapshot_ids()
         if result.returncode == 0:
             continue
-        wrong = result.returncode != expected[command]
+        wrong = result.returncode not in expected[command]
         published = (command == "backup" and after != before) or (
             command == "restore"
             and (database_exists(target) or (out / target).exists())
@@ -689,7 +692,7 @@ def test_s3_persistent_faults_fail_cleanly(
         check = run_cli("verify", "--read-data", "--repo", s3_location)
         fault_record.lost += int(wrong) + int(published) + int(check.returncode != 0)
         outcomes[f"{command} exit {result.returncode}"] += 1
-        assert result.returncode == expected[command], f"{context}\n{result.stderr}"
+        assert result.returncode in expected[command], f"{context}\n{result.stderr}"
         assert s3_location.removeprefix("s3://").split("/")[0] in result.stderr, (
             f"{context}\n{result.stderr}"
         )
