@@ -6,6 +6,7 @@ Each test mounts a tmpfs of a chosen size in a private mount namespace (see
 
 from __future__ import annotations
 
+import errno
 import shlex
 import sys
 import uuid
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import clone_demo, database_exists, drop_leftovers, query, run_cli
 from mounts import odoo_dr, run_in_namespace, tmpfs
+from odoo_dr.engine.disk_space import SpaceNeed, disk_full_error
 from odoo_dr.engine.restore_plan import load_index
 from odoo_dr.repository.store import Repository
 
@@ -208,3 +210,15 @@ def test_restore_fits_when_disks_differ(repository, snapshot, database_names, tm
     result = run_in_namespace(script)
     assert result.returncode == 0, result.stderr
     assert database_exists(target)
+
+
+def test_full_disk_without_path_names_folders(tmp_path):
+    needs = [
+        SpaceNeed(tmp_path / "temp", "the database dump", "--temp-dir", (10,), 0),
+        SpaceNeed(tmp_path / "files", "the filestore", "--filestore-root", (10,), 1),
+    ]
+    error = OSError(errno.ENOSPC, "No space left on device")
+    message, hint = disk_full_error(error, needs)
+    assert f"while writing below {tmp_path}/temp/ or {tmp_path}/files/" in message
+    assert hint.startswith(f"free space on the disk of {tmp_path}/temp/ or ")
+    assert "pass --temp-dir or --filestore-root on a larger disk" in hint

@@ -115,10 +115,19 @@ def disk_full_error(exc: OSError, needs: list[SpaceNeed]) -> tuple[str, str] | N
         matches = [need for need in needs if path.is_relative_to(need.folder)]
         if matches:
             option = max(matches, key=lambda need: len(need.folder.parts)).option
-    where = f" of {path}" if path is not None else ""
-    hint = "free space there"
-    if option is not None:
-        hint += f", or pass {option} on a larger disk"
+    if path is not None:
+        where = f" of {path}"
+        hint = "free space there"
+        if option is not None:
+            hint += f", or pass {option} on a larger disk"
+    else:
+        # A write through an open file reports no path: name every folder written.
+        folders = " or ".join(f"{need.folder}/" for need in needs)
+        options = " or ".join(dict.fromkeys(need.option for need in needs))
+        where = f" while writing below {folders}" if folders else ""
+        hint = f"free space on the disk of {folders}" if folders else "free space"
+        if options:
+            hint += f", or pass {options} on a larger disk"
     return (
         f"no space left on the device{where} ({exc.strerror or 'disk full'})",
         hint + "; the restore removed what it had written",
