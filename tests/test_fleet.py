@@ -143,7 +143,13 @@ def test_interruption_starts_no_other_tenant():
         return WorkResult(snapshot_id=f"snapshot-{tenant.name}")
 
     tenants = [FleetTenant(name) for name in ("a", "b", "c", "d")]
-    report = run_fleet(tenants, 2, work, failure_code=3, stop=stop)
+    # Python's own handler turns SIGINT into KeyboardInterrupt, as in a command; a
+    # handler another test left in this worker process must not decide the result.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        report = run_fleet(tenants, 2, work, failure_code=3, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     assert report.interrupted is True
     assert sorted(started) == ["a", "b"]
