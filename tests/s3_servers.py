@@ -125,10 +125,10 @@ THROTTLED = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 
-# What the injector does to one request, instead of forwarding it cleanly:
+# The faults the injector applies to one request, instead of forwarding it cleanly:
 # respond with 500, 503 or 503 SlowDown; reset the connection before forwarding, or
 # after forwarding (the store did the work, the client never hears of it); stall
-# without answering; or forward and cut the response body short.
+# without responding; or forward and cut the response body short.
 FAULT_KINDS = (
     "500",
     "503",

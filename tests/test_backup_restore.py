@@ -153,8 +153,9 @@ def test_unreferenced_files_are_kept(
 def test_misnamed_files_stored_when_used(
     cli, repository, odoo_database, filestore_root, database_names, tmp_path
 ):
-    """Only an unreferenced file whose content differs from the SHA-1 in its name
-    is left out; a damaged referenced file and files named otherwise are stored."""
+    """Leave out only an unreferenced file whose content differs from its SHA-1 name.
+
+    A damaged referenced file and files named otherwise are stored."""
     summary = odoo_database()
     folder = filestore_root / summary.database
     (store_fname,) = query(

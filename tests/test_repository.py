@@ -387,7 +387,7 @@ def test_snapshot_references_explained(
     assert str(path) in unknown.stderr
 
     # The tenant's latest readable snapshot is used, with a word on the newer one.
-    # The drill passes but exits 1, so a scheduler sees that the newest snapshot
+    # The drill passes but exits 1, so a scheduler detects that the newest snapshot
     # is unreadable.
     by_tenant = cli("drill", summary.database, "--json", "--repo", repository.location)
     assert by_tenant.returncode == 1, by_tenant.stderr

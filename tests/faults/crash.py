@@ -331,7 +331,7 @@ def repository_problems(
     Every listed snapshot must have a manifest and a catalog entry, pass
     `verify --read-data`, and name a known generation. The newest, and those that
     `restore(id)` picks, must restore to the source's state of that generation.
-    `compared` holds the ids already restored from this repository, which are not
+    `compared` contains the ids already restored from this repository, which are not
     restored again, and gets those restored now.
     """
     listed = listed_snapshots(launcher, repo)

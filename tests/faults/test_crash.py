@@ -329,7 +329,7 @@ def test_copy_killed_anywhere(
         seeded = fault_random.random() < 0.5
         Repository.init(str(target))
         if seeded:
-            # A target that already holds the oldest snapshot, from an earlier copy.
+            # A target that already contains the oldest snapshot, from an earlier copy.
             run_copy(source, Repository.open(str(target)), CopyOptions(snapshot=oldest))
         before = manifest_ids(target)
         command = [*args, str(target)]

@@ -707,7 +707,7 @@ def test_s3_persistent_faults_fail_cleanly(
 def test_s3_cut_body_is_read_again(
     s3_endpoint, s3_location, fault_random, fault_record, monkeypatch
 ):
-    """A GET whose answer is cut short, stalls or fails is sent again."""
+    """A GET whose response is cut short, stalls or fails is sent again."""
     from odoo_dr.repository.s3 import S3Backend
     from s3_servers import fault_injector
 
@@ -736,7 +736,7 @@ def test_s3_cut_body_is_read_again(
 def test_s3_lost_create_answer_is_own(
     s3_endpoint, s3_location, fault_random, fault_record, monkeypatch
 ):
-    """A lock or config.json whose create S3 applied but whose answer was lost."""
+    """A lock or config.json whose create S3 applied but whose response was lost."""
     from odoo_dr.repository.lock import TenantLock
     from s3_servers import fault_injector
 

@@ -64,9 +64,10 @@ MANIFEST_HINT = (
     "archive with the manifest.json Odoo wrote, or without one"
 )
 COPY_BYTES = 1024 * 1024
-# What zipfile and its decompressors raise on damaged archive bytes (bzip2 raises
-# OSError too). zipfile raises NotImplementedError for a zip version or feature it
-# lacks, and ValueError (UnicodeDecodeError) for a name flagged UTF-8 that is not.
+# Exceptions that zipfile and its decompressors raise on damaged archive bytes
+# (bzip2 raises OSError too). zipfile raises NotImplementedError for a zip version
+# or feature it lacks, and ValueError (UnicodeDecodeError) for a name flagged UTF-8
+# that is not.
 ZIP_DAMAGE = (
     zipfile.BadZipFile,
     zlib.error,

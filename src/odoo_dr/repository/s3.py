@@ -596,8 +596,9 @@ class S3Backend:
         """Return whether `key` contains `data` after a retried conditional create.
 
         When the response to a create that S3 applied is lost, botocore sends it
-        again, and S3 responds that the key exists. The content tells: `data`
-        (a lock with its token, a configuration with its id) is this run's own.
+        again, and S3 responds that the key exists. Matching content shows that the
+        object is this run's own, because `data` (a lock with its token, a
+        configuration with its id) is unique to the run.
         """
         retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         if not retries:

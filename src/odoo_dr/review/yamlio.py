@@ -23,7 +23,7 @@ import yaml.constructor
 # expanded, because aliases let a few lines stand for billions of values (the
 # "billion laughs"). Real manifests and inventories are far smaller.
 MAX_VALUES = 1_000_000
-# The longest integer a document may write, in characters.
+# The maximum length of an integer in a document, in characters.
 MAX_INT_DIGITS = 4000
 
 
