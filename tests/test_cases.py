@@ -19,7 +19,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import SMALL, admin_connection, database_exists, query, tree_digest
+from conftest import (
+    SMALL,
+    accept_manifests,
+    admin_connection,
+    database_exists,
+    query,
+    tree_digest,
+)
 from mounts import odoo_dr, run_in_namespace, tmpfs
 from odoo_dr.demo.builder import DemoScale
 from odoo_dr.pg.connection import PgSettings
@@ -242,6 +249,7 @@ def test_damaged_snapshots_rejected_before_postgres(
     manifest = json.loads(no_toc.read_bytes())
     manifest["dump"] = [item for item in manifest["dump"] if item["name"] != "toc.dat"]
     no_toc.write_text(json.dumps(manifest))
+    accept_manifests(repository.location)
     (folder / f"{snapshots['random bytes']}.json").write_bytes(os.urandom(4096))
 
     expected = {

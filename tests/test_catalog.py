@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from conftest import VERSIONED_BUCKET, run_cli
 from odoo_dr import __version__
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
+from odoo_dr.errors import SnapshotDamaged
 from odoo_dr.repository import catalog
 from odoo_dr.repository.backend import Backend, DeleteDenied
 from odoo_dr.repository.manifest import (
@@ -203,21 +205,95 @@ def test_saved_snapshot_enters_catalog(repository):
     assert backend.reads["snapshots"] == 0
 
 
-def test_deleted_manifest_entry_ignored(repository):
+def test_deleted_manifest_reported_missing(repository):
     manifests = write_manifests(repository, ["alpha"], 5)
     repository.snapshot_summaries()
     gone = manifests[2]
     (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
 
     reader, backend = counted(repository)
-    listed = [item.id for item in reader.snapshot_summaries()]
-    assert gone.id not in listed
-    assert len(listed) == 4
+    summaries, damaged = reader.scan_summaries()
+    assert [item.id for item in summaries] == [
+        item.id for item in manifests if item != gone
+    ]
+    assert list(damaged) == [gone.id]
+    assert (
+        f"snapshot manifest {gone.id} of tenant 'alpha' is missing"
+        in (damaged[gone.id])
+    )
+    assert "no prune removed it" in damaged[gone.id]
     assert backend.reads["snapshots"] == 0
     assert reader.latest_snapshot("alpha") == manifests[-1]
+    assert list(reader.scan_summaries("beta")[1]) == []
 
 
-def test_changed_manifest_read_again(repository):
+def test_missing_manifest_survives_merges(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    gone = manifests[0]
+    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+
+    for _ in range(2):
+        repository.compact_catalog()
+        assert list(repository.scan_summaries()[1]) == [gone.id]
+
+    count, unreadable = repository.rebuild_catalog()
+    assert count == 2
+    assert unreadable == {}
+    assert repository.scan_summaries()[1] == {}
+
+
+def test_missing_manifest_stops_restore_and_prune(repository, tmp_path):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    gone = manifests[0].id
+    (Path(repository.location) / f"snapshots/{gone}.json").unlink()
+
+    restore = run_cli(
+        "restore", gone, "--target", "odoo_dr_never", "--copy",
+        "--filestore-root", str(tmp_path / "fs"), "--repo", repository.location,
+        env={"PGHOST": str(tmp_path / "no-server"), "PGPORT": "1"},
+    )  # fmt: skip
+    assert restore.returncode == 2, restore.stderr
+    assert f"snapshot manifest {gone} of tenant 'alpha' is missing" in restore.stderr
+    assert "put back this manifest" in restore.stderr
+    assert not (tmp_path / "fs").exists()
+
+    prune = run_cli("prune", "--keep-last", "1", "--repo", repository.location)
+    assert prune.returncode == 2, prune.stderr
+    assert "is missing" in prune.stderr
+    assert len(list((Path(repository.location) / "snapshots").iterdir())) == 2
+
+
+class LateListingBackend(CountingBackend):
+    """The real backend, listing `snapshots/` without one manifest, as a listing
+    taken just before a backup published it."""
+
+    def __init__(self, inner: Backend, hidden: str) -> None:
+        super().__init__(inner)
+        self.hidden = hidden
+
+    def list(self, prefix: str):
+        return (key for key in self.inner.list(prefix) if key != self.hidden)
+
+    def list_stamps(self, prefix: str):
+        stamps = self.inner.list_stamps(prefix)
+        return {key: stamp for key, stamp in stamps.items() if key != self.hidden}
+
+
+def test_manifest_published_after_listing_not_missing(repository):
+    blob = empty_index_blob(repository)
+    manifest = synthetic_manifest("alpha", START, blob)
+    repository.save_snapshot(manifest)
+    late = LateListingBackend(repository.backend, f"snapshots/{manifest.id}.json")
+    reader = Repository(late, repository.config, repository.keys)
+
+    summaries, damaged = reader.scan_summaries()
+    assert summaries == []
+    assert damaged == {}
+
+
+def test_changed_manifest_reported_damaged(repository):
     manifests = write_manifests(repository, ["alpha"], 3)
     repository.snapshot_summaries()
     changed = manifests[1].model_copy(update={"labels": {"tier": "gold-plus"}})
@@ -227,9 +303,43 @@ def test_changed_manifest_read_again(repository):
     )
 
     reader, backend = counted(repository)
-    by_id = {item.id: item for item in reader.snapshot_summaries()}
-    assert by_id[changed.id].labels == {"tier": "gold-plus"}
+    summaries, damaged = reader.scan_summaries()
+    assert [item.id for item in summaries] == [manifests[0].id, manifests[2].id]
+    assert list(damaged) == [changed.id]
+    assert "its SHA-256 differs from" in damaged[changed.id]
     assert backend.reads["snapshots"] == 1
+    with pytest.raises(SnapshotDamaged, match="its SHA-256 differs"):
+        reader.resolve_snapshot(changed.id)
+    with pytest.raises(SnapshotDamaged, match="its SHA-256 differs"):
+        reader.find_snapshot(changed.id)
+
+    # The evidence stays through merges, until a rebuild accepts the manifest.
+    repository.compact_catalog()
+    assert list(repository.scan_snapshots()[1]) == [changed.id]
+    repository.rebuild_catalog()
+    by_id = {item.id: item for item in repository.snapshot_summaries()}
+    assert by_id[changed.id].labels == {"tier": "gold-plus"}
+
+
+def test_changed_manifest_with_same_stamp_refused(repository):
+    """A change that keeps size and mtime is found when the manifest is read."""
+    manifests = write_manifests(repository, ["alpha"], 2)
+    repository.snapshot_summaries()
+    path = Path(repository.location) / f"snapshots/{manifests[1].id}.json"
+    before = path.stat()
+    data = path.read_bytes()
+    assert b'"res_partner": 10' in data
+    path.write_bytes(data.replace(b'"res_partner": 10', b'"res_partner": 99'))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    manifests_read, damaged = repository.scan_snapshots()
+    assert [item.id for item in manifests_read] == [manifests[0].id]
+    assert list(damaged) == [manifests[1].id]
+    # A restore of the tenant takes the older snapshot and names the newer one.
+    assert repository.resolve_snapshot("alpha") == manifests[0]
+    assert repository.newer_unreadable == [manifests[1].id]
+    with pytest.raises(SnapshotDamaged, match="its SHA-256 differs"):
+        repository.resolve_snapshot(manifests[1].id)
 
 
 def test_manifest_copied_over_another(repository):

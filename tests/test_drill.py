@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import admin_connection, database_exists, query
+from conftest import accept_manifests, admin_connection, database_exists, query
 from mounts import odoo_dr, read_only, run_in_namespace
 from odoo_dr.engine.business_checks import DEFAULT_CHECKS
 from odoo_dr.pg import temporary
@@ -130,12 +130,16 @@ def test_drill_of_changed_modules_fails(
     summary = odoo_database()
     snapshot = take_backup(cli, repository, summary.database, filestore_root)
     manifest = repository.find_snapshot(snapshot)
-    # A damaged manifest claims a module version the dump does not contain: the check
-    # must notice.
+    # A damaged manifest claims a module version the dump does not contain. The
+    # catalog finds the change first; once the catalog accepts it, the check must.
     manifest.odoo.modules["stock"] = "17.0.9.9"
     repository.backend.write(
         f"snapshots/{manifest.id}.json", manifest.model_dump_json().encode()
     )
+    refused = cli("drill", snapshot, "--repo", repository.location)
+    assert refused.returncode == 2
+    assert "its SHA-256 differs" in refused.stderr
+    accept_manifests(repository.location)
     result = cli("drill", snapshot, "--repo", repository.location)
     assert result.returncode == 5
     assert "modules: stock: version 17.0.1.1, snapshot had 17.0.9.9" in result.stdout

@@ -179,6 +179,7 @@ def test_pre_deploy_rejects_stale_snapshot(repository, odoo_database, filestore_
     repository.write_document(
         f"snapshots/{manifest.id}.json", manifest.model_dump_json().encode("utf-8")
     )
+    repository.rebuild_catalog()
     tag = {"CI_COMMIT_TAG": "v2.0"}
     result = run("guard", "pre-deploy", summary.database, "--max-age", "15m",
                  "--repo", repository.location, env=tag)  # fmt: skip

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import database_exists, drop_leftovers, query, run_cli
+from conftest import (
+    accept_manifests,
+    database_exists,
+    drop_leftovers,
+    query,
+    run_cli,
+)
 from odoo_dr.repository import catalog
 from odoo_dr.repository.journal import JournalReader
 from odoo_dr.repository.store import Repository
@@ -150,6 +156,7 @@ def test_time_without_zone_read_as_utc(old_repo: str, env: dict[str, str]) -> No
     document = json.loads(path.read_bytes())
     document["snapshot_time"] = document["snapshot_time"].removesuffix("Z")
     path.write_text(json.dumps(document))
+    accept_manifests(old_repo)
     result = run_cli("snapshots", "--repo", old_repo, "--json", env=env)
     assert result.returncode == 0, result.stderr
     listed = {item["id"]: item for item in json.loads(result.stdout)}

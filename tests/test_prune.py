@@ -66,6 +66,7 @@ def take_backup(
             f"snapshots/{manifest.id}.json",
             manifest.model_dump_json(indent=1).encode("utf-8"),
         )
+        repository.rebuild_catalog()
     return manifest.id
 
 

@@ -331,6 +331,7 @@ def test_manifest_path_traversal_rejected(
     repository.backend.write(
         f"snapshots/{manifest.id}.json", manifest.model_dump_json().encode()
     )
+    repository.rebuild_catalog()
     target = summary.database + "_escape"
     result = cli("restore", snapshot, "--target", target, "--copy",
                  "--filestore-root", str(tmp_path / "root" / "fs"),

@@ -183,6 +183,31 @@ def test_verify_reports_each_damage(cli, two_snapshots):
     assert list(report["unreadable_manifests"]) == [first]
     assert problems_of(report) == {second: []}
 
+    # A manifest deleted, not pruned: the catalog still lists it.
+    repository = copy()
+    (Path(repository.location) / "snapshots" / f"{first}.json").unlink()
+    code, report = verify_in_process(repository)
+    assert code == 5
+    assert list(report["unreadable_manifests"]) == [first]
+    assert "is missing" in report["unreadable_manifests"][first]
+    assert "no prune removed it" in report["unreadable_manifests"][first]
+    assert problems_of(report) == {second: []}
+
+    # A value changed in valid JSON: the SHA-256 the catalog recorded differs.
+    repository = copy()
+    path = Path(repository.location) / "snapshots" / f"{first}.json"
+    changed = json.loads(path.read_bytes())
+    changed["row_counts"]["res_partner"] += 1
+    path.write_text(json.dumps(changed, indent=1))
+    code, report = verify_in_process(repository)
+    assert code == 5
+    assert list(report["unreadable_manifests"]) == [first]
+    assert "its SHA-256 differs from" in report["unreadable_manifests"][first]
+    # Accepting the manifests as they are ends the report.
+    repository.rebuild_catalog()
+    code, report = verify_in_process(repository)
+    assert code == 0, report
+
     # A missing file index: the snapshots cannot even list their files.
     repository = copy()
     index_blob = repository.find_snapshot(first).filestore.index.chunks[0]

@@ -309,6 +309,28 @@ def test_prune_killed_before_compaction(base, tmp_path, launcher):
     assert catalog_problems(repo, manifest_ids(repo), settled=True) == []
 
 
+def test_prune_killed_after_marking_removed(base, tmp_path, launcher):
+    """Killed after the catalog names the manifests to delete, before any goes:
+    every snapshot is still whole, and the next prune removes them."""
+    repo = tmp_path / "repo"
+    shutil.copytree(base.repo, repo)
+    before = manifest_ids(repo)
+    args = prune_args(repo, False)
+    step = "odoo_dr.engine.prune:_delete_manifests"
+    killed = launcher.run_killed(args, 3600.0, kill_at=step)
+    assert killed.killed, killed.stderr
+    assert manifest_ids(repo) == before
+    verified = launcher.run("verify", "--repo", str(repo))
+    assert verified.returncode == 0, verified.stderr
+
+    again = launcher.run(*args)
+    assert again.returncode == 0, again.stderr
+    assert len(manifest_ids(repo)) == 1
+    assert catalog_problems(repo, manifest_ids(repo), settled=True) == []
+    verified = launcher.run("verify", "--repo", str(repo))
+    assert verified.returncode == 0, verified.stderr
+
+
 def test_copy_killed_anywhere(
     base, tmp_path, database_names, launcher, fault_random, fault_seed, fault_record
 ):

@@ -263,9 +263,9 @@ def prune(
         repository.cleanup()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
-        # After the manifests are gone: the catalog only summarizes them, and
-        # readers ignore the entries of deleted manifests until then. A prune
-        # killed before this step left such entries for the next one to remove.
+        # After the manifests are gone: readers ignore the entries of manifests
+        # that the catalog lists as removed until then. A prune killed before this
+        # step left such entries for the next one to remove.
         if result.snapshots_removed or repository.catalog_stale_entries():
             repository.compact_catalog()
         return result
@@ -434,13 +434,20 @@ def _remaining_index(
     return packs
 
 
+def _delete_manifests(repository: Repository, snapshot_ids: list[str]) -> None:
+    for snapshot_id in snapshot_ids:
+        repository.backend.delete(f"snapshots/{snapshot_id}.json")
+        log.info("removed snapshot %s", snapshot_id)
+
+
 def _execute(repository: Repository, result: PruneResult) -> None:
     backend = repository.backend
     if result.packs_to_repack:
         _repack(repository, result)
-    for snapshot_id in result.snapshots_removed:
-        backend.delete(f"snapshots/{snapshot_id}.json")
-        log.info("removed snapshot %s", snapshot_id)
+    # The catalog lists the manifests prune deletes before any is deleted, so a
+    # manifest deleted by anything else is found as missing.
+    repository.mark_removed(result.snapshots_removed)
+    _delete_manifests(repository, result.snapshots_removed)
     remove_platform_records(repository, result.platform_records_removed)
     result.journals_rewritten = rewrite_journals(repository, result.journals)
     if not result.snapshots_removed and not result.packs_to_delete:

@@ -7,10 +7,17 @@ schedules and snapshot choices need, in segments:
     catalog/<time>-<random>-<hash>.json   a CatalogSegment: summaries of some
                                           snapshots
 
-Manifests stay the truth. A reader lists `snapshots/` (one LIST), reads every
-segment, and uses a summary only for a manifest that is listed with the change
-stamp the summary recorded (size and mtime in a folder, size and ETag on S3).
-It reads the other manifests themselves and ignores entries of deleted ones.
+A reader lists `snapshots/` (one LIST), reads every segment, and uses a summary
+only for a manifest that is listed with the change stamp the summary recorded
+(size and mtime in a folder, size and ETag on S3). It reads the other manifests
+themselves.
+
+The catalog is also the record of every manifest written. Manifests are written
+once, so a manifest whose SHA-256 differs from the one its entry recorded was
+changed after the backup. An entry whose manifest is gone names a deleted
+manifest, unless a segment lists the snapshot under `removed`, which prune writes
+before it deletes a manifest. Both count as damage. A merge keeps such entries
+until `odoo-dr repository rebuild-catalog` accepts the manifests as they are.
 
 A segment is written once under a unique name and never changed, so two writers
 never collide. A merge writes the merged segment first and then deletes the
@@ -30,6 +37,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -138,6 +146,10 @@ class CatalogSegment(BaseModel):
     version: int = CATALOG_VERSION
     written_at: Timestamp
     snapshots: list[SnapshotSummary]
+    removed: list[str] = Field(
+        default_factory=list,
+        description="ids of snapshots whose manifests prune deletes or deleted",
+    )
 
 
 @dataclass
@@ -145,6 +157,7 @@ class CatalogContents:
     """The result of reading every catalog segment."""
 
     entries: dict[str, SnapshotSummary] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
     segments: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
 
@@ -171,10 +184,13 @@ def check_named_hash(key: str, data: bytes) -> None:
         raise ValueError("its content does not match the hash in its name")
 
 
-def encode_segment(summaries: list[SnapshotSummary]) -> bytes:
+def encode_segment(
+    summaries: list[SnapshotSummary], removed: Iterable[str] = ()
+) -> bytes:
     segment = CatalogSegment(
         written_at=datetime.now(UTC),
         snapshots=sorted(summaries, key=lambda item: item.id),
+        removed=sorted(removed),
     )
     return segment.model_dump_json().encode("utf-8")
 
@@ -230,12 +246,18 @@ def read_catalog(repository: Repository) -> CatalogContents:
         # same snapshot (one written to correct an entry) replaces an earlier one.
         for summary in segment.snapshots:
             contents.entries[summary.id] = summary
+        contents.removed.update(segment.removed)
     return contents
 
 
-def write_segment(repository: Repository, summaries: list[SnapshotSummary]) -> str:
-    """Write `summaries` as a new segment and return its key."""
-    data = encode_segment(summaries)
+def write_segment(
+    repository: Repository,
+    summaries: list[SnapshotSummary],
+    removed: Iterable[str] = (),
+) -> str:
+    """Write `summaries` and the `removed` snapshot ids as a new segment, and
+    return its key."""
+    data = encode_segment(summaries, removed)
     # A sealed segment is checked when it is opened, and its name is bound into
     # the seal, so it cannot carry the hash of its sealed bytes.
     key = new_segment_key(data=None if repository.keys is not None else data)
@@ -244,16 +266,20 @@ def write_segment(repository: Repository, summaries: list[SnapshotSummary]) -> s
 
 
 def replace_segments(
-    repository: Repository, summaries: list[SnapshotSummary], old_keys: list[str]
+    repository: Repository,
+    summaries: list[SnapshotSummary],
+    old_keys: list[str],
+    removed: Iterable[str] = (),
 ) -> str:
-    """Write one segment with `summaries`, then delete the segments `old_keys`.
+    """Write one segment with `summaries` and `removed`, then delete the segments
+    `old_keys`.
 
     The order keeps every summary readable at every moment. A segment another
     writer adds meanwhile is not in `old_keys` and stays. Deletes that fail (an
     append-only credential, an Object Lock) leave segments that duplicate the
     new one, which readers tolerate.
     """
-    key = write_segment(repository, summaries)
+    key = write_segment(repository, summaries, removed)
     for old_key in old_keys:
         if old_key == key:
             continue

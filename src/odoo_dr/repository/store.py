@@ -567,38 +567,59 @@ class Repository:
     def manifest_path(self, snapshot_id: str) -> str:
         return f"{self.location}/snapshots/{snapshot_id}.json"
 
-    def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
-        return self._read_manifest(snapshot_id)[0]
+    def load_snapshot(
+        self, snapshot_id: str, entry: SnapshotSummary | None = None
+    ) -> SnapshotManifest:
+        """Return a snapshot's manifest, checked against its catalog `entry`."""
+        return self._read_manifest(snapshot_id, entry)[0]
 
-    def _read_manifest(self, snapshot_id: str) -> tuple[SnapshotManifest, bytes, int]:
-        """Return a snapshot's manifest, its plain JSON and its stored size."""
+    def _read_manifest(
+        self, snapshot_id: str, entry: SnapshotSummary | None = None
+    ) -> tuple[SnapshotManifest, bytes, int]:
+        """Return a snapshot's manifest, its plain JSON and its stored size.
+
+        Raises `SnapshotDamaged` when the JSON no longer has the SHA-256 that the
+        catalog `entry` recorded when the manifest was written.
+        """
         key = f"snapshots/{snapshot_id}.json"
         stored = self.backend.read(key)
         raw = self._open_document(key, stored)
-        return self._parse_manifest(snapshot_id, raw), raw, len(stored)
+        manifest = self._parse_manifest(snapshot_id, raw)
+        if (
+            entry is not None
+            and hashlib.sha256(raw).hexdigest() != entry.manifest_sha256
+        ):
+            raise SnapshotDamaged(
+                self._changed_message(snapshot_id, entry),
+                hint="put back this manifest from a copy of the repository; if it "
+                "was changed on purpose, run 'odoo-dr repository rebuild-catalog' "
+                "to accept it",
+            )
+        return manifest, raw, len(stored)
 
     def _read_manifests(
-        self, snapshot_ids: list[str]
+        self, entries: list[SnapshotSummary]
     ) -> dict[str, tuple[SnapshotManifest, bytes, int] | RepositoryError]:
-        """Map each of `snapshot_ids` to its manifest, plain JSON and stored size,
-        or to the error that made it unreadable.
+        """Map the id of each of `entries` to its manifest, plain JSON and stored
+        size, or to the error that made it unreadable or changed.
 
         Manifests are read several at a time, because each read from an object
         store is a request of its own.
         """
 
-        def read(snapshot_id: str):
+        def read(entry: SnapshotSummary):
             try:
-                return self._read_manifest(snapshot_id)
+                return self._read_manifest(entry.id, entry)
             except RepositoryError as exc:
                 return exc
 
-        if len(snapshot_ids) < 2:
-            return {snapshot_id: read(snapshot_id) for snapshot_id in snapshot_ids}
+        ids = [entry.id for entry in entries]
+        if len(entries) < 2:
+            return dict(zip(ids, map(read, entries), strict=True))
         with ThreadPoolExecutor(
             max_workers=MANIFEST_READERS, thread_name_prefix="odoo-dr-manifest"
         ) as pool:
-            return dict(zip(snapshot_ids, pool.map(read, snapshot_ids), strict=True))
+            return dict(zip(ids, pool.map(read, entries), strict=True))
 
     def _parse_manifest(self, snapshot_id: str, raw: bytes) -> SnapshotManifest:
         try:
@@ -682,9 +703,11 @@ class Repository:
     ) -> tuple[list[SnapshotSummary], dict[str, str], dict[str, SnapshotManifest]]:
         """List the manifests and summarize each, from the catalog where it can.
 
-        Returns the summaries of `tenant` (oldest first), the unreadable manifests
+        Returns the summaries of `tenant` (oldest first), the damaged manifests
         by id, and the manifests read on the way by id. A catalog entry is used
         only while the manifest is listed with the change stamp the entry recorded.
+        A manifest that no longer has the SHA-256 its entry recorded, and an entry
+        whose manifest is gone without prune having removed it, count as damaged.
         """
         listing = self._manifest_listing()
         contents = (
@@ -701,7 +724,9 @@ class Repository:
             stamp = listing[snapshot_id]
             if summary is None or stamp not in (None, summary.manifest_stamp):
                 try:
-                    manifest, document, stored_size = self._read_manifest(snapshot_id)
+                    manifest, document, stored_size = self._read_manifest(
+                        snapshot_id, summary
+                    )
                 except RepositoryError as exc:
                     damaged[snapshot_id] = exc.message
                     continue
@@ -709,18 +734,56 @@ class Repository:
                 loaded[snapshot_id] = manifest
                 added.append(summary)
             summaries.append(summary)
+        for snapshot_id, entry in self._missing_manifests(contents, listing).items():
+            if tenant is None or entry.tenant == tenant:
+                damaged[snapshot_id] = self._missing_message(entry)
         if self.catalog_enabled:
-            self._update_catalog(contents, summaries, added, compact=compact)
+            self._update_catalog(
+                contents, summaries, added, set(listing), damaged, compact=compact
+            )
         if tenant is not None:
             summaries = [item for item in summaries if item.tenant == tenant]
         summaries.sort(key=lambda item: item.snapshot_time)
         return summaries, damaged, loaded
+
+    def _missing_manifests(
+        self, contents: catalog.CatalogContents, listing: dict[str, str | None]
+    ) -> dict[str, SnapshotSummary]:
+        """Return the catalog entries, by id, of manifests deleted but not pruned.
+
+        A manifest published after the listing is not missing, so each candidate
+        is looked up once more.
+        """
+        missing = {}
+        for snapshot_id, entry in contents.entries.items():
+            if snapshot_id in listing or snapshot_id in contents.removed:
+                continue
+            if self.backend.exists(f"snapshots/{snapshot_id}.json"):
+                continue
+            missing[snapshot_id] = entry
+        return missing
+
+    def _missing_message(self, entry: SnapshotSummary) -> str:
+        return (
+            f"snapshot manifest {entry.id} of tenant {entry.tenant!r} is missing "
+            f"({self.manifest_path(entry.id)}): the catalog lists it, and no prune "
+            "removed it"
+        )
+
+    def _changed_message(self, snapshot_id: str, entry: SnapshotSummary) -> str:
+        return (
+            f"snapshot manifest {snapshot_id} is damaged "
+            f"({self.manifest_path(snapshot_id)}): its SHA-256 differs from "
+            f"{entry.manifest_sha256[:16]}..., the one recorded when it was written"
+        )
 
     def _update_catalog(
         self,
         contents: catalog.CatalogContents,
         current: list[SnapshotSummary],
         added: list[SnapshotSummary],
+        listed: set[str],
+        damaged: dict[str, str],
         *,
         compact: bool,
     ) -> None:
@@ -728,12 +791,19 @@ class Repository:
 
         Segments are merged when one is damaged, when there are more than
         MAX_SEGMENTS, or when most entries, and more than MAX_SEGMENTS, are of
-        deleted or changed manifests.
+        pruned or changed manifests. A merge keeps the entries of damaged and
+        missing manifests, the evidence of what they were, and the `removed` ids
+        that an entry or a listed manifest still needs.
         """
         if not self.catalog_writes:
             return
+        witnessed = [
+            entry
+            for snapshot_id, entry in contents.entries.items()
+            if snapshot_id in damaged
+        ]
         used = len(current) - len(added)
-        stale = len(contents.entries) - used
+        stale = len(contents.entries) - used - len(witnessed)
         segments = len(contents.segments) + (1 if added else 0)
         merge = (
             compact
@@ -743,8 +813,17 @@ class Repository:
         )
         if merge and self._may_delete_segments():
             old_keys = [*contents.segments, *contents.damaged]
+            # A removed id stays while its manifest is listed (a prune killed
+            # before deleting it, or deleting it now) or an entry names it.
+            removed = {
+                snapshot_id
+                for snapshot_id in contents.removed
+                if snapshot_id in listed or snapshot_id in contents.entries
+            }
             self._write_catalog(
-                lambda: catalog.replace_segments(self, current, old_keys)
+                lambda: catalog.replace_segments(
+                    self, [*current, *witnessed], old_keys, removed
+                )
             )
         elif added:
             self._write_catalog(lambda: catalog.write_segment(self, added))
@@ -786,20 +865,36 @@ class Repository:
             )
 
     def catalog_stale_entries(self) -> int:
-        """Return how many catalog entries name manifests that are gone."""
+        """Return how many catalog entries name manifests that prune deleted."""
         listing = self._manifest_listing()
-        entries = catalog.read_catalog(self).entries
-        return sum(1 for snapshot_id in entries if snapshot_id not in listing)
+        contents = catalog.read_catalog(self)
+        return sum(
+            1
+            for snapshot_id in contents.entries
+            if snapshot_id not in listing and snapshot_id in contents.removed
+        )
 
     def compact_catalog(self) -> None:
-        """Merge the catalog into one segment without entries of deleted snapshots."""
+        """Merge the catalog into one segment without entries of pruned snapshots."""
         self._scan_catalog(None, compact=True)
+
+    def mark_removed(self, snapshot_ids: list[str]) -> None:
+        """Record in the catalog that prune deletes `snapshot_ids`, before it does.
+
+        Their catalog entries then do not read as deleted manifests. Raises
+        `RepositoryError` when the segment cannot be written, so that prune
+        deletes nothing.
+        """
+        if snapshot_ids and self.catalog_enabled:
+            catalog.write_segment(self, [], removed=snapshot_ids)
 
     def rebuild_catalog(self) -> tuple[int, dict[str, str]]:
         """Write the catalog again from every manifest, replacing all segments.
 
-        Returns the number of snapshots cataloged and, by id, the unreadable
-        manifests. Raises `RepositoryError` when the repository is not writable.
+        This accepts the manifests as they are: the entries of changed and
+        missing manifests are dropped. Returns the number of snapshots cataloged
+        and, by id, the unreadable manifests. Raises `RepositoryError` when the
+        repository is not writable.
         """
         old_keys = sorted(
             key
@@ -828,10 +923,10 @@ class Repository:
         `tenant`; each chosen manifest is then read in full.
         """
         summaries, damaged, loaded = self._scan_catalog(tenant)
-        wanted = [summary.id for summary in summaries if summary.id not in loaded]
-        read = self._read_manifests(wanted)
+        read = self._read_manifests(
+            [summary for summary in summaries if summary.id not in loaded]
+        )
         manifests = []
-        corrected = []
         for summary in summaries:
             manifest = loaded.get(summary.id)
             if manifest is None:
@@ -839,26 +934,8 @@ class Repository:
                 if isinstance(result, RepositoryError):
                     damaged[summary.id] = result.message
                     continue
-                manifest, document, stored_size = result
-                if hashlib.sha256(document).hexdigest() != summary.manifest_sha256:
-                    log.warning(
-                        "the catalog entry of snapshot %s does not match its "
-                        "manifest; using the manifest",
-                        summary.id,
-                    )
-                    corrected.append(
-                        SnapshotSummary.of(
-                            manifest,
-                            document,
-                            stored_size,
-                            self._manifest_stamp(summary.id),
-                        )
-                    )
-                    if tenant is not None and manifest.tenant != tenant:
-                        continue
+                manifest = result[0]
             manifests.append(manifest)
-        if corrected and self.catalog_enabled and self.catalog_writes:
-            self._write_catalog(lambda: catalog.write_segment(self, corrected))
         manifests.sort(key=lambda manifest: manifest.snapshot_time)
         return manifests, dict(sorted(damaged.items()))
 
@@ -870,15 +947,17 @@ class Repository:
         return manifests
 
     def find_snapshot(self, reference: str) -> SnapshotManifest:
-        """Return the snapshot whose id is or starts with `reference`."""
+        """Return the snapshot whose id is or starts with `reference`, checked
+        against its catalog entry."""
         ids = self.snapshot_ids()
+        entries = catalog.read_catalog(self).entries if self.catalog_enabled else {}
         if reference in ids:
-            return self.load_snapshot(reference)
+            return self.load_snapshot(reference, entries.get(reference))
         matches = [
             snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
         ]
         if len(matches) == 1:
-            return self.load_snapshot(matches[0])
+            return self.load_snapshot(matches[0], entries.get(matches[0]))
         if matches:
             raise RejectedError(
                 f"snapshot id prefix {reference!r} is ambiguous: it matches "
@@ -906,7 +985,7 @@ class Repository:
         """
         for summary in reversed(summaries):
             try:
-                manifest = self.load_snapshot(summary.id)
+                manifest = self.load_snapshot(summary.id, summary)
             except RepositoryError as exc:
                 log.warning("skipping snapshot %s: %s", summary.id, exc.message)
                 damaged[summary.id] = exc.message
@@ -932,15 +1011,17 @@ class Repository:
             return latest
         by_id = {item.id: item for item in summaries if item.id not in damaged}
         if reference in by_id:
-            return self.load_snapshot(reference)
+            return self.load_snapshot(reference, by_id[reference])
         if reference in damaged:
-            return self.load_snapshot(reference)
+            self._raise_damaged(reference, damaged[reference])
         ids = [*by_id, *damaged]
         matches = sorted(
             snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
         )
+        if len(matches) == 1 and matches[0] in damaged:
+            self._raise_damaged(matches[0], damaged[matches[0]])
         if len(matches) == 1:
-            return self.load_snapshot(matches[0])
+            return self.load_snapshot(matches[0], by_id[matches[0]])
         if matches:
             listed = ", ".join(
                 f"{snapshot_id} ({by_id[snapshot_id].tenant!r})"
@@ -968,6 +1049,19 @@ class Repository:
         raise RejectedError(
             f"no snapshot or tenant named {reference!r} in repository {self.location}",
             hint="list snapshots with: odoo-dr snapshots",
+        )
+
+    def _raise_damaged(self, snapshot_id: str, message: str) -> None:
+        """Raise the error that makes `snapshot_id` damaged: the manifest's own
+        when it cannot be read, else `message` (a changed or missing manifest)."""
+        try:
+            self.load_snapshot(snapshot_id)
+        except ObjectNotFound:
+            pass
+        raise SnapshotDamaged(
+            message,
+            hint="put back this manifest from a copy of the repository, or restore "
+            "another snapshot; run 'odoo-dr verify' to see what else is damaged",
         )
 
     def check_writable(self, folder: str, purpose: str) -> None:
