@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from odoo_dr.repository.manifest import (
     StoredBlob,
 )
 from odoo_dr.repository.store import Repository, new_id
+from odoo_dr.status.collect import RepositoryCache
 
 TESTS = Path(__file__).resolve().parent
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
@@ -291,6 +293,160 @@ def test_manifest_published_after_listing_not_missing(repository):
     summaries, damaged = reader.scan_summaries()
     assert summaries == []
     assert damaged == {}
+
+
+class HeldReads:
+    """The real backend. Reading `key` (or, with `key` None, any catalog segment
+    not in `known`) sets `reached` and waits for `release`, as a slow S3 GET
+    would: `key` is held after its bytes arrived, a segment before."""
+
+    def __init__(self, inner, reached, release, key=None, known=()):
+        self.inner = inner
+        self.reached = reached
+        self.release = release
+        self.key = key
+        self.known = set(known)
+
+    def _held(self, key: str) -> bool:
+        if self.key is not None:
+            return key == self.key
+        return key.startswith("catalog/") and key not in self.known
+
+    def read(self, key: str) -> bytes:
+        if not self._held(key):
+            return self.inner.read(key)
+        data = self.inner.read(key) if self.key is not None else None
+        self.reached.set()
+        self.release.wait(30)
+        return self.inner.read(key) if data is None else data
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_listing_during_prune_compaction_finds_nothing_missing(repository):
+    # The reader reads the old segment, then prune's compaction deletes the
+    # segment listing the removed ids before the reader gets to it.
+    write_manifests(repository, ["alpha"], 5)
+    repository.snapshot_summaries()
+    time.sleep(1.1)  # the prune's segment sorts after the backups' one
+    known = set(repository.backend.list("catalog/"))
+    deleted, reached, compacted = (threading.Event() for _ in range(3))
+    found = {}
+
+    def listing():
+        deleted.wait(30)
+        backend = HeldReads(
+            Repository.open(repository.location).backend, reached, compacted,
+            known=known,
+        )  # fmt: skip
+        found["scan"] = Repository(backend, repository.config).scan_snapshots()
+
+    pruner = Repository.open(repository.location)
+    compact = pruner.compact_catalog
+
+    def held_compaction():
+        deleted.set()
+        reached.wait(30)
+        compact()
+        compacted.set()
+
+    pruner.compact_catalog = held_compaction
+    reader = threading.Thread(target=listing)
+    reader.start()
+    prune(pruner, [RetentionPolicy(keep_last=1)])
+    reader.join()
+    assert found["scan"][1] == {}
+
+
+def test_entry_written_late_by_a_slow_listing_is_not_missing(repository):
+    # A listing reads a manifest the catalog lacks; meanwhile prune removes it
+    # and a merge drops the removed id; the listing then writes its entry.
+    manifests = write_manifests(repository, ["alpha"], 3)
+    oldest = f"snapshots/{manifests[0].id}.json"
+    reached, pruned = threading.Event(), threading.Event()
+
+    def listing():
+        backend = HeldReads(
+            Repository.open(repository.location).backend, reached, pruned,
+            key=oldest,
+        )  # fmt: skip
+        Repository(backend, repository.config).snapshot_summaries()
+
+    reader = threading.Thread(target=listing)
+    reader.start()
+    reached.wait(30)
+    result = prune(Repository.open(repository.location), [RetentionPolicy(keep_last=2)])
+    assert result.snapshots_removed == [manifests[0].id]
+    other = Repository.open(repository.location)
+    for _ in range(17):  # backups of another tenant; the next listing merges
+        write_manifests(other, ["beta"], 1)
+        other.snapshot_summaries()
+    Repository.open(repository.location).snapshot_summaries()
+    pruned.set()
+    reader.join()
+
+    assert Repository.open(repository.location).scan_summaries()[1] == {}
+    again = run_cli("prune", "--keep-last", "2", "--repo", repository.location)
+    assert again.returncode == 0, again.stderr
+
+
+def test_removed_id_of_a_kept_snapshot_does_not_hide_its_deletion(repository):
+    # A prune killed after listing a snapshot as removed, before deleting it;
+    # the next prune keeps the snapshot. A later deletion by hand is damage.
+    manifests = write_manifests(repository, ["alpha"], 4)
+    repository.snapshot_summaries()
+    pid = os.fork()
+    if pid == 0:
+        pruner = Repository.open(repository.location)
+        delete = pruner.backend.delete
+
+        def killed_delete(key, *args, **options):
+            if key.startswith("snapshots/"):
+                os._exit(9)
+            return delete(key, *args, **options)
+
+        pruner.backend.delete = killed_delete
+        prune(pruner, [RetentionPolicy(keep_last=1)])
+        os._exit(0)
+    os.waitpid(pid, 0)
+    kept = run_cli("prune", "--keep-last", "10", "--repo", repository.location)
+    assert kept.returncode == 0, kept.stderr
+    gone = manifests[0].id
+    (Path(repository.location) / f"snapshots/{gone}.json").unlink()
+
+    damaged = Repository.open(repository.location).scan_summaries()[1]
+    assert list(damaged) == [gone]
+
+
+def test_merge_by_one_tenant_keeps_evidence_of_another(repository):
+    # Every backup looks up its tenant's previous snapshot with a listing of
+    # that tenant, and that listing merges the catalog past 16 segments.
+    manifests = write_manifests(repository, ["alpha", "beta"], 3)
+    repository.snapshot_summaries()
+    gone = next(item for item in manifests if item.tenant == "beta")
+    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+    for _ in range(17):
+        write_manifests(repository, ["alpha"], 1)
+        Repository.open(repository.location).snapshot_summaries("alpha")
+
+    damaged = Repository.open(repository.location).scan_summaries()[1]
+    assert list(damaged) == [gone.id]
+
+
+def test_serve_counts_changed_and_missing_manifests(repository):
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    folder = Path(repository.location) / "snapshots"
+    (folder / f"{manifests[0].id}.json").unlink()
+    changed = folder / f"{manifests[1].id}.json"
+    changed.write_text(
+        changed.read_text().replace('"res_partner": 10', '"res_partner": 11')
+    )
+
+    cache = RepositoryCache(repository.location)
+    cache.refresh(Repository.open)
+    assert len(cache.damaged) == 2
 
 
 def test_changed_manifest_reported_damaged(repository):

@@ -287,3 +287,22 @@ def test_post_deploy_checks_planned_versions(
     )
     upgraded = run("guard", "post-deploy", database, "--release", "v5", *options)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+
+
+def test_rollback_refuses_changed_manifest(repository, odoo_database, filestore_root):
+    summary = odoo_database()
+    database = summary.database
+    options = common(repository, filestore_root)
+    pre = run("guard", "pre-deploy", database, "--take", *options,
+              env={"CI_COMMIT_SHA": "4f2a9c1"})  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    (path,) = (Path(repository.location) / "snapshots").iterdir()
+    text = path.read_text()
+    assert '"res_company": 1,' in text
+    path.write_text(text.replace('"res_company": 1,', '"res_company": 2,'))
+    assert run("verify", "--repo", repository.location).returncode == 5
+
+    rolled = run("rollback", database, "--to-release", "4f2a9c1", "--yes",
+                 "--no-safety-snapshot", *options)  # fmt: skip
+    assert rolled.returncode == 2, rolled.stderr
+    assert "its SHA-256 differs" in rolled.stderr

@@ -36,6 +36,7 @@ import shutil
 import struct
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -143,7 +144,16 @@ class Pristine:
                 segment = json.loads(data)
                 needed = {c for entry in segment["new"] for c in entry["chunks"]}
                 self.units.setdefault(JOURNAL, set()).update(needed)
-        for snapshot_id, manifest in sorted(self.manifests.items()):
+        # A tenant's latest snapshot is the one with the latest snapshot time, and
+        # of equal times the last by id: two backups may share an id's second.
+        by_time = sorted(
+            self.manifests.items(),
+            key=lambda item: (
+                datetime.fromisoformat(item[1]["snapshot_time"]),
+                item[0],
+            ),
+        )
+        for snapshot_id, manifest in by_time:
             self.latest[manifest["tenant"]] = snapshot_id
 
     def chunk(self, blob_id: str) -> bytes:

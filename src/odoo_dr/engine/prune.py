@@ -225,9 +225,10 @@ def _damaged_error(repository: Repository, damaged: dict[str, str]) -> Repositor
     return RepositoryError(
         f"cannot prune: {len(damaged)} snapshot(s) cannot be read, so prune cannot "
         f"tell which packs they need: {listed}{more}",
-        hint="run 'odoo-dr verify' to see what is damaged; move the damaged "
-        "manifests out of snapshots/, or run prune with --ignore-damaged to delete "
-        "what they may need",
+        hint="run 'odoo-dr verify' to see what is damaged; put the manifests back "
+        "from a copy of the repository, or move unreadable ones out of snapshots/ "
+        "and run 'odoo-dr repository rebuild-catalog'; prune --ignore-damaged "
+        "deletes what they may need",
     )
 
 
@@ -261,6 +262,7 @@ def prune(
             repository.catalog_writes = catalog_writes
     with PruneLock(repository.backend, repository.keys):
         repository.cleanup()
+        repository.forget_stale_removals()
         result = _plan(repository, policies, tenant, *options, dry_run=False)
         _execute(repository, result)
         # After the manifests are gone: readers ignore the entries of manifests

@@ -37,9 +37,9 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -61,6 +61,11 @@ CATALOG_VERSION = 1
 # NOTE: the merged segment contains every snapshot (about 0.6 KB of JSON each), so
 # with tens of thousands of snapshots each merge rewrites several megabytes.
 MAX_SEGMENTS = 16
+
+# How long a merge keeps a removed id that no listed manifest and no entry needs.
+# A listing that read a manifest before prune deleted it may add its entry later,
+# and the removed id must outlive that listing.
+REMOVED_KEEP = timedelta(days=7)
 
 
 class SnapshotSummary(BaseModel):
@@ -146,9 +151,10 @@ class CatalogSegment(BaseModel):
     version: int = CATALOG_VERSION
     written_at: Timestamp
     snapshots: list[SnapshotSummary]
-    removed: list[str] = Field(
-        default_factory=list,
-        description="ids of snapshots whose manifests prune deletes or deleted",
+    removed: dict[str, Timestamp] = Field(
+        default_factory=dict,
+        description="by id, the snapshots whose manifests prune deletes or deleted, "
+        "with the time prune listed them",
     )
 
 
@@ -157,7 +163,7 @@ class CatalogContents:
     """The result of reading every catalog segment."""
 
     entries: dict[str, SnapshotSummary] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)
+    removed: dict[str, datetime] = field(default_factory=dict)
     segments: list[str] = field(default_factory=list)
     damaged: dict[str, str] = field(default_factory=dict)
 
@@ -185,12 +191,12 @@ def check_named_hash(key: str, data: bytes) -> None:
 
 
 def encode_segment(
-    summaries: list[SnapshotSummary], removed: Iterable[str] = ()
+    summaries: list[SnapshotSummary], removed: Mapping[str, datetime] | None = None
 ) -> bytes:
     segment = CatalogSegment(
         written_at=datetime.now(UTC),
         snapshots=sorted(summaries, key=lambda item: item.id),
-        removed=sorted(removed),
+        removed=dict(sorted((removed or {}).items())),
     )
     return segment.model_dump_json().encode("utf-8")
 
@@ -246,14 +252,18 @@ def read_catalog(repository: Repository) -> CatalogContents:
         # same snapshot (one written to correct an entry) replaces an earlier one.
         for summary in segment.snapshots:
             contents.entries[summary.id] = summary
-        contents.removed.update(segment.removed)
+        for snapshot_id, moment in segment.removed.items():
+            known = contents.removed.get(snapshot_id)
+            contents.removed[snapshot_id] = (
+                moment if known is None else max(known, moment)
+            )
     return contents
 
 
 def write_segment(
     repository: Repository,
     summaries: list[SnapshotSummary],
-    removed: Iterable[str] = (),
+    removed: Mapping[str, datetime] | None = None,
 ) -> str:
     """Write `summaries` and the `removed` snapshot ids as a new segment, and
     return its key."""
@@ -269,7 +279,7 @@ def replace_segments(
     repository: Repository,
     summaries: list[SnapshotSummary],
     old_keys: list[str],
-    removed: Iterable[str] = (),
+    removed: Mapping[str, datetime] | None = None,
 ) -> str:
     """Write one segment with `summaries` and `removed`, then delete the segments
     `old_keys`.

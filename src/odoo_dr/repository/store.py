@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -568,10 +568,18 @@ class Repository:
         return f"{self.location}/snapshots/{snapshot_id}.json"
 
     def load_snapshot(
-        self, snapshot_id: str, entry: SnapshotSummary | None = None
+        self,
+        snapshot_id: str,
+        entries: Mapping[str, SnapshotSummary] | None = None,
     ) -> SnapshotManifest:
-        """Return a snapshot's manifest, checked against its catalog `entry`."""
-        return self._read_manifest(snapshot_id, entry)[0]
+        """Return a snapshot's manifest, checked against its catalog entry.
+
+        The entry is looked up in `entries`, or in the catalog when None; a
+        manifest without an entry is returned unchecked.
+        """
+        if entries is None:
+            entries = catalog.read_catalog(self).entries if self.catalog_enabled else {}
+        return self._read_manifest(snapshot_id, entries.get(snapshot_id))[0]
 
     def _read_manifest(
         self, snapshot_id: str, entry: SnapshotSummary | None = None
@@ -699,7 +707,11 @@ class Repository:
         return summaries
 
     def _scan_catalog(
-        self, tenant: str | None, *, compact: bool = False
+        self,
+        tenant: str | None,
+        *,
+        compact: bool = False,
+        forget: frozenset[str] = frozenset(),
     ) -> tuple[list[SnapshotSummary], dict[str, str], dict[str, SnapshotManifest]]:
         """List the manifests and summarize each, from the catalog where it can.
 
@@ -708,6 +720,7 @@ class Repository:
         only while the manifest is listed with the change stamp the entry recorded.
         A manifest that no longer has the SHA-256 its entry recorded, and an entry
         whose manifest is gone without prune having removed it, count as damaged.
+        A merge (with `compact`, always) drops the removed ids in `forget`.
         """
         listing = self._manifest_listing()
         contents = (
@@ -734,12 +747,21 @@ class Repository:
                 loaded[snapshot_id] = manifest
                 added.append(summary)
             summaries.append(summary)
-        for snapshot_id, entry in self._missing_manifests(contents, listing).items():
+        missing = self._missing_manifests(contents, listing)
+        for snapshot_id, entry in missing.items():
             if tenant is None or entry.tenant == tenant:
                 damaged[snapshot_id] = self._missing_message(entry)
         if self.catalog_enabled:
+            # Every tenant's evidence, also when the listing is of one tenant.
+            evidence = {*damaged, *missing}
             self._update_catalog(
-                contents, summaries, added, set(listing), damaged, compact=compact
+                contents,
+                summaries,
+                added,
+                set(listing),
+                evidence,
+                compact=compact,
+                forget=forget,
             )
         if tenant is not None:
             summaries = [item for item in summaries if item.tenant == tenant]
@@ -751,17 +773,46 @@ class Repository:
     ) -> dict[str, SnapshotSummary]:
         """Return the catalog entries, by id, of manifests deleted but not pruned.
 
-        A manifest published after the listing is not missing, so each candidate
-        is looked up once more.
+        Each candidate is checked once more against a new read of the catalog and
+        the manifest itself. A prune may have merged away the segment that listed
+        it as removed while `contents` was read. A backup may have published the
+        manifest after the listing.
         """
+        candidates = [
+            snapshot_id
+            for snapshot_id in contents.entries
+            if snapshot_id not in listing and snapshot_id not in contents.removed
+        ]
+        if not candidates:
+            return {}
+        again = catalog.read_catalog(self)
         missing = {}
-        for snapshot_id, entry in contents.entries.items():
-            if snapshot_id in listing or snapshot_id in contents.removed:
+        for snapshot_id in candidates:
+            if snapshot_id not in again.entries or snapshot_id in again.removed:
                 continue
             if self.backend.exists(f"snapshots/{snapshot_id}.json"):
                 continue
-            missing[snapshot_id] = entry
+            missing[snapshot_id] = contents.entries[snapshot_id]
         return missing
+
+    def missing_manifests(
+        self,
+        contents: catalog.CatalogContents | None = None,
+        listed: Iterable[str] | None = None,
+    ) -> dict[str, str]:
+        """Return, by snapshot id, why each manifest deleted but not pruned is
+        missing, from the catalog `contents` and the `listed` snapshot ids when
+        given."""
+        if not self.catalog_enabled:
+            return {}
+        if contents is None:
+            contents = catalog.read_catalog(self)
+        listing = self._manifest_listing() if listed is None else dict.fromkeys(listed)
+        missing = self._missing_manifests(contents, listing)
+        return {
+            snapshot_id: self._missing_message(entry)
+            for snapshot_id, entry in sorted(missing.items())
+        }
 
     def _missing_message(self, entry: SnapshotSummary) -> str:
         return (
@@ -783,24 +834,25 @@ class Repository:
         current: list[SnapshotSummary],
         added: list[SnapshotSummary],
         listed: set[str],
-        damaged: dict[str, str],
+        evidence: set[str],
         *,
         compact: bool,
+        forget: frozenset[str],
     ) -> None:
         """Add the new summaries as a segment, or merge every segment into one.
 
         Segments are merged when one is damaged, when there are more than
         MAX_SEGMENTS, or when most entries, and more than MAX_SEGMENTS, are of
         pruned or changed manifests. A merge keeps the entries of damaged and
-        missing manifests, the evidence of what they were, and the `removed` ids
-        that an entry or a listed manifest still needs.
+        missing manifests (`evidence`), and the removed ids that a listed manifest
+        or an entry still needs or that are younger than `catalog.REMOVED_KEEP`.
         """
         if not self.catalog_writes:
             return
         witnessed = [
             entry
             for snapshot_id, entry in contents.entries.items()
-            if snapshot_id in damaged
+            if snapshot_id in evidence
         ]
         used = len(current) - len(added)
         stale = len(contents.entries) - used - len(witnessed)
@@ -813,12 +865,19 @@ class Repository:
         )
         if merge and self._may_delete_segments():
             old_keys = [*contents.segments, *contents.damaged]
-            # A removed id stays while its manifest is listed (a prune killed
-            # before deleting it, or deleting it now) or an entry names it.
+            # A removed id stays while its manifest is listed (a prune deleting
+            # it now, or one killed before it did), while an entry names it, and
+            # for REMOVED_KEEP after prune listed it.
+            recent = datetime.now(UTC) - catalog.REMOVED_KEEP
             removed = {
-                snapshot_id
-                for snapshot_id in contents.removed
-                if snapshot_id in listed or snapshot_id in contents.entries
+                snapshot_id: moment
+                for snapshot_id, moment in contents.removed.items()
+                if snapshot_id not in forget
+                and (
+                    snapshot_id in listed
+                    or snapshot_id in contents.entries
+                    or moment > recent
+                )
             }
             self._write_catalog(
                 lambda: catalog.replace_segments(
@@ -886,7 +945,29 @@ class Repository:
         deletes nothing.
         """
         if snapshot_ids and self.catalog_enabled:
-            catalog.write_segment(self, [], removed=snapshot_ids)
+            now = datetime.now(UTC)
+            removed = dict.fromkeys(snapshot_ids, now)
+            catalog.write_segment(self, [], removed=removed)
+
+    def forget_stale_removals(self) -> None:
+        """Drop the removed ids of manifests that are still listed.
+
+        A prune killed between listing a snapshot as removed and deleting it
+        leaves such an id, and it would hide a later deletion of the manifest.
+        Only prune calls this, under its lock, so no other prune is deleting
+        those manifests.
+        """
+        if not self.catalog_enabled or not self.catalog_writes:
+            return
+        contents = catalog.read_catalog(self)
+        stale = frozenset(set(contents.removed) & set(self._manifest_listing()))
+        if stale:
+            log.info(
+                "forgetting %d snapshots listed as removed by a prune that did not "
+                "delete them",
+                len(stale),
+            )
+            self._scan_catalog(None, compact=True, forget=stale)
 
     def rebuild_catalog(self) -> tuple[int, dict[str, str]]:
         """Write the catalog again from every manifest, replacing all segments.
@@ -952,12 +1033,12 @@ class Repository:
         ids = self.snapshot_ids()
         entries = catalog.read_catalog(self).entries if self.catalog_enabled else {}
         if reference in ids:
-            return self.load_snapshot(reference, entries.get(reference))
+            return self.load_snapshot(reference, entries)
         matches = [
             snapshot_id for snapshot_id in ids if snapshot_id.startswith(reference)
         ]
         if len(matches) == 1:
-            return self.load_snapshot(matches[0], entries.get(matches[0]))
+            return self.load_snapshot(matches[0], entries)
         if matches:
             raise RejectedError(
                 f"snapshot id prefix {reference!r} is ambiguous: it matches "
@@ -985,7 +1066,7 @@ class Repository:
         """
         for summary in reversed(summaries):
             try:
-                manifest = self.load_snapshot(summary.id, summary)
+                manifest = self.load_snapshot(summary.id, {summary.id: summary})
             except RepositoryError as exc:
                 log.warning("skipping snapshot %s: %s", summary.id, exc.message)
                 damaged[summary.id] = exc.message
@@ -1011,7 +1092,7 @@ class Repository:
             return latest
         by_id = {item.id: item for item in summaries if item.id not in damaged}
         if reference in by_id:
-            return self.load_snapshot(reference, by_id[reference])
+            return self.load_snapshot(reference, by_id)
         if reference in damaged:
             self._raise_damaged(reference, damaged[reference])
         ids = [*by_id, *damaged]
@@ -1021,7 +1102,7 @@ class Repository:
         if len(matches) == 1 and matches[0] in damaged:
             self._raise_damaged(matches[0], damaged[matches[0]])
         if len(matches) == 1:
-            return self.load_snapshot(matches[0], by_id[matches[0]])
+            return self.load_snapshot(matches[0], by_id)
         if matches:
             listed = ", ".join(
                 f"{snapshot_id} ({by_id[snapshot_id].tenant!r})"

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from odoo_dr.errors import OdooDrError
+from odoo_dr.repository import catalog
 from odoo_dr.repository.manifest import DrillRecord, SnapshotManifest
 from odoo_dr.repository.store import Repository
 from odoo_dr.review.inventory import (
@@ -148,9 +149,17 @@ class RepositoryCache:
         for key in list(self.damaged):
             if key not in snapshot_keys and key not in drill_keys:
                 del self.damaged[key]
+        # One read of the catalog checks every new manifest against its entry and
+        # finds the manifests deleted without a prune.
+        contents = catalog.read_catalog(repository)
+        listed = [Path(key).stem for key in snapshot_keys]
+        for snapshot_id, message in repository.missing_manifests(
+            contents, listed
+        ).items():
+            self.damaged[f"snapshots/{snapshot_id}.json"] = message
         for key in sorted(snapshot_keys - self.snapshots.keys() - self.damaged.keys()):
             try:
-                manifest = repository.load_snapshot(Path(key).stem)
+                manifest = repository.load_snapshot(Path(key).stem, contents.entries)
             except OdooDrError as exc:
                 log.warning("skipping snapshot manifest %s: %s", key, exc.message)
                 self.damaged[key] = exc.message
