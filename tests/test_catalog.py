@@ -751,3 +751,22 @@ def wait_for_next_second() -> None:
     start = int(time.time())
     while int(time.time()) == start:
         time.sleep(0.05)
+
+
+def test_damaged_same_second_snapshot_named(repository):
+    """Of two snapshots in one second, the newer may have the lower id."""
+    blob = empty_index_blob(repository)
+    older = synthetic_manifest("alpha", START, blob).model_copy(
+        update={"id": "20260101-020000-ffffffff"}
+    )
+    newer = synthetic_manifest("alpha", START + timedelta(milliseconds=500), blob)
+    newer = newer.model_copy(update={"id": "20260101-020000-00000000"})
+    repository.save_snapshot(older)
+    repository.save_snapshot(newer)
+    path = Path(repository.location) / f"snapshots/{newer.id}.json"
+    path.write_bytes(
+        path.read_bytes().replace(b'"res_partner": 10', b'"res_partner": 11')
+    )
+
+    assert repository.resolve_snapshot("alpha") == older
+    assert repository.newer_unreadable == [newer.id]

@@ -1241,10 +1241,16 @@ def _warn_newer_damaged(
 ) -> list[str]:
     """Log and return the unreadable manifests newer than the snapshot chosen.
 
-    Snapshot ids begin with their time, so a newer unreadable manifest may be a
-    later snapshot of the same tenant that the restore cannot use.
+    Snapshot ids begin with their time to the second, so an unreadable manifest
+    of the same second or later may be a later snapshot of the same tenant that
+    the restore cannot use.
     """
-    newer = sorted(snapshot_id for snapshot_id in damaged if snapshot_id > latest.id)
+    second = latest.id[: len("YYYYMMDD-HHMMSS")]
+    newer = sorted(
+        snapshot_id
+        for snapshot_id in damaged
+        if snapshot_id[: len(second)] >= second and snapshot_id != latest.id
+    )
     if newer:
         log.warning(
             "using snapshot %s, the latest readable one of tenant %r; the newer "
