@@ -103,15 +103,23 @@ def break_tenant(dbname: str, folder: Path) -> None:
     (folder / "zz" / "written-by-the-release").write_bytes(b"new file")
 
 
+def take_release_point(
+    repository: Repository, database: str, filestore_root: Path
+) -> list[str]:
+    """Take the restore point of release 4f2a9c1 and return the common options."""
+    options = common(repository, filestore_root)
+    pre = run("guard", "pre-deploy", database, "--take", *options,
+              env={"CI_COMMIT_SHA": "4f2a9c1"})  # fmt: skip
+    assert pre.returncode == 0, pre.stderr
+    return options
+
+
 def test_failed_release_blocked_and_rolled_back(
     repository, odoo_database, filestore_root
 ):
     summary = odoo_database()
     database = summary.database
-    options = common(repository, filestore_root)
-    pre = run("guard", "pre-deploy", database, "--take", *options,
-              env={"CI_COMMIT_SHA": "4f2a9c1"})  # fmt: skip
-    assert pre.returncode == 0, pre.stderr
+    options = take_release_point(repository, database, filestore_root)
     point = load_restore_point(repository, database, "4f2a9c1")
     assert point is not None
     assert point.release_source == "$CI_COMMIT_SHA"
@@ -292,10 +300,7 @@ def test_post_deploy_checks_planned_versions(
 def test_rollback_refuses_changed_manifest(repository, odoo_database, filestore_root):
     summary = odoo_database()
     database = summary.database
-    options = common(repository, filestore_root)
-    pre = run("guard", "pre-deploy", database, "--take", *options,
-              env={"CI_COMMIT_SHA": "4f2a9c1"})  # fmt: skip
-    assert pre.returncode == 0, pre.stderr
+    options = take_release_point(repository, database, filestore_root)
     (path,) = (Path(repository.location) / "snapshots").iterdir()
     text = path.read_text()
     assert '"res_company": 1,' in text
