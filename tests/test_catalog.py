@@ -24,7 +24,7 @@ from conftest import VERSIONED_BUCKET, run_cli
 from odoo_dr import __version__
 from odoo_dr.engine.prune import prune
 from odoo_dr.engine.retention import RetentionPolicy
-from odoo_dr.errors import SnapshotDamaged
+from odoo_dr.errors import RepositoryError, SnapshotDamaged
 from odoo_dr.repository import catalog
 from odoo_dr.repository.backend import Backend, DeleteDenied
 from odoo_dr.repository.manifest import (
@@ -324,7 +324,7 @@ class HeldReads:
         return getattr(self.inner, name)
 
 
-def test_listing_during_prune_compaction_finds_nothing_missing(repository):
+def test_listing_during_prune_merge_clean(repository):
     # The reader reads the old segment, then prune's compaction deletes the
     # segment listing the removed ids before the reader gets to it.
     write_manifests(repository, ["alpha"], 5)
@@ -359,9 +359,9 @@ def test_listing_during_prune_compaction_finds_nothing_missing(repository):
     assert found["scan"][1] == {}
 
 
-def test_entry_written_late_by_a_slow_listing_is_not_missing(repository):
-    # A listing reads a manifest the catalog lacks; meanwhile prune removes it
-    # and a merge drops the removed id; the listing then writes its entry.
+def test_late_listing_entry_not_missing(repository):
+    # A listing reads a manifest the catalog lacks. Meanwhile prune removes it
+    # and a merge runs, and then the listing writes its entry.
     manifests = write_manifests(repository, ["alpha"], 3)
     oldest = f"snapshots/{manifests[0].id}.json"
     reached, pruned = threading.Event(), threading.Event()
@@ -391,9 +391,9 @@ def test_entry_written_late_by_a_slow_listing_is_not_missing(repository):
     assert again.returncode == 0, again.stderr
 
 
-def test_removed_id_of_a_kept_snapshot_does_not_hide_its_deletion(repository):
-    # A prune killed after listing a snapshot as removed, before deleting it;
-    # the next prune keeps the snapshot. A later deletion by hand is damage.
+def test_stale_removal_hides_no_deletion(repository):
+    # A prune killed after listing a snapshot as removed, before deleting it.
+    # The next prune keeps the snapshot, so a later deletion by hand is damage.
     manifests = write_manifests(repository, ["alpha"], 4)
     repository.snapshot_summaries()
     pid = os.fork()
@@ -419,7 +419,7 @@ def test_removed_id_of_a_kept_snapshot_does_not_hide_its_deletion(repository):
     assert list(damaged) == [gone]
 
 
-def test_merge_by_one_tenant_keeps_evidence_of_another(repository):
+def test_tenant_merge_keeps_other_evidence(repository):
     # Every backup looks up its tenant's previous snapshot with a listing of
     # that tenant, and that listing merges the catalog past 16 segments.
     manifests = write_manifests(repository, ["alpha", "beta"], 3)
@@ -434,7 +434,7 @@ def test_merge_by_one_tenant_keeps_evidence_of_another(repository):
     assert list(damaged) == [gone.id]
 
 
-def test_serve_counts_changed_and_missing_manifests(repository):
+def test_serve_counts_damaged_manifests(repository):
     manifests = write_manifests(repository, ["alpha"], 3)
     repository.snapshot_summaries()
     folder = Path(repository.location) / "snapshots"
@@ -770,3 +770,59 @@ def test_damaged_same_second_snapshot_named(repository):
 
     assert repository.resolve_snapshot("alpha") == older
     assert repository.newer_unreadable == [newer.id]
+
+
+def write_raw_segment(repository: Repository, document: dict) -> None:
+    data = json.dumps(document).encode("utf-8")
+    repository.write_document(catalog.new_segment_key(data=data), data)
+
+
+def test_removed_list_segment_read(repository):
+    """A segment whose `removed` is a list of ids reads with the segment's time:
+    read as damaged, it would lose every entry and removed id in it."""
+    manifests = write_manifests(repository, ["alpha"], 4)
+    repository.snapshot_summaries()
+    [key] = segment_keys(repository)
+    path = Path(repository.location) / key
+    document = json.loads(path.read_text())
+    document["removed"] = []
+    write_raw_segment(repository, document)
+    path.unlink()
+    pruned, changed = manifests[0].id, manifests[1].id
+    write_raw_segment(
+        repository,
+        {
+            "version": 1,
+            "written_at": "2026-12-01T00:00:00Z",
+            "snapshots": [],
+            "removed": [pruned],
+        },
+    )
+    (Path(repository.location) / f"snapshots/{pruned}.json").unlink()
+    manifest = Path(repository.location) / f"snapshots/{changed}.json"
+    manifest.write_text(
+        manifest.read_text().replace('"res_partner": 10', '"res_partner": 11')
+    )
+
+    _summaries, damaged = repository.scan_summaries()
+    assert set(damaged) == {changed}
+    _summaries, damaged = repository.scan_summaries()
+    assert set(damaged) == {changed}
+
+
+def test_copied_back_deletion_reported(repository):
+    """Prune removes a snapshot, `odoo-dr copy` publishes the same id again
+    (save_snapshot, as copy does), then its manifest is deleted by hand."""
+    manifests = write_manifests(repository, ["alpha"], 3)
+    repository.snapshot_summaries()
+    now = START + timedelta(days=30)
+    result = prune(repository, [RetentionPolicy(keep_last=1)], now=now)
+    assert manifests[0].id in result.snapshots_removed
+    repository.save_snapshot(manifests[0])
+    assert repository.scan_summaries()[1] == {}
+
+    (Path(repository.location) / f"snapshots/{manifests[0].id}.json").unlink()
+    assert manifests[0].id in repository.scan_summaries()[1]
+    # Also after a prune, which forgets only removed ids of listed manifests.
+    with pytest.raises(RepositoryError, match=manifests[0].id):
+        prune(repository, [RetentionPolicy(keep_last=10)], now=now)

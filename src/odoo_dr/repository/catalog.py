@@ -37,12 +37,12 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from odoo_dr.errors import OdooDrError, RepositoryError
 from odoo_dr.repository.backend import ObjectNotFound
@@ -156,6 +156,22 @@ class CatalogSegment(BaseModel):
         description="by id, the snapshots whose manifests prune deletes or deleted, "
         "with the time prune listed them",
     )
+    published: list[str] = Field(
+        default_factory=list,
+        description="ids of snapshots whose manifests the writer published, which "
+        "ends an earlier removal of the same id (a copy brings a pruned one back)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_as_list(cls, data: object) -> object:
+        """Read `removed` written as a list of ids, with the segment's time."""
+        if not isinstance(data, dict) or not isinstance(data.get("removed"), list):
+            return data
+        removed = data["removed"]
+        if not all(isinstance(item, str) for item in removed):
+            return data
+        return {**data, "removed": dict.fromkeys(removed, data.get("written_at"))}
 
 
 @dataclass
@@ -191,12 +207,15 @@ def check_named_hash(key: str, data: bytes) -> None:
 
 
 def encode_segment(
-    summaries: list[SnapshotSummary], removed: Mapping[str, datetime] | None = None
+    summaries: list[SnapshotSummary],
+    removed: Mapping[str, datetime] | None = None,
+    published: Iterable[str] = (),
 ) -> bytes:
     segment = CatalogSegment(
         written_at=datetime.now(UTC),
         snapshots=sorted(summaries, key=lambda item: item.id),
         removed=dict(sorted((removed or {}).items())),
+        published=sorted(published),
     )
     return segment.model_dump_json().encode("utf-8")
 
@@ -222,6 +241,7 @@ def read_catalog(repository: Repository) -> CatalogContents:
     manifests if that replacement was not listed either.
     """
     contents = CatalogContents()
+    published: dict[str, datetime] = {}
     for key in sorted(repository.backend.list(CATALOG_PREFIX)):
         if not key.endswith(".json"):
             continue
@@ -257,6 +277,14 @@ def read_catalog(repository: Repository) -> CatalogContents:
             contents.removed[snapshot_id] = (
                 moment if known is None else max(known, moment)
             )
+        for snapshot_id in segment.published:
+            known = published.get(snapshot_id)
+            moment = segment.written_at
+            published[snapshot_id] = moment if known is None else max(known, moment)
+    # A manifest published again after its removal (by a copy) is no longer removed.
+    for snapshot_id, moment in published.items():
+        if snapshot_id in contents.removed and moment > contents.removed[snapshot_id]:
+            del contents.removed[snapshot_id]
     return contents
 
 
@@ -264,10 +292,11 @@ def write_segment(
     repository: Repository,
     summaries: list[SnapshotSummary],
     removed: Mapping[str, datetime] | None = None,
+    published: Iterable[str] = (),
 ) -> str:
-    """Write `summaries` and the `removed` snapshot ids as a new segment, and
-    return its key."""
-    data = encode_segment(summaries, removed)
+    """Write `summaries`, the `removed` snapshot ids and the `published` ones as a
+    new segment, and return its key."""
+    data = encode_segment(summaries, removed, published)
     # A sealed segment is checked when it is opened, and its name is bound into
     # the seal, so it cannot carry the hash of its sealed bytes.
     key = new_segment_key(data=None if repository.keys is not None else data)

@@ -521,6 +521,7 @@ class Repository:
                             self._manifest_stamp(manifest.id),
                         )
                     ],
+                    published=[manifest.id],
                 )
             )
 
