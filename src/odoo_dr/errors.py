@@ -67,6 +67,11 @@ class RepositoryError(RejectedError):
     """The repository is missing, of an unknown format, or damaged."""
 
 
+class StoreUnavailable(RepositoryError):
+    """A failed object store request (unreachable, timed out, denied, or an error
+    response after retries): the object itself may be intact."""
+
+
 class KeyRejected(RepositoryError):
     """An encrypted repository got no key, or one that opens none of its key slots."""
 

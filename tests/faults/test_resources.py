@@ -733,6 +733,33 @@ def test_s3_cut_body_is_read_again(
     assert injector.faults == 10
 
 
+def test_s3_failure_is_no_damage_finding(
+    s3_endpoint, s3_location, fault_random, fault_record
+):
+    """A read the store keeps failing ends verify with exit 2, naming the store,
+    never as damage (exit 5) of objects that may well be intact."""
+    from s3_servers import fault_injector
+    from test_catalog import write_manifests
+
+    repository = Repository.init(s3_location)
+    write_manifests(repository, ["alpha"], 2)
+    repository.snapshot_summaries()
+    assert run_cli("verify", "--read-data", "--repo", s3_location).returncode == 0
+    for key in ("packs/", "snapshots/", "catalog/"):
+        with fault_injector(s3_endpoint, fault_random, rate=0) as injector:
+            for _ in range(4):
+                injector.plan("GET", "500", key)
+            result = s3_run(
+                injector, "verify", "--read-data", "--repo", s3_location, attempts=2
+            )
+            fault_record.trials += 1
+            fault_record.faults += injector.faults
+        assert result.returncode == 2, (key, result.stdout, result.stderr)
+        assert "the object store returned" in result.stderr, key
+        assert "unreadable" not in result.stdout, key
+    assert run_cli("verify", "--read-data", "--repo", s3_location).returncode == 0
+
+
 def test_s3_lost_create_answer_is_own(
     s3_endpoint, s3_location, fault_random, fault_record, monkeypatch
 ):

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from odoo_dr import progress
 from odoo_dr.engine.subset import Subset
-from odoo_dr.errors import OdooDrError
+from odoo_dr.errors import OdooDrError, StoreUnavailable
 from odoo_dr.repository.crypto import RepositoryKeys
 from odoo_dr.repository.index import BlobIndex, pack_key
 from odoo_dr.repository.journal import JournalReader, journal_tenants
@@ -109,6 +109,9 @@ def _needed_blobs(
     try:
         raw = repository.blobs.read_blob(manifest.filestore.index)
         entries = [FilestoreEntry.model_validate(item) for item in json.loads(raw)]
+    except StoreUnavailable:
+        # The store failed, so nothing is known about the object and no finding is made.
+        raise
     except (OdooDrError, ValueError, ValidationError) as exc:
         message = exc.message if isinstance(exc, OdooDrError) else str(exc)
         report.problems.append(
@@ -135,6 +138,8 @@ def _journal_reports(
         report = SnapshotReport(JOURNAL_REPORT, name)
         try:
             state = JournalReader(repository, name).load()
+        except StoreUnavailable:
+            raise
         except OdooDrError as exc:
             report.problems.append(f"journal unreadable: {exc.message}")
             found.append((report, []))
@@ -193,6 +198,8 @@ def _read_pack(
             return _check_pack(repository, pack_id, indexed, data)
         with mapped(key) as data:
             return _check_pack(repository, pack_id, indexed, data)
+    except StoreUnavailable:
+        raise
     except OdooDrError as exc:
         reason = f"unreadable ({exc.message})"
         return _PackResult(dict.fromkeys(indexed, reason), reason, 0, 0)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from odoo_dr.errors import OdooDrError, RepositoryError
+from odoo_dr.errors import OdooDrError, RepositoryError, StoreUnavailable
 from odoo_dr.repository.backend import ObjectNotFound
 from odoo_dr.repository.manifest import SnapshotManifest, Timestamp
 
@@ -252,6 +252,9 @@ def read_catalog(repository: Repository) -> CatalogContents:
             segment = decode_segment(data)
         except ObjectNotFound:
             continue
+        except StoreUnavailable:
+            # Not a damaged segment: a merge must not delete it.
+            raise
         except (ValueError, RepositoryError) as exc:
             reason = exc.message if isinstance(exc, RepositoryError) else str(exc)
             log.warning(

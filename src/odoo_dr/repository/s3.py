@@ -30,7 +30,7 @@ import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from odoo_dr.errors import RejectedError, RepositoryError
+from odoo_dr.errors import RejectedError, RepositoryError, StoreUnavailable
 from odoo_dr.repository.backend import DeleteDenied, ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -257,21 +257,21 @@ class S3Backend:
 
     # -- errors
 
-    def _error(self, exc: Exception, action: str, key: str | None) -> RepositoryError:
-        """Turn a boto3 error into a RepositoryError naming the bucket and key.
+    def _error(self, exc: Exception, action: str, key: str | None) -> StoreUnavailable:
+        """Turn a boto3 error into a StoreUnavailable naming the bucket and key.
 
         Messages carry the error code and the location, never botocore's own text,
         which may quote request headers.
         """
         where = f"s3://{self.bucket}/{self._key(key)}" if key else self.describe()
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return RepositoryError(
+            return StoreUnavailable(
                 f"cannot {action} {where}: no AWS credentials found",
                 hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
             )
         if isinstance(exc, botocore.exceptions.ReadTimeoutError):
             timeout = self.client.meta.config.read_timeout
-            return RepositoryError(
+            return StoreUnavailable(
                 f"cannot {action} {where}: timed out, no response from the object "
                 f"store within {timeout:g} seconds (ReadTimeoutError)",
                 hint="run the command again; if it persists, check the object "
@@ -284,7 +284,7 @@ class S3Backend:
             | botocore.exceptions.ConnectionClosedError,
         ):
             endpoint = self.client.meta.endpoint_url
-            return RepositoryError(
+            return StoreUnavailable(
                 f"cannot {action} {where}: endpoint {endpoint} is unreachable "
                 f"({type(exc).__name__})",
                 hint="check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), the region "
@@ -293,28 +293,28 @@ class S3Backend:
         if isinstance(exc, botocore.exceptions.ClientError):
             code = _error_code(exc)
             if code == "NoSuchBucket":
-                return RepositoryError(
+                return StoreUnavailable(
                     f"cannot {action} {where}: bucket {self.bucket} does not exist",
                     hint="create the bucket first, or check the bucket name in --repo "
                     "and the endpoint",
                 )
             if code in _CREDENTIAL_CODES:
-                return RepositoryError(
+                return StoreUnavailable(
                     f"cannot {action} {where}: the object store rejected the "
                     f"credentials ({code})",
                     hint="check the access key and secret for this endpoint",
                 )
             if code in _DENIED_CODES:
-                return RepositoryError(
+                return StoreUnavailable(
                     f"cannot {action} {where}: access denied",
                     hint="give this credential permission for the bucket and prefix "
                     "(see docs/s3.md for the policies)",
                 )
-            return RepositoryError(
+            return StoreUnavailable(
                 f"cannot {action} {where}: the object store returned {code}",
                 hint="run the command again; if it persists, check the object store",
             )
-        return RepositoryError(
+        return StoreUnavailable(
             f"cannot {action} {where}: {type(exc).__name__}",
             hint="run the command again; if it persists, check the object store",
         )

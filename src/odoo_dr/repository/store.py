@@ -45,6 +45,7 @@ from odoo_dr.errors import (
     RejectedError,
     RepositoryError,
     SnapshotDamaged,
+    StoreUnavailable,
 )
 from odoo_dr.repository import catalog, crypto, objects, residency
 from odoo_dr.repository.backend import Backend, DeleteDenied, ObjectNotFound
@@ -619,6 +620,8 @@ class Repository:
         def read(entry: SnapshotSummary):
             try:
                 return self._read_manifest(entry.id, entry)
+            except StoreUnavailable:
+                raise
             except RepositoryError as exc:
                 return exc
 
@@ -741,6 +744,8 @@ class Repository:
                     manifest, document, stored_size = self._read_manifest(
                         snapshot_id, summary
                     )
+                except StoreUnavailable:
+                    raise
                 except RepositoryError as exc:
                     damaged[snapshot_id] = exc.message
                     continue
@@ -1068,6 +1073,8 @@ class Repository:
         for summary in reversed(summaries):
             try:
                 manifest = self.load_snapshot(summary.id, {summary.id: summary})
+            except StoreUnavailable:
+                raise
             except RepositoryError as exc:
                 log.warning("skipping snapshot %s: %s", summary.id, exc.message)
                 damaged[summary.id] = exc.message
