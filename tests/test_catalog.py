@@ -210,20 +210,20 @@ def test_saved_snapshot_enters_catalog(repository):
 def test_deleted_manifest_reported_missing(repository):
     manifests = write_manifests(repository, ["alpha"], 5)
     repository.snapshot_summaries()
-    gone = manifests[2]
-    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+    deleted = manifests[2]
+    (Path(repository.location) / f"snapshots/{deleted.id}.json").unlink()
 
     reader, backend = counted(repository)
     summaries, damaged = reader.scan_summaries()
     assert [item.id for item in summaries] == [
-        item.id for item in manifests if item != gone
+        item.id for item in manifests if item != deleted
     ]
-    assert list(damaged) == [gone.id]
+    assert list(damaged) == [deleted.id]
     assert (
-        f"snapshot manifest {gone.id} of tenant 'alpha' is missing"
-        in (damaged[gone.id])
+        f"snapshot manifest {deleted.id} of tenant 'alpha' is missing"
+        in (damaged[deleted.id])
     )
-    assert "no prune removed it" in damaged[gone.id]
+    assert "no prune removed it" in damaged[deleted.id]
     assert backend.reads["snapshots"] == 0
     assert reader.latest_snapshot("alpha") == manifests[-1]
     assert list(reader.scan_summaries("beta")[1]) == []
@@ -232,12 +232,12 @@ def test_deleted_manifest_reported_missing(repository):
 def test_missing_manifest_survives_merges(repository):
     manifests = write_manifests(repository, ["alpha"], 3)
     repository.snapshot_summaries()
-    gone = manifests[0]
-    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+    deleted = manifests[0]
+    (Path(repository.location) / f"snapshots/{deleted.id}.json").unlink()
 
     for _ in range(2):
         repository.compact_catalog()
-        assert list(repository.scan_summaries()[1]) == [gone.id]
+        assert list(repository.scan_summaries()[1]) == [deleted.id]
 
     count, unreadable = repository.rebuild_catalog()
     assert count == 2
@@ -248,16 +248,16 @@ def test_missing_manifest_survives_merges(repository):
 def test_missing_manifest_stops_restore_and_prune(repository, tmp_path):
     manifests = write_manifests(repository, ["alpha"], 3)
     repository.snapshot_summaries()
-    gone = manifests[0].id
-    (Path(repository.location) / f"snapshots/{gone}.json").unlink()
+    deleted = manifests[0].id
+    (Path(repository.location) / f"snapshots/{deleted}.json").unlink()
 
     restore = run_cli(
-        "restore", gone, "--target", "odoo_dr_never", "--copy",
+        "restore", deleted, "--target", "odoo_dr_never", "--copy",
         "--filestore-root", str(tmp_path / "fs"), "--repo", repository.location,
         env={"PGHOST": str(tmp_path / "no-server"), "PGPORT": "1"},
     )  # fmt: skip
     assert restore.returncode == 2, restore.stderr
-    assert f"snapshot manifest {gone} of tenant 'alpha' is missing" in restore.stderr
+    assert f"snapshot manifest {deleted} of tenant 'alpha' is missing" in restore.stderr
     assert "put back this manifest" in restore.stderr
     assert not (tmp_path / "fs").exists()
 
@@ -410,13 +410,13 @@ def test_stale_removal_hides_no_deletion(repository):
         prune(pruner, [RetentionPolicy(keep_last=1)])
         os._exit(0)
     os.waitpid(pid, 0)
-    kept = run_cli("prune", "--keep-last", "10", "--repo", repository.location)
-    assert kept.returncode == 0, kept.stderr
-    gone = manifests[0].id
-    (Path(repository.location) / f"snapshots/{gone}.json").unlink()
+    second_prune = run_cli("prune", "--keep-last", "10", "--repo", repository.location)
+    assert second_prune.returncode == 0, second_prune.stderr
+    deleted = manifests[0].id
+    (Path(repository.location) / f"snapshots/{deleted}.json").unlink()
 
     damaged = Repository.open(repository.location).scan_summaries()[1]
-    assert list(damaged) == [gone]
+    assert list(damaged) == [deleted]
 
 
 def test_tenant_merge_keeps_other_evidence(repository):
@@ -424,14 +424,14 @@ def test_tenant_merge_keeps_other_evidence(repository):
     # that tenant, and that listing merges the catalog past 16 segments.
     manifests = write_manifests(repository, ["alpha", "beta"], 3)
     repository.snapshot_summaries()
-    gone = next(item for item in manifests if item.tenant == "beta")
-    (Path(repository.location) / f"snapshots/{gone.id}.json").unlink()
+    deleted = next(item for item in manifests if item.tenant == "beta")
+    (Path(repository.location) / f"snapshots/{deleted.id}.json").unlink()
     for _ in range(17):
         write_manifests(repository, ["alpha"], 1)
         Repository.open(repository.location).snapshot_summaries("alpha")
 
     damaged = Repository.open(repository.location).scan_summaries()[1]
-    assert list(damaged) == [gone.id]
+    assert list(damaged) == [deleted.id]
 
 
 def test_serve_counts_damaged_manifests(repository):
@@ -823,6 +823,6 @@ def test_copied_back_deletion_reported(repository):
 
     (Path(repository.location) / f"snapshots/{manifests[0].id}.json").unlink()
     assert manifests[0].id in repository.scan_summaries()[1]
-    # Also after a prune, which forgets only removed ids of listed manifests.
+    # Also after a prune, which drops only the removed ids of listed manifests.
     with pytest.raises(RepositoryError, match=manifests[0].id):
         prune(repository, [RetentionPolicy(keep_last=10)], now=now)

@@ -136,9 +136,9 @@ def test_drill_of_changed_modules_fails(
     repository.backend.write(
         f"snapshots/{manifest.id}.json", manifest.model_dump_json().encode()
     )
-    refused = cli("drill", snapshot, "--repo", repository.location)
-    assert refused.returncode == 2
-    assert "its SHA-256 differs" in refused.stderr
+    rejected = cli("drill", snapshot, "--repo", repository.location)
+    assert rejected.returncode == 2
+    assert "its SHA-256 differs" in rejected.stderr
     accept_manifests(repository.location)
     result = cli("drill", snapshot, "--repo", repository.location)
     assert result.returncode == 5

@@ -297,7 +297,7 @@ def test_post_deploy_checks_planned_versions(
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
 
 
-def test_rollback_refuses_changed_manifest(repository, odoo_database, filestore_root):
+def test_rollback_rejects_changed_manifest(repository, odoo_database, filestore_root):
     summary = odoo_database()
     database = summary.database
     options = take_release_point(repository, database, filestore_root)
