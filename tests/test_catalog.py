@@ -261,6 +261,10 @@ def test_missing_manifest_stops_restore_and_prune(repository, tmp_path):
     assert "put back this manifest" in restore.stderr
     assert not (tmp_path / "fs").exists()
 
+    verify = run_cli("verify", "--repo", repository.location)
+    assert verify.returncode == 5, verify.stderr
+    assert "hint: put the manifests back from a copy" in verify.stderr
+
     prune = run_cli("prune", "--keep-last", "1", "--repo", repository.location)
     assert prune.returncode == 2, prune.stderr
     assert "is missing" in prune.stderr

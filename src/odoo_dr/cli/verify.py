@@ -238,6 +238,12 @@ def _print_report(report: VerifyReport) -> None:
             console.out(f"  {item.snapshot_id}: and {more:,} more")
     for snapshot_id, message in report.unreadable.items():
         errors.print(f"snapshot {snapshot_id} is unreadable: {message}")
+    if report.unreadable:
+        errors.print(
+            "hint: put the manifests back from a copy of the repository, or run "
+            "'odoo-dr repository rebuild-catalog' to accept them as they are "
+            "(see docs/damage.md)"
+        )
     for pack_id, message in report.damaged_packs.items():
         console.out(f"  pack {pack_id} is damaged: {message}")
     for key, message in report.damaged_index_files.items():
